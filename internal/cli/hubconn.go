@@ -1,0 +1,162 @@
+package cli
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/iotplan/iotplan/internal/hub"
+	"github.com/iotplan/iotplan/internal/hubclient"
+	"github.com/iotplan/iotplan/schema"
+)
+
+// defaultDataDir is where the local hub keeps its state unless --data says otherwise.
+const defaultDataDir = ".iotplan/dev"
+
+// envConnectionString names the environment variable holding a service connection string.
+const envConnectionString = "IOTHUB_CONNECTION_STRING"
+
+// hubFlags select the hub a command talks to.
+type hubFlags struct {
+	dev     bool
+	dataDir string
+}
+
+func (f *hubFlags) register(fs *pflag.FlagSet) {
+	fs.BoolVar(&f.dev, "dev", false, "use the built-in local IoT Hub (started in-process unless 'iotplan dev' is running)")
+	fs.StringVar(&f.dataDir, "data", defaultDataDir, "data directory of the local hub (with -dev)")
+}
+
+// endpointFile is written by a running 'iotplan dev' into its data directory so that
+// 'plan -dev' and 'apply -dev' in another terminal talk to it instead of starting their own.
+// It holds the hub's own owner key, like the hub's database beside it, and is private (0600).
+type endpointFile struct {
+	ConnectionString string `json:"connectionString"`
+	CAFile           string `json:"caFile"`
+	PID              int    `json:"pid"`
+}
+
+const endpointFileName = "endpoint.json"
+
+func writeEndpointFile(dataDir string, e endpointFile) error {
+	b, err := json.MarshalIndent(e, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dataDir, endpointFileName), b, 0o600)
+}
+
+// readRunningEndpoint returns the endpoint of an 'iotplan dev' that is still running.
+func readRunningEndpoint(dataDir string) (endpointFile, bool) {
+	var e endpointFile
+	b, err := os.ReadFile(filepath.Join(dataDir, endpointFileName))
+	if err != nil || json.Unmarshal(b, &e) != nil || e.PID <= 0 {
+		return e, false
+	}
+	// Signal 0 checks that the process exists without touching it.
+	if p, err := os.FindProcess(e.PID); err != nil || p.Signal(syscall.Signal(0)) != nil {
+		return e, false
+	}
+	return e, true
+}
+
+// hubSession is the hub a command talks to, and how to let go of it.
+type hubSession struct {
+	client *hubclient.Client
+	// local is set when the command started the local hub in-process.
+	local *hub.Hub
+	// name describes the hub for messages, never with a key.
+	name string
+}
+
+func (h *hubSession) Close() {
+	if h.local != nil {
+		h.local.Close()
+	}
+}
+
+// openHub resolves the hub: -dev (a running 'iotplan dev', else one started in-process),
+// else the config's hub block, else IOTHUB_CONNECTION_STRING.
+func openHub(ctx context.Context, f hubFlags, cfg *schema.Config, logOut io.Writer) (*hubSession, error) {
+	if f.dev {
+		return openDevHub(ctx, f.dataDir, logOut)
+	}
+	cs, source := "", ""
+	if cfg != nil && cfg.Hub != nil && cfg.Hub.ConnectionString != "" {
+		cs, source = cfg.Hub.ConnectionString, "the hub block"
+	} else if v := strings.TrimSpace(os.Getenv(envConnectionString)); v != "" {
+		cs, source = v, envConnectionString
+	}
+	if cs == "" {
+		return nil, fmt.Errorf("no IoT Hub to talk to: set %s to a service connection string, add a hub block, or use -dev for the built-in local hub", envConnectionString)
+	}
+	c, err := hubclient.New(cs)
+	if err != nil {
+		// hubclient's errors never carry the key; say where the string came from.
+		return nil, fmt.Errorf("%s: %s", source, oneLine(err.Error()))
+	}
+	return &hubSession{client: c, name: c.HostName()}, nil
+}
+
+func openDevHub(ctx context.Context, dataDir string, logOut io.Writer) (*hubSession, error) {
+	if e, ok := readRunningEndpoint(dataDir); ok {
+		pool, err := loadCAFile(e.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("local hub in %s: %w", dataDir, err)
+		}
+		c, err := hubclient.New(e.ConnectionString, hubclient.WithRootCAs(pool))
+		if err != nil {
+			return nil, fmt.Errorf("local hub in %s: %s", dataDir, oneLine(err.Error()))
+		}
+		return &hubSession{client: c, name: c.HostName() + " (iotplan dev, pid " + fmt.Sprint(e.PID) + ")"}, nil
+	}
+	h, err := hub.Start(ctx, hub.Options{
+		DataDir:   dataDir,
+		HostName:  "localhost",
+		HTTPSAddr: "127.0.0.1:0",
+		Logger:    hubLogger(logOut),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting the local hub in %s: %w", dataDir, err)
+	}
+	c, err := hubclient.New(h.ServiceConnectionString(), hubclient.WithRootCAs(h.RootCAs()))
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	return &hubSession{client: c, local: h, name: h.HostName() + " (built-in local hub, " + dataDir + ")"}, nil
+}
+
+func loadCAFile(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the hub's CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("the hub's CA file holds no certificate: " + path)
+	}
+	return pool, nil
+}
+
+// hubLogger logs the in-process hub's warnings and errors; IOTPLAN_LOG=debug|info shows more.
+func hubLogger(w io.Writer) *slog.Logger {
+	level := slog.LevelWarn
+	switch strings.ToLower(os.Getenv("IOTPLAN_LOG")) {
+	case "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}

@@ -1,0 +1,269 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/iotplan/iotplan/internal/hub/huberr"
+	"github.com/iotplan/iotplan/internal/hub/registry"
+	"github.com/iotplan/iotplan/internal/hubapi"
+	"github.com/iotplan/iotplan/internal/query"
+)
+
+// Limits.
+const (
+	maxBodyBytes       = 4 << 20 // any request body
+	maxMethodPayload   = 128 << 10
+	maxQueryLength     = 8192
+	maxListDevices     = 1000
+	minResponseTimeout = 5
+	maxResponseTimeout = 300
+	maxConnectTimeout  = 300
+)
+
+// decodeBody reads a JSON body into v. An empty body is ArgumentNull; unparseable JSON is
+// IotHubFormatError (400006).
+func decodeBody(r *http.Request, v any) error {
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+	if err != nil {
+		return huberr.New(huberr.GenericBadRequest, "The request body could not be read.")
+	}
+	if len(b) > maxBodyBytes {
+		return huberr.New(huberr.MessageTooLarge, "The request body is larger than %d bytes.", maxBodyBytes)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return huberr.New(huberr.ArgumentNull, "The request body is empty.")
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return huberr.New(huberr.IotHubFormatError, "The request body is not valid JSON for this operation: %s.", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return nil
+}
+
+// --- devices -----------------------------------------------------------------------------------
+
+func (s *Server) listDevices(_ http.ResponseWriter, r *http.Request) (any, error) {
+	top := maxListDevices
+	if t := r.URL.Query().Get("top"); t != "" {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 1 {
+			return nil, huberr.New(huberr.ArgumentInvalid, "top must be a positive number.")
+		}
+		top = min(n, maxListDevices)
+	}
+	return s.opts.Registry.ListDevices(top), nil
+}
+
+func (s *Server) getDevice(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return s.opts.Registry.GetDevice(r.PathValue("id"))
+}
+
+func (s *Server) putDevice(_ http.ResponseWriter, r *http.Request) (any, error) {
+	id := r.PathValue("id")
+	var d registry.Device
+	if err := decodeBody(r, &d); err != nil {
+		return nil, err
+	}
+	if d.DeviceID == "" {
+		d.DeviceID = id
+	}
+	if d.DeviceID != id {
+		return nil, huberr.New(huberr.ArgumentInvalid, "The deviceId in the body (%s) does not match the one in the path (%s).", d.DeviceID, id)
+	}
+	return s.opts.Registry.CreateOrUpdateDevice(d, r.Header.Get("If-Match"))
+}
+
+func (s *Server) deleteDevice(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return nil, s.opts.Registry.DeleteDevice(r.PathValue("id"), r.Header.Get("If-Match"))
+}
+
+// --- twins -------------------------------------------------------------------------------------
+
+func (s *Server) getTwin(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return s.opts.Registry.GetTwin(r.PathValue("id"))
+}
+
+func (s *Server) patchTwin(_ http.ResponseWriter, r *http.Request) (any, error) {
+	var p hubapi.TwinPatch
+	if err := decodeBody(r, &p); err != nil {
+		return nil, err
+	}
+	return s.opts.Registry.UpdateTwin(r.PathValue("id"), p, r.Header.Get("If-Match"))
+}
+
+func (s *Server) putTwin(_ http.ResponseWriter, r *http.Request) (any, error) {
+	var p hubapi.TwinPatch
+	if err := decodeBody(r, &p); err != nil {
+		return nil, err
+	}
+	return s.opts.Registry.ReplaceTwin(r.PathValue("id"), p, r.Header.Get("If-Match"))
+}
+
+// --- direct methods ----------------------------------------------------------------------------
+
+// methodBody distinguishes an absent timeout (default) from an explicit 0 (rejected).
+type methodBody struct {
+	MethodName               string          `json:"methodName"`
+	Payload                  json.RawMessage `json:"payload"`
+	ResponseTimeoutInSeconds *int            `json:"responseTimeoutInSeconds"`
+	ConnectTimeoutInSeconds  *int            `json:"connectTimeoutInSeconds"`
+}
+
+func (s *Server) invokeMethod(_ http.ResponseWriter, r *http.Request) (any, error) {
+	id := r.PathValue("id")
+	var b methodBody
+	if err := decodeBody(r, &b); err != nil {
+		return nil, err
+	}
+	m := hubapi.CloudToDeviceMethod{MethodName: b.MethodName, Payload: b.Payload, ResponseTimeoutInSeconds: 30}
+	if strings.TrimSpace(b.MethodName) == "" {
+		return nil, huberr.NewJSON(huberr.ArgumentInvalid, nil, "methodName is required.")
+	}
+	if rt := b.ResponseTimeoutInSeconds; rt != nil {
+		if *rt < minResponseTimeout || *rt > maxResponseTimeout {
+			return nil, huberr.NewJSON(huberr.ArgumentInvalid, nil, "responseTimeoutInSeconds must be within [5; 300].")
+		}
+		m.ResponseTimeoutInSeconds = *rt
+	}
+	if ct := b.ConnectTimeoutInSeconds; ct != nil {
+		if *ct < 0 || *ct > maxConnectTimeout {
+			return nil, huberr.NewJSON(huberr.ArgumentInvalid, nil, "connectTimeoutInSeconds must be within [0; 300].")
+		}
+		m.ConnectTimeoutInSeconds = *ct
+	}
+	if len(b.Payload) > maxMethodPayload {
+		return nil, huberr.NewJSON(huberr.MessageTooLarge, nil, "The method payload is larger than 128 KB.")
+	}
+	if !s.opts.Registry.Has(id) {
+		return nil, huberr.NewJSON(huberr.DeviceNotFound, nil, "Device %s not registered.", id)
+	}
+	if s.opts.Methods == nil {
+		return nil, huberr.New(huberr.ServiceUnavailable, "Direct methods are not available on this hub.")
+	}
+	res, err := s.opts.Methods.Invoke(r.Context(), id, m)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Payload) == 0 {
+		res.Payload = json.RawMessage("null")
+	}
+	return res, nil
+}
+
+// --- queries -----------------------------------------------------------------------------------
+
+// queryError turns a query parse/compile error into the hub's 400 with the position.
+func queryError(err error) error {
+	var qe *query.Error
+	if errors.As(err, &qe) {
+		return huberr.New(huberr.ArgumentInvalid, "The query is invalid: %s (line %d, column %d).", qe.Msg, qe.Pos.Line, qe.Pos.Col)
+	}
+	return huberr.New(huberr.ArgumentInvalid, "The query is invalid: %s.", err.Error())
+}
+
+func (s *Server) queryDevices(w http.ResponseWriter, r *http.Request) (any, error) {
+	var spec hubapi.QuerySpecification // encoding/json matches "query" case-insensitively ("Query" from amenzhinsky)
+	if err := decodeBody(r, &spec); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(spec.Query) == "" {
+		return nil, huberr.New(huberr.ArgumentNull, "The query is missing from the request body.")
+	}
+	if n := len([]rune(spec.Query)); n > maxQueryLength {
+		return nil, huberr.New(huberr.ArgumentInvalid, "The query is %d characters long; the maximum is %d.", n, maxQueryLength)
+	}
+	run := func() ([]any, string, error) {
+		q, err := query.Parse(spec.Query)
+		if err != nil {
+			return nil, "", queryError(err)
+		}
+		p, err := query.Compile(q)
+		if err != nil {
+			return nil, "", queryError(err)
+		}
+		var each func(yield func(doc map[string]any) bool)
+		switch p.Source() {
+		case query.Devices:
+			each = s.opts.Registry.ForEachTwin
+		case query.Jobs:
+			if s.opts.Jobs == nil {
+				each = func(func(map[string]any) bool) {}
+			} else {
+				each = s.opts.Jobs.ForEachDeviceJob
+			}
+		default: // devices.modules: the local hub has no modules yet
+			each = func(func(map[string]any) bool) {}
+		}
+		rows, err := p.Run(each)
+		if err != nil {
+			return nil, "", queryError(err)
+		}
+		return rows, p.ItemType(), nil
+	}
+	return s.page(w, r, "q:"+spec.Query, run)
+}
+
+// --- jobs v2 -----------------------------------------------------------------------------------
+
+func (s *Server) jobs() (Jobs, error) {
+	if s.opts.Jobs == nil {
+		return nil, huberr.New(huberr.ServiceUnavailable, "Jobs are not available on this hub.")
+	}
+	return s.opts.Jobs, nil
+}
+
+func (s *Server) createJob(_ http.ResponseWriter, r *http.Request) (any, error) {
+	j, err := s.jobs()
+	if err != nil {
+		return nil, err
+	}
+	id := r.PathValue("id")
+	var req hubapi.JobRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	if req.JobID == "" {
+		req.JobID = id
+	}
+	if req.JobID != id {
+		return nil, huberr.New(huberr.ArgumentInvalid, "The jobId in the body (%s) does not match the one in the path (%s).", req.JobID, id)
+	}
+	return j.Create(req)
+}
+
+func (s *Server) getJob(_ http.ResponseWriter, r *http.Request) (any, error) {
+	j, err := s.jobs()
+	if err != nil {
+		return nil, err
+	}
+	return j.Get(r.PathValue("id"))
+}
+
+func (s *Server) cancelJob(_ http.ResponseWriter, r *http.Request) (any, error) {
+	j, err := s.jobs()
+	if err != nil {
+		return nil, err
+	}
+	return j.Cancel(r.PathValue("id"))
+}
+
+func (s *Server) queryJobs(w http.ResponseWriter, r *http.Request) (any, error) {
+	j, err := s.jobs()
+	if err != nil {
+		return nil, err
+	}
+	jobType, status := r.URL.Query().Get("jobType"), r.URL.Query().Get("jobStatus")
+	return s.page(w, r, "j:"+jobType+"\x00"+status, func() ([]any, string, error) {
+		list := j.List(jobType, status)
+		rows := make([]any, len(list))
+		for i := range list {
+			rows[i] = list[i]
+		}
+		return rows, "jobResponse", nil
+	})
+}

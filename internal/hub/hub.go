@@ -1,0 +1,347 @@
+// Package hub assembles the local IoT Hub: one bbolt store (<data>/hub.db), the registry of
+// devices and twins, the link table of connected device sessions, the jobs engine, the
+// simulated devices, the TLS identity and the HTTPS service REST API. It owns no hub behaviour
+// itself; it wires the packages under internal/hub together and manages their lifecycle.
+//
+// Store: each package owns its buckets inside hub.db (registry: devices, twins, meta; jobs:
+// jobs, devicejobs; sim: fleet); this package owns "policies" (the shared access policies and
+// their keys, generated on first start). The database runs with NoSync: a commit reaches the
+// OS (so a crashed or killed process loses nothing) but is not fsynced per operation (a power
+// loss may lose the last writes) — the right trade for a development hub whose jobs write
+// one twin per device. Close syncs.
+//
+// Ports: the default HTTPS address is ":443", the hub's own port, because Azure's SDKs cannot
+// use another. HostName() is then the bare host; on any other port it is "host:port", which
+// iotplan and amenzhinsky/iothub accept in connection strings and Azure's SDKs do not.
+//
+// Imports: internal/hub/..., hubapi, sas, bbolt, hcl (fleet diagnostics), stdlib.
+package hub
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"go.etcd.io/bbolt"
+
+	"github.com/iotplan/iotplan/internal/hub/httpapi"
+	"github.com/iotplan/iotplan/internal/hub/jobs"
+	"github.com/iotplan/iotplan/internal/hub/link"
+	"github.com/iotplan/iotplan/internal/hub/registry"
+	"github.com/iotplan/iotplan/internal/hub/sim"
+	"github.com/iotplan/iotplan/internal/hub/tlscert"
+	"github.com/iotplan/iotplan/internal/sas"
+)
+
+// Options configure Start. Zero values take the documented defaults.
+type Options struct {
+	DataDir   string       // default ".iotplan/dev"
+	HostName  string       // default "localhost"
+	HTTPSAddr string       // default ":443"; tests use "127.0.0.1:0"
+	FleetFile string       // "" = the default fleet for a new hub, or the remembered one
+	Logger    *slog.Logger // nil = discard
+}
+
+// Defaults.
+const (
+	DefaultDataDir  = ".iotplan/dev"
+	DefaultHostName = "localhost"
+	DefaultAddr     = ":443"
+	// DBFile is the store inside the data directory.
+	DBFile = "hub.db"
+	// closeTimeout bounds how long Close waits for in-flight requests.
+	closeTimeout = 5 * time.Second
+)
+
+var bucketPolicies = []byte("policies")
+
+// Hub is a running local IoT Hub.
+type Hub struct {
+	opts     Options
+	log      *slog.Logger
+	host     string // HostName(): "localhost" on 443, else "localhost:port"
+	db       *bbolt.DB
+	reg      *registry.Registry
+	link     *link.Hub
+	jobs     *jobs.Manager
+	sim      *sim.Sim
+	api      *httpapi.Server
+	http     *http.Server
+	ln       net.Listener
+	tls      *tlscert.Bundle
+	policies []httpapi.Policy
+	served   chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start opens (or creates) the hub in opts.DataDir and serves it. The hub runs until Close;
+// ctx bounds the start only.
+func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
+	if opts.DataDir == "" {
+		opts.DataDir = DefaultDataDir
+	}
+	if opts.HostName == "" {
+		opts.HostName = DefaultHostName
+	}
+	if opts.HTTPSAddr == "" {
+		opts.HTTPSAddr = DefaultAddr
+	}
+	if strings.ContainsAny(opts.HostName, ":/ ") && net.ParseIP(opts.HostName) == nil {
+		return nil, fmt.Errorf("host name %q must be a bare host name or IP address, without port or scheme", opts.HostName)
+	}
+	h := &Hub{opts: opts, log: opts.Logger, served: make(chan struct{})}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	defer func() {
+		if err != nil {
+			h.teardown()
+		}
+	}()
+
+	// A fleet file is read before anything is created, so a typo leaves no half-made hub.
+	var fleet *sim.Fleet
+	if opts.FleetFile != "" {
+		if fleet, err = loadFleet(opts.FleetFile); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("local hub data directory: %w", err)
+	}
+	dbPath := filepath.Join(opts.DataDir, DBFile)
+	h.db, err = bbolt.Open(dbPath, 0o600, &bbolt.Options{Timeout: time.Second})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("%s is in use by another process (is `iotplan dev` already running on %s?)", dbPath, opts.DataDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", dbPath, err)
+	}
+	h.db.NoSync = true
+	if h.policies, err = loadPolicies(h.db); err != nil {
+		return nil, err
+	}
+
+	h.reg, err = registry.Open(h.db, registry.Options{OnDesired: func(id string, patch map[string]any, v int64) {
+		h.link.NotifyDesired(id, patch, v)
+	}})
+	if err != nil {
+		return nil, err
+	}
+	h.link = link.New(link.Options{OnConnect: func(id string, connected bool) {
+		if err := h.reg.SetConnectionState(id, connected, time.Now()); err != nil {
+			h.log.Warn("hub: connection state", "device", id, "err", err)
+		}
+	}})
+	if h.jobs, err = jobs.New(h.db, h.reg, h.link, jobs.Options{Logger: h.log}); err != nil {
+		return nil, err
+	}
+
+	if h.ln, err = listen(opts.HTTPSAddr); err != nil {
+		return nil, err
+	}
+	port := h.ln.Addr().(*net.TCPAddr).Port
+	h.host = opts.HostName
+	if port != 443 {
+		h.host = net.JoinHostPort(opts.HostName, strconv.Itoa(port))
+	}
+	if h.tls, err = tlscert.Ensure(opts.DataDir, opts.HostName, time.Now()); err != nil {
+		return nil, err
+	}
+
+	if h.sim, err = sim.Start(ctx, fleet, h.db, h.reg, h.reg, h.link); err != nil {
+		return nil, err
+	}
+
+	h.api = httpapi.New(httpapi.Options{
+		HostName: h.host, Registry: h.reg, Methods: h.link, Jobs: h.jobs, Policies: h.policies, Logger: h.log,
+	})
+	h.http = &http.Server{
+		Handler:           h.api.Handler(),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{h.tls.Cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          log.New(slogWriter{h.log}, "", 0),
+	}
+	go func() {
+		defer close(h.served)
+		if err := h.http.ServeTLS(h.ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			h.log.Error("hub: HTTPS server stopped", "err", err)
+		}
+	}()
+	h.log.Info("local IoT Hub started", "host", h.host, "data", opts.DataDir, "devices", h.reg.DeviceCount())
+	return h, nil
+}
+
+// listen binds addr, explaining the usual failure on the hub's own port.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	switch {
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
+		return nil, fmt.Errorf("cannot listen on %s: permission denied. Port %s is the IoT Hub's own port, which Azure's SDKs (Node, C#, Python, Java) require; "+
+			"grant the right to bind it (e.g. `sudo setcap cap_net_bind_service=+ep <iotplan binary>`) or choose another port with --https-port 8443 — "+
+			"iotplan itself and amenzhinsky/iothub accept HostName=host:port connection strings, Azure's SDKs cannot use them", addr, port)
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("cannot listen on %s: the port is already in use (another `iotplan dev`?). Stop it, or choose another port with --https-port — "+
+			"iotplan itself and amenzhinsky/iothub accept HostName=host:port connection strings, Azure's SDKs only use 443", addr)
+	}
+	return nil, fmt.Errorf("cannot listen on %s: %w (choose another address with --https-port)", addr, err)
+}
+
+func loadFleet(path string) (*sim.Fleet, error) {
+	f, diags := sim.LoadFleet(path)
+	if !diags.HasErrors() {
+		return f, nil
+	}
+	var buf bytes.Buffer
+	files := map[string]*hcl.File{}
+	if src, err := os.ReadFile(path); err == nil {
+		files[path] = &hcl.File{Bytes: src}
+	}
+	wr := hcl.NewDiagnosticTextWriter(&buf, files, 100, false)
+	_ = wr.WriteDiagnostics(diags)
+	return nil, fmt.Errorf("fleet file %s:\n%s", path, strings.TrimRight(buf.String(), "\n"))
+}
+
+// loadPolicies reads the shared access policies, creating the hub's defaults with fresh keys
+// on first start.
+func loadPolicies(db *bbolt.DB) ([]httpapi.Policy, error) {
+	var ps []httpapi.Policy
+	err := db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketPolicies)
+		if err != nil {
+			return err
+		}
+		if v := b.Get([]byte("all")); v != nil {
+			return json.Unmarshal(v, &ps)
+		}
+		ps = httpapi.DefaultPolicies()
+		for i := range ps {
+			ps[i].PrimaryKey, ps[i].SecondaryKey = registry.NewKey(), registry.NewKey()
+		}
+		v, err := json.Marshal(ps)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("all"), v)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hub policies: %w", err)
+	}
+	return ps, nil
+}
+
+// HostName is what connection strings carry: "localhost" on 443, else "localhost:port".
+func (h *Hub) HostName() string { return h.host }
+
+// ServiceConnectionString is the connection string of the iothubowner policy.
+func (h *Hub) ServiceConnectionString() string {
+	s, _ := h.PolicyConnectionString("iothubowner")
+	return s
+}
+
+// PolicyConnectionString is the connection string of a shared access policy (iothubowner,
+// service, device, registryRead, registryReadWrite).
+func (h *Hub) PolicyConnectionString(policy string) (string, error) {
+	for _, p := range h.policies {
+		if p.Name == policy {
+			return sas.ConnectionString{HostName: h.host, SharedAccessKeyName: p.Name, SharedAccessKey: p.PrimaryKey}.String(), nil
+		}
+	}
+	return "", fmt.Errorf("the local hub has no shared access policy %q", policy)
+}
+
+// Policies returns the hub's shared access policies (with keys).
+func (h *Hub) Policies() []httpapi.Policy { return append([]httpapi.Policy(nil), h.policies...) }
+
+// DeviceConnectionString is a device's connection string (primary key); 404001 if unknown.
+func (h *Hub) DeviceConnectionString(deviceID string) (string, error) {
+	pk, _, err := h.reg.DeviceKeys(deviceID)
+	if err != nil {
+		return "", err
+	}
+	return sas.ConnectionString{HostName: h.host, DeviceID: deviceID, SharedAccessKey: pk}.String(), nil
+}
+
+// CAFile is the absolute path of the hub's CA certificate (PEM).
+func (h *Hub) CAFile() string { return h.tls.CAPath }
+
+// RootCAs is a pool holding the hub's CA, for clients' tls.Config.
+func (h *Hub) RootCAs() *x509.CertPool { return h.tls.Pool.Clone() }
+
+// Sim is the hub's simulated devices.
+func (h *Hub) Sim() *sim.Sim { return h.sim }
+
+// Registry is the hub's device registry (for in-process tests and tools).
+func (h *Hub) Registry() *registry.Registry { return h.reg }
+
+// Link is the hub's table of connected device sessions.
+func (h *Hub) Link() *link.Hub { return h.link }
+
+// Jobs is the hub's jobs engine.
+func (h *Hub) Jobs() *jobs.Manager { return h.jobs }
+
+// Requests counts REST requests per route pattern (e.g. "POST /devices/query").
+func (h *Hub) Requests() map[string]int64 { return h.api.Requests() }
+
+// Close stops serving (waiting up to 5 s for requests in flight), stops the simulated devices
+// and the jobs engine, and closes the store. It is safe to call more than once.
+func (h *Hub) Close() error {
+	h.closeOnce.Do(func() { h.closeErr = h.teardown() })
+	return h.closeErr
+}
+
+func (h *Hub) teardown() error {
+	var errs []error
+	if h.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		if err := h.http.Shutdown(ctx); err != nil {
+			// Requests still running after the bound (e.g. a long direct method) are cut.
+			_ = h.http.Close()
+		}
+		cancel()
+		<-h.served
+	} else if h.ln != nil {
+		_ = h.ln.Close()
+	}
+	if h.sim != nil {
+		errs = append(errs, h.sim.Close())
+	}
+	if h.jobs != nil {
+		errs = append(errs, h.jobs.Close())
+	}
+	if h.db != nil {
+		errs = append(errs, h.db.Sync(), h.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// slogWriter routes net/http's server log (TLS handshake errors and the like) to slog at
+// debug level: a client that does not trust the CA is the client's problem, not the hub's.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Debug("hub: http", "msg", strings.TrimSpace(string(p)))
+	return len(p), nil
+}

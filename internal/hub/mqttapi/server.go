@@ -1,0 +1,268 @@
+package mqttapi
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/iotplan/iotplan/internal/hub/link"
+)
+
+// Registry is what the endpoint needs from the identity registry and twin store;
+// *registry.Registry satisfies it. Errors are *huberr.Error (404001 for an unknown device).
+type Registry interface {
+	// DeviceKeys returns the device's base64 SAS keys.
+	DeviceKeys(deviceID string) (primary, secondary string, err error)
+	// GetTwin returns the full twin document (status, properties.desired/reported with
+	// $version, ...) as GET /twins/{id} returns it.
+	GetTwin(deviceID string) (map[string]any, error)
+	// PatchReported merge-patches reported properties and returns the new reported $version.
+	PatchReported(deviceID string, patch map[string]any) (int64, error)
+}
+
+// twinSections is the optional cheaper read the registry offers for device twin GETs (only
+// the desired and reported sections, not the whole document).
+type twinSections interface {
+	DesiredAndReported(deviceID string) (desired, reported map[string]any, err error)
+}
+
+// activityRecorder is optional: a registry that implements it gets lastActivityTime updates
+// for device traffic (telemetry, twin requests, method answers), at most once per
+// activityInterval per device. Connecting and disconnecting already update it through link.
+type activityRecorder interface {
+	RecordActivity(deviceID string, at time.Time) error
+}
+
+// activityInterval bounds registry writes for chatty devices; IoT Hub's own lastActivityTime
+// is not exact either ("might be updated lazily" [inferred from its docs' caveats]).
+const activityInterval = time.Minute
+
+// Options configure the endpoint.
+type Options struct {
+	// HostName is the hub's host name as device connection strings carry it ("localhost",
+	// or "localhost:PORT"); user names and token scopes are checked against it (ports ignored).
+	HostName string
+	// TLSConfig is the server's TLS configuration (the hub certificate). Required: IoT Hub's
+	// MQTT endpoint is TLS only.
+	TLSConfig *tls.Config
+	// Addr is the TCP address to listen on: ":8883" for the hub, "127.0.0.1:0" in tests.
+	Addr string
+	// Registry holds device identities and twins. Required.
+	Registry Registry
+	// Link is the hub's table of connected devices; every authenticated session joins it.
+	// Required.
+	Link *link.Hub
+	// Policies looks up a shared access policy by name, for tokens signed with a policy key
+	// (skn). nil: only device-key tokens are accepted.
+	Policies func(name string) (Policy, bool)
+	// Logger receives connection and protocol events; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock for token expiry and error timestamps; nil = time.Now.
+	Now func() time.Time
+	// SessionExpiry is how long a disconnected clean=false session keeps its subscriptions;
+	// 0 = one hour. (IoT Hub's own retention is not documented.)
+	SessionExpiry time.Duration
+}
+
+// Stats are the endpoint's counters since Start.
+type Stats struct {
+	Connected            int64 // device sessions open now
+	Connects             int64 // CONNECTs accepted
+	Rejected             int64 // CONNECTs refused (authentication)
+	Telemetry            int64 // device-to-cloud messages accepted
+	TelemetryBytes       int64 // their payload bytes
+	MethodCalls          int64 // direct-method requests sent to devices
+	MethodResponses      int64 // device answers matched to a waiting call
+	TwinGets             int64 // twin GETs answered
+	ReportedPatches      int64 // reported-property patches accepted
+	DesiredNotifications int64 // desired-property notifications sent
+	Denied               int64 // publishes and subscriptions refused by the ACL
+}
+
+type counters struct {
+	connected, connects, rejected, telemetry, telemetryBytes, methodCalls, methodResponses,
+	twinGets, reportedPatches, desiredNotifications, denied atomic.Int64
+}
+
+// Server is a running MQTT endpoint.
+type Server struct {
+	opts   Options
+	log    *slog.Logger
+	broker *mqtt.Server
+	ln     net.Listener
+	stats  counters
+	rid    atomic.Uint64 // method request ids, unique across sessions
+
+	mu       sync.Mutex
+	sessions map[*mqtt.Client]*session
+
+	closeOnce sync.Once
+	closed    atomic.Bool
+	stopCtx   func() bool
+}
+
+const listenerID = "mqtts"
+
+// Start listens on opts.Addr and serves until Close or until ctx is done.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	switch {
+	case opts.HostName == "":
+		return nil, errors.New("mqttapi: HostName is required")
+	case opts.TLSConfig == nil:
+		return nil, errors.New("mqttapi: TLSConfig is required (IoT Hub's MQTT endpoint is TLS only)")
+	case opts.Registry == nil:
+		return nil, errors.New("mqttapi: Registry is required")
+	case opts.Link == nil:
+		return nil, errors.New("mqttapi: Link is required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.SessionExpiry <= 0 {
+		opts.SessionExpiry = time.Hour
+	}
+	if opts.Addr == "" {
+		opts.Addr = ":8883"
+	}
+
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumQos = 1             // IoT Hub grants QoS 1 at most (§8.1)
+	caps.RetainAvailable = 0        // retained telemetry is not stored (§8.1)
+	caps.SharedSubAvailable = 0     // no $share subscriptions on IoT Hub
+	caps.MinimumProtocolVersion = 4 // MQTT 3.1.1
+	caps.MaximumSessionExpiryInterval = uint32(opts.SessionExpiry / time.Second)
+	broker := mqtt.New(&mqtt.Options{
+		Capabilities: caps,
+		// mochi logs every listener and, as warnings, every connection that ends; keep its
+		// errors only and log IoT Hub events from the hook instead.
+		Logger:                 slog.New(minLevel{opts.Logger.Handler(), slog.LevelError}).With("component", "mochi"),
+		SysTopicResendInterval: 3600, // nobody may subscribe to $SYS; publish it rarely
+	})
+
+	s := &Server{
+		opts:     opts,
+		log:      opts.Logger,
+		broker:   broker,
+		sessions: make(map[*mqtt.Client]*session),
+	}
+	if err := broker.AddHook(&hook{s: s}, nil); err != nil {
+		return nil, fmt.Errorf("mqttapi: %w", err)
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("mqttapi: listen on %s: %w", opts.Addr, err)
+	}
+	s.ln = ln
+	if err := broker.AddListener(listeners.NewNet(listenerID, tls.NewListener(ln, opts.TLSConfig))); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("mqttapi: %w", err)
+	}
+	if err := broker.AddListener(wsListener{}); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("mqttapi: %w", err)
+	}
+	if err := broker.Serve(); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("mqttapi: %w", err)
+	}
+	s.stopCtx = context.AfterFunc(ctx, func() { s.Close() })
+	s.log.Info("MQTT endpoint listening", "addr", ln.Addr().String(), "host", opts.HostName)
+	return s, nil
+}
+
+// Addr is the address the endpoint listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Close stops listening, disconnects every device (each leaves the link.Hub) and waits for
+// their sessions to end (bounded).
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		if s.stopCtx != nil {
+			s.stopCtx()
+		}
+		s.broker.Close()
+		done := make(chan struct{})
+		go func() {
+			s.broker.Listeners.ClientsWg.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			s.log.Warn("MQTT endpoint: some device sessions did not end within 5s of Close")
+		}
+	})
+	return nil
+}
+
+// Stats returns the endpoint's counters.
+func (s *Server) Stats() Stats {
+	c := &s.stats
+	return Stats{
+		Connected:            c.connected.Load(),
+		Connects:             c.connects.Load(),
+		Rejected:             c.rejected.Load(),
+		Telemetry:            c.telemetry.Load(),
+		TelemetryBytes:       c.telemetryBytes.Load(),
+		MethodCalls:          c.methodCalls.Load(),
+		MethodResponses:      c.methodResponses.Load(),
+		TwinGets:             c.twinGets.Load(),
+		ReportedPatches:      c.reportedPatches.Load(),
+		DesiredNotifications: c.desiredNotifications.Load(),
+		Denied:               c.denied.Load(),
+	}
+}
+
+// Disconnect closes deviceID's MQTT connection, if it has one, as IoT Hub does when a device is
+// disabled or deleted or its keys are regenerated (the hub calls it after such registry
+// changes; the device may reconnect and is then authenticated afresh). It reports whether a
+// connection was closed.
+func (s *Server) Disconnect(deviceID string) bool {
+	s.mu.Lock()
+	var found []*mqtt.Client
+	for cl, ss := range s.sessions {
+		if ss.id == deviceID {
+			found = append(found, cl)
+		}
+	}
+	s.mu.Unlock()
+	for _, cl := range found {
+		cl.Stop(errDisconnectedByHub)
+	}
+	return len(found) > 0
+}
+
+var errDisconnectedByHub = errors.New("disconnected by the hub (device identity changed)")
+
+func (s *Server) session(cl *mqtt.Client) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[cl]
+}
+
+// minLevel drops records below a level (used to quieten the broker library).
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(a), h.min}
+}
+func (h minLevel) WithGroup(n string) slog.Handler { return minLevel{h.Handler.WithGroup(n), h.min} }

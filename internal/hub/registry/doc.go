@@ -1,0 +1,30 @@
+// Package registry is the local hub's identity registry and twin store: device identities with
+// their SAS keys, and device twins (tags, desired and reported properties) with the hub's
+// versioning rules (see shared/reference/iothub-api.md §2):
+//
+//   - properties.desired.$version / properties.reported.$version count the writes to each section;
+//   - the twin "version" is desired.$version + reported.$version + the number of tag writes, which
+//     reproduces the captured fixtures (1+2 = 3) [inferred];
+//   - "etag" is base64 of an 8-byte big-endian counter that starts at 1 and moves on every
+//     service-side write (tags or desired), not on reported writes (as in the fixtures);
+//   - the device identity's etag ("deviceEtag" in twins) is base64 of a decimal counter;
+//   - $metadata mirrors every object and leaf of desired/reported with $lastUpdated (and, in
+//     desired, $lastUpdatedVersion); every node on the path of a patched key is touched;
+//   - PATCH is a JSON merge patch (RFC 7386: null deletes, objects merge recursively, arrays and
+//     scalars replace); PUT replaces tags and desired wholesale (an absent section becomes {}).
+//
+// Storage: the bbolt buckets "devices" (identity JSON per id), "twins" (twin state JSON per id)
+// and "meta" (schema version). Every write is one bbolt transaction. At Open the whole registry
+// is loaded into memory; each twin is kept as an immutable rendered document (copy-on-write:
+// an update builds a new document that shares untouched subtrees with the old one), so queries
+// and jobs read documents without copying or locking them, and a page cache may keep
+// references to them safely.
+//
+// Numbers in documents are float64, as encoding/json decodes them, which is what the query
+// package expects. Integers beyond ±2^53 cannot be represented; the hub's own limit is ±2^52.
+//
+// Errors are *huberr.Error: 404001 DeviceNotFound, 409001 DeviceAlreadyExists, 412001
+// PreconditionFailed, 400004 ArgumentInvalid for bad ids, keys or patches.
+//
+// Imports: bbolt, hubapi, huberr, stdlib.
+package registry

@@ -1,0 +1,268 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"reflect"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/iotplan/iotplan/internal/hub/huberr"
+)
+
+// maxDepth is the hub's nesting limit for tags, desired and reported ("maximum depth of the
+// object is 10").
+const maxDepth = 10
+
+// normalize deep-copies v into the JSON data model (map[string]any, []any, string, float64,
+// bool, nil), so that callers' maps are never aliased by the store and Go integers from seeds
+// compare like decoded JSON numbers.
+func normalize(v any) (any, error) {
+	switch x := v.(type) {
+	case nil, string, bool, float64:
+		return x, nil
+	case int:
+		return float64(x), nil
+	case int64:
+		return float64(x), nil
+	case int32:
+		return float64(x), nil
+	case float32:
+		return float64(x), nil
+	case uint:
+		return float64(x), nil
+	case uint64:
+		return float64(x), nil
+	case json.Number:
+		f, err := x.Float64()
+		if err != nil {
+			return nil, err
+		}
+		return f, nil
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			n, err := normalize(e)
+			if err != nil {
+				return nil, err
+			}
+			m[k] = n
+		}
+		return m, nil
+	case []any:
+		a := make([]any, len(x))
+		for i, e := range x {
+			n, err := normalize(e)
+			if err != nil {
+				return nil, err
+			}
+			a[i] = n
+		}
+		return a, nil
+	default:
+		// Anything else (typed maps/slices/structs) goes through JSON once.
+		b, err := json.Marshal(x)
+		if err != nil {
+			return nil, err
+		}
+		var out any
+		if err := json.Unmarshal(b, &out); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+}
+
+func normalizeMap(m map[string]any) (map[string]any, error) {
+	if m == nil {
+		return nil, nil
+	}
+	v, err := normalize(m)
+	if err != nil {
+		return nil, err
+	}
+	return v.(map[string]any), nil
+}
+
+// deepCopy copies a JSON value (maps and slices; scalars are immutable).
+func deepCopy(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = deepCopy(e)
+		}
+		return m
+	case []any:
+		a := make([]any, len(x))
+		for i, e := range x {
+			a[i] = deepCopy(e)
+		}
+		return a
+	default:
+		return x
+	}
+}
+
+func deepCopyMap(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	return deepCopy(m).(map[string]any)
+}
+
+// checkKeys validates property names and depth the way the hub does: no '$', '.', space or
+// control characters in keys, keys ≤ 1 KB of UTF-8, at most maxDepth levels. section names the
+// part of the twin in messages ("tags", "properties.desired").
+func checkKeys(section string, m map[string]any) error {
+	return checkKeysAt(section, m, 1)
+}
+
+func checkKeysAt(path string, m map[string]any, depth int) error {
+	if depth > maxDepth {
+		return huberr.New(huberr.ArgumentInvalid, "%s: nesting is deeper than %d levels.", path, maxDepth)
+	}
+	for k, v := range m {
+		if k == "" {
+			return huberr.New(huberr.ArgumentInvalid, "%s: property names cannot be empty.", path)
+		}
+		if len(k) > 1024 || !utf8.ValidString(k) {
+			return huberr.New(huberr.ArgumentInvalid, "%s: property name is longer than 1 KB or not UTF-8.", path)
+		}
+		for _, r := range k {
+			if r == '$' || r == '.' || r == ' ' || r < 0x20 || (r >= 0x7f && r <= 0x9f) {
+				return huberr.New(huberr.ArgumentInvalid, "%s: property name %q contains a character that is not allowed ('$', '.', space or a control character).", path, k)
+			}
+		}
+		if sub, ok := v.(map[string]any); ok {
+			if err := checkKeysAt(path+"."+k, sub, depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// mergePatch applies an RFC 7386 merge patch copy-on-write: old is never modified; the result
+// shares every subtree the patch does not touch. A nil old is an empty object.
+func mergePatch(old, patch map[string]any) map[string]any {
+	out := make(map[string]any, len(old)+len(patch))
+	maps.Copy(out, old)
+	for k, pv := range patch {
+		if pv == nil {
+			delete(out, k)
+			continue
+		}
+		if pm, ok := pv.(map[string]any); ok {
+			om, _ := out[k].(map[string]any) // a non-object old value is replaced by an object
+			out[k] = mergePatch(om, pm)
+			continue
+		}
+		out[k] = pv
+	}
+	return out
+}
+
+// diffPatch returns the merge patch that turns old into new (nil values delete keys).
+func diffPatch(old, new map[string]any) map[string]any {
+	p := map[string]any{}
+	for k, ov := range old {
+		nv, ok := new[k]
+		if !ok {
+			p[k] = nil
+			continue
+		}
+		om, oIsMap := ov.(map[string]any)
+		nm, nIsMap := nv.(map[string]any)
+		switch {
+		case oIsMap && nIsMap:
+			if d := diffPatch(om, nm); len(d) > 0 {
+				p[k] = d
+			}
+		case !reflect.DeepEqual(ov, nv):
+			p[k] = nv
+		}
+	}
+	for k, nv := range new {
+		if _, ok := old[k]; !ok {
+			p[k] = nv
+		}
+	}
+	return p
+}
+
+// stripNulls removes null members recursively (a PUT body's nulls mean "absent").
+func stripNulls(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		switch x := v.(type) {
+		case nil:
+		case map[string]any:
+			out[k] = stripNulls(x)
+		default:
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Metadata nodes mirror the value tree: {"$lastUpdated": ts[, "$lastUpdatedVersion": v], child: node...}.
+const (
+	metaLastUpdated        = "$lastUpdated"
+	metaLastUpdatedVersion = "$lastUpdatedVersion"
+)
+
+func metaStamp(ts string, version int64, withVersion bool) map[string]any {
+	m := map[string]any{metaLastUpdated: ts}
+	if withVersion {
+		m[metaLastUpdatedVersion] = float64(version)
+	}
+	return m
+}
+
+// freshMeta builds the metadata tree for a newly written value.
+func freshMeta(v any, ts string, version int64, withVersion bool) map[string]any {
+	m := metaStamp(ts, version, withVersion)
+	if obj, ok := v.(map[string]any); ok {
+		for k, e := range obj {
+			m[k] = freshMeta(e, ts, version, withVersion)
+		}
+	}
+	return m
+}
+
+// mergeMeta updates the metadata tree for a merge patch applied to oldVal, copy-on-write. Every
+// node on the path of a patched key gets the new stamp; deleted keys lose their metadata.
+func mergeMeta(oldMeta map[string]any, oldVal, patch map[string]any, ts string, version int64, withVersion bool) map[string]any {
+	out := make(map[string]any, len(oldMeta)+len(patch))
+	maps.Copy(out, oldMeta)
+	maps.Copy(out, metaStamp(ts, version, withVersion))
+	for k, pv := range patch {
+		if pv == nil {
+			delete(out, k)
+			continue
+		}
+		pm, isMap := pv.(map[string]any)
+		om, oldIsMap := oldVal[k].(map[string]any)
+		if isMap && oldIsMap {
+			oldChild, _ := out[k].(map[string]any)
+			out[k] = mergeMeta(oldChild, om, pm, ts, version, withVersion)
+			continue
+		}
+		if isMap {
+			out[k] = freshMeta(mergePatch(nil, pm), ts, version, withVersion)
+			continue
+		}
+		out[k] = freshMeta(pv, ts, version, withVersion)
+	}
+	return out
+}
+
+// patchError wraps a JSON-shape problem as the hub's 400.
+func patchError(section string, err error) error {
+	return huberr.New(huberr.ArgumentInvalid, "%s: %s", section, strings.TrimPrefix(fmt.Sprint(err), "json: "))
+}

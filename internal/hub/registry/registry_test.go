@@ -1,0 +1,481 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/iotplan/iotplan/internal/hub/huberr"
+	"github.com/iotplan/iotplan/internal/hubapi"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Second)
+	return c.t
+}
+
+type desiredCall struct {
+	id      string
+	patch   map[string]any
+	version int64
+}
+
+func openDB(t *testing.T, path string) *bbolt.DB {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func newRegistry(t *testing.T) (*Registry, *[]desiredCall, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "hub.db")
+	db := openDB(t, path)
+	t.Cleanup(func() { db.Close() })
+	var calls []desiredCall
+	c := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	r, err := Open(db, Options{Now: c.Now, OnDesired: func(id string, p map[string]any, v int64) {
+		calls = append(calls, desiredCall{id, p, v})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, &calls, path
+}
+
+// j decodes JSON text for expectations and patches (numbers become float64 like the store's).
+func j(t *testing.T, s string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		t.Fatalf("bad test JSON %s: %v", s, err)
+	}
+	return m
+}
+
+func path(doc map[string]any, keys ...string) any {
+	var v any = doc
+	for _, k := range keys {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+func stripMeta(m map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range m {
+		if k != "$metadata" && k != "$version" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func mustCode(t *testing.T, err error, code huberr.Code) {
+	t.Helper()
+	if !huberr.Is(err, code) {
+		t.Fatalf("error = %v, want code %d", err, code)
+	}
+}
+
+func create(t *testing.T, r *Registry, id string) Device {
+	t.Helper()
+	d, err := r.CreateOrUpdateDevice(Device{DeviceID: id}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestCreateDeviceAndNewTwin(t *testing.T) {
+	r, _, _ := newRegistry(t)
+	d := create(t, r, "door-1")
+	if d.Status != "enabled" || d.ConnectionState != "Disconnected" || d.Authentication.Type != "sas" || d.ETag != "MQ==" {
+		t.Fatalf("device = %+v", d)
+	}
+	p, s, err := r.DeviceKeys("door-1")
+	if err != nil || p == "" || s == "" || p == s || p != d.Authentication.SymmetricKey.PrimaryKey {
+		t.Fatalf("keys %q %q %v", p, s, err)
+	}
+	doc, err := r.GetTwin("door-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc["etag"] != "AAAAAAAAAAE=" || doc["version"] != 2.0 || doc["deviceEtag"] != "MQ==" || doc["connectionState"] != "Disconnected" {
+		t.Fatalf("twin = %v", doc)
+	}
+	if path(doc, "properties", "desired", "$version") != 1.0 || path(doc, "properties", "reported", "$version") != 1.0 {
+		t.Fatalf("section versions: %v", doc["properties"])
+	}
+	_, err = r.CreateOrUpdateDevice(Device{DeviceID: "door-1"}, "")
+	mustCode(t, err, huberr.DeviceAlreadyExists)
+	_, err = r.CreateOrUpdateDevice(Device{DeviceID: "bad/id"}, "")
+	mustCode(t, err, huberr.ArgumentInvalid)
+	_, err = r.GetTwin("nope")
+	mustCode(t, err, huberr.DeviceNotFound)
+	_, err = r.GetDevice("nope")
+	mustCode(t, err, huberr.DeviceNotFound)
+}
+
+func TestUpdateDeviceIfMatch(t *testing.T) {
+	r, _, _ := newRegistry(t)
+	d := create(t, r, "d1")
+	_, err := r.CreateOrUpdateDevice(Device{DeviceID: "d1", Status: "disabled"}, `"bm9wZQ=="`)
+	mustCode(t, err, huberr.PreconditionFailed)
+	u, err := r.CreateOrUpdateDevice(Device{DeviceID: "d1", Status: "disabled"}, `"`+d.ETag+`"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Status != "disabled" || u.ETag == d.ETag || u.Authentication.SymmetricKey != d.Authentication.SymmetricKey {
+		t.Fatalf("updated = %+v", u)
+	}
+	_, err = r.CreateOrUpdateDevice(Device{DeviceID: "missing"}, "*")
+	mustCode(t, err, huberr.DeviceNotFound)
+	mustCode(t, r.DeleteDevice("d1", d.ETag), huberr.PreconditionFailed) // stale etag
+	if err := r.DeleteDevice("d1", "W/\""+u.ETag+"\""); err != nil {
+		t.Fatal(err)
+	}
+	mustCode(t, r.DeleteDevice("d1", ""), huberr.DeviceNotFound)
+	if r.DeviceCount() != 0 || r.Has("d1") {
+		t.Fatal("device still there")
+	}
+}
+
+func TestMergePatchNestedAndNull(t *testing.T) {
+	r, calls, _ := newRegistry(t)
+	create(t, r, "d1")
+	p1 := hubapi.TwinPatch{
+		Tags:       j(t, `{"building":"42","loc":{"floor":3,"room":"a"}}`),
+		Properties: &hubapi.TwinProperties{Desired: j(t, `{"a":{"b":1,"c":{"d":true}},"x":"y","arr":[1,2]}`)},
+	}
+	doc, err := r.UpdateTwin("d1", p1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2 := hubapi.TwinPatch{
+		Tags: j(t, `{"loc":{"room":null,"wing":"w"}}`),
+		Properties: &hubapi.TwinProperties{
+			Desired:  j(t, `{"a":{"c":{"d":null,"e":"new"}},"x":null,"arr":[3],"n":{"m":null}}`),
+			Reported: j(t, `{"ignored":1}`), // read-only in a service patch
+		},
+	}
+	doc2, err := r.UpdateTwin("d1", p2, "*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := j(t, `{"building":"42","loc":{"floor":3,"wing":"w"}}`); !reflect.DeepEqual(doc2["tags"], want) {
+		t.Errorf("tags = %v, want %v", doc2["tags"], want)
+	}
+	desired := stripMeta(path(doc2, "properties", "desired").(map[string]any))
+	if want := j(t, `{"a":{"b":1,"c":{"e":"new"}},"arr":[3],"n":{}}`); !reflect.DeepEqual(desired, want) {
+		t.Errorf("desired = %v, want %v", desired, want)
+	}
+	if path(doc2, "properties", "reported", "ignored") != nil {
+		t.Error("service patch wrote reported properties")
+	}
+	// The first document returned is a copy: the second write did not change it.
+	if path(doc, "properties", "desired", "x") != "y" {
+		t.Error("returned document was mutated by a later write")
+	}
+	// Versions: 2 desired writes and 2 tag writes → desired $version 3, version 3+1+2, etag 3.
+	if path(doc2, "properties", "desired", "$version") != 3.0 || doc2["version"] != 6.0 || doc2["etag"] != "AAAAAAAAAAM=" {
+		t.Errorf("versions: desired %v version %v etag %v", path(doc2, "properties", "desired", "$version"), doc2["version"], doc2["etag"])
+	}
+	if len(*calls) != 2 || (*calls)[1].version != 3 || !reflect.DeepEqual((*calls)[1].patch, p2.Properties.Desired) {
+		t.Errorf("OnDesired calls = %+v", *calls)
+	}
+	// A tags-only patch does not notify and leaves desired $version alone.
+	doc3, err := r.UpdateTwin("d1", hubapi.TwinPatch{Tags: j(t, `{"t":1}`)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(*calls) != 2 || path(doc3, "properties", "desired", "$version") != 3.0 || doc3["version"] != 7.0 {
+		t.Errorf("tags-only patch: calls %d, doc %v", len(*calls), doc3["version"])
+	}
+}
+
+func TestMetadata(t *testing.T) {
+	r, _, _ := newRegistry(t)
+	create(t, r, "d1") // clock tick 1: 12:00:01
+	doc, err := r.UpdateTwin("d1", hubapi.TwinPatch{Properties: &hubapi.TwinProperties{Desired: j(t, `{"a":{"b":1,"c":2},"x":1}`)}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1 := "2026-11-25T12:00:02.0000000Z"
+	meta := path(doc, "properties", "desired", "$metadata").(map[string]any)
+	want := j(t, `{"$lastUpdated":"`+t1+`","$lastUpdatedVersion":2,
+		"a":{"$lastUpdated":"`+t1+`","$lastUpdatedVersion":2,
+		     "b":{"$lastUpdated":"`+t1+`","$lastUpdatedVersion":2},
+		     "c":{"$lastUpdated":"`+t1+`","$lastUpdatedVersion":2}},
+		"x":{"$lastUpdated":"`+t1+`","$lastUpdatedVersion":2}}`)
+	if !reflect.DeepEqual(meta, want) {
+		t.Fatalf("metadata = %v\nwant %v", meta, want)
+	}
+	doc, err = r.UpdateTwin("d1", hubapi.TwinPatch{Properties: &hubapi.TwinProperties{Desired: j(t, `{"a":{"c":3},"x":null}`)}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t2 := "2026-11-25T12:00:03.0000000Z"
+	meta = path(doc, "properties", "desired", "$metadata").(map[string]any)
+	want = j(t, `{"$lastUpdated":"`+t2+`","$lastUpdatedVersion":3,
+		"a":{"$lastUpdated":"`+t2+`","$lastUpdatedVersion":3,
+		     "b":{"$lastUpdated":"`+t1+`","$lastUpdatedVersion":2},
+		     "c":{"$lastUpdated":"`+t2+`","$lastUpdatedVersion":3}}}`)
+	if !reflect.DeepEqual(meta, want) {
+		t.Fatalf("metadata after second patch = %v\nwant %v", meta, want)
+	}
+	// Reported metadata has $lastUpdated only; reported writes leave etag alone but bump version.
+	v, err := r.PatchReported("d1", j(t, `{"fw":{"v":"1.0"}}`))
+	if err != nil || v != 2 {
+		t.Fatalf("PatchReported = %d, %v", v, err)
+	}
+	doc, _ = r.GetTwin("d1")
+	t3 := "2026-11-25T12:00:04.0000000Z"
+	rmeta := path(doc, "properties", "reported", "$metadata").(map[string]any)
+	want = j(t, `{"$lastUpdated":"`+t3+`","fw":{"$lastUpdated":"`+t3+`","v":{"$lastUpdated":"`+t3+`"}}}`)
+	if !reflect.DeepEqual(rmeta, want) {
+		t.Fatalf("reported metadata = %v\nwant %v", rmeta, want)
+	}
+	if doc["etag"] != "AAAAAAAAAAM=" || doc["version"] != 5.0 {
+		t.Fatalf("etag %v version %v", doc["etag"], doc["version"])
+	}
+	_, err = r.PatchReported("d1", j(t, `{"$version":3}`))
+	mustCode(t, err, huberr.ArgumentInvalid)
+}
+
+func TestTwinIfMatch(t *testing.T) {
+	r, _, _ := newRegistry(t)
+	create(t, r, "d1")
+	patch := hubapi.TwinPatch{Tags: j(t, `{"a":1}`)}
+	for _, im := range []string{`"AAAAAAAAAAE="`, `AAAAAAAAAAI=`, `W/"AAAAAAAAAAM="`, `*`, `"*"`, ``} {
+		if _, err := r.UpdateTwin("d1", patch, im); err != nil {
+			t.Fatalf("If-Match %s: %v", im, err)
+		}
+	}
+	_, err := r.UpdateTwin("d1", patch, `"AAAAAAAAAAE="`)
+	mustCode(t, err, huberr.PreconditionFailed)
+	_, err = r.ReplaceTwin("d1", patch, `"AAAAAAAAAAE="`)
+	mustCode(t, err, huberr.PreconditionFailed)
+	_, err = r.UpdateTwin("nope", patch, "")
+	mustCode(t, err, huberr.DeviceNotFound)
+}
+
+func TestReplaceTwin(t *testing.T) {
+	r, calls, _ := newRegistry(t)
+	create(t, r, "d1")
+	if _, err := r.UpdateTwin("d1", hubapi.TwinPatch{Tags: j(t, `{"old":1}`), Properties: &hubapi.TwinProperties{Desired: j(t, `{"keep":{"k":1},"drop":2}`)}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := r.ReplaceTwin("d1", hubapi.TwinPatch{Tags: j(t, `{"new":1}`), Properties: &hubapi.TwinProperties{Desired: j(t, `{"keep":{"k":1},"add":null,"z":true}`)}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(doc["tags"], j(t, `{"new":1}`)) {
+		t.Errorf("tags = %v", doc["tags"])
+	}
+	desired := path(doc, "properties", "desired").(map[string]any)
+	if !reflect.DeepEqual(stripMeta(desired), j(t, `{"keep":{"k":1},"z":true}`)) {
+		t.Errorf("desired = %v", desired)
+	}
+	meta := desired["$metadata"].(map[string]any)
+	if _, ok := meta["drop"]; ok {
+		t.Error("metadata of a removed key survived")
+	}
+	if path(meta, "keep", "$lastUpdatedVersion") != 2.0 || path(meta, "z", "$lastUpdatedVersion") != 3.0 {
+		t.Errorf("metadata = %v", meta)
+	}
+	last := (*calls)[len(*calls)-1]
+	if last.version != 3 || !reflect.DeepEqual(last.patch, j(t, `{"keep":{"k":1},"z":true}`)) {
+		t.Errorf("OnDesired after replace = %+v", last)
+	}
+}
+
+func TestPatchValidation(t *testing.T) {
+	r, _, _ := newRegistry(t)
+	create(t, r, "d1")
+	deep := map[string]any{}
+	cur := deep
+	for range 11 {
+		n := map[string]any{}
+		cur["k"] = n
+		cur = n
+	}
+	for _, p := range []hubapi.TwinPatch{
+		{Tags: j(t, `{"a.b":1}`)},
+		{Tags: j(t, `{"a b":1}`)},
+		{Properties: &hubapi.TwinProperties{Desired: j(t, `{"$x":1}`)}},
+		{Properties: &hubapi.TwinProperties{Desired: j(t, `{"a":{"$x":1}}`)}},
+		{Properties: &hubapi.TwinProperties{Desired: deep}},
+	} {
+		_, err := r.UpdateTwin("d1", p, "")
+		mustCode(t, err, huberr.ArgumentInvalid)
+	}
+}
+
+func TestPersistenceAcrossReopen(t *testing.T) {
+	r, _, dbPath := newRegistry(t)
+	create(t, r, "b")
+	create(t, r, "a")
+	if err := r.Import([]SeedDevice{{DeviceID: "c", Tags: map[string]any{"n": 1}, Desired: map[string]any{"x": map[string]any{"y": "z"}}, Reported: map[string]any{"x": 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.UpdateTwin("a", hubapi.TwinPatch{Properties: &hubapi.TwinProperties{Desired: j(t, `{"floor":3}`)}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.PatchReported("a", j(t, `{"floor":3}`)); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := r.SetConnectionState("b", true, at); err != nil {
+		t.Fatal(err)
+	}
+	var before []map[string]any
+	r.ForEachTwin(func(d map[string]any) bool { before = append(before, d); return true })
+	r.db.Close()
+
+	db := openDB(t, dbPath)
+	defer db.Close()
+	r2, err := Open(db, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var after []map[string]any
+	r2.ForEachTwin(func(d map[string]any) bool { after = append(after, d); return true })
+	if len(after) != 3 || after[0]["deviceId"] != "a" || after[2]["deviceId"] != "c" {
+		t.Fatalf("order after reopen: %v", after)
+	}
+	// No session survives a restart: "b" was Connected and is now Disconnected, with its
+	// last activity kept.
+	if after[1]["connectionState"] != "Disconnected" || after[1]["lastActivityTime"] != "2026-01-02T03:04:05.0000000Z" {
+		t.Fatalf("connection state after restart: %v", after[1])
+	}
+	d, _ := r2.GetDevice("b")
+	if d.ConnectionState != "Disconnected" || d.ConnectionStateUpdatedTime == "2026-01-02T03:04:05.0000000Z" {
+		t.Fatalf("identity = %+v", d)
+	}
+	before[1]["connectionState"] = "Disconnected"
+	if !reflect.DeepEqual(before, after) {
+		t.Fatalf("documents differ after reopen:\n%v\n%v", before, after)
+	}
+	if path(after[2], "tags", "n") != 1.0 || path(after[2], "properties", "desired", "x", "y") != "z" {
+		t.Fatalf("seeded twin = %v", after[2])
+	}
+}
+
+func TestImportAllOrNothing(t *testing.T) {
+	r, _, _ := newRegistry(t)
+	create(t, r, "d5")
+	var seeds []SeedDevice
+	for i := range 10 {
+		seeds = append(seeds, SeedDevice{DeviceID: fmt.Sprintf("d%d", i)})
+	}
+	mustCode(t, r.Import(seeds), huberr.DeviceAlreadyExists)
+	if r.DeviceCount() != 1 {
+		t.Fatalf("partial import: %d devices", r.DeviceCount())
+	}
+	mustCode(t, r.Import([]SeedDevice{{DeviceID: "x"}, {DeviceID: "x"}}), huberr.DeviceAlreadyExists)
+	mustCode(t, r.Import([]SeedDevice{{DeviceID: "ok"}, {DeviceID: "bad id"}}), huberr.ArgumentInvalid)
+	if err := r.Import(seeds[:5]); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{}
+	for _, d := range r.ListDevices(0) {
+		ids = append(ids, d.DeviceID)
+	}
+	if !reflect.DeepEqual(ids, []string{"d0", "d1", "d2", "d3", "d4", "d5"}) {
+		t.Fatalf("ids = %v", ids)
+	}
+	if n := len(r.ListDevices(2)); n != 2 {
+		t.Fatalf("ListDevices(2) = %d", n)
+	}
+}
+
+// ForEachTwin crosses chunk boundaries, stops when asked, and tolerates writes from fn.
+func TestForEachTwinChunks(t *testing.T) {
+	r, _, _ := newRegistry(t)
+	var seeds []SeedDevice
+	n := forEachChunk*2 + 7
+	for i := range n {
+		seeds = append(seeds, SeedDevice{DeviceID: fmt.Sprintf("dev-%05d", i)})
+	}
+	if err := r.Import(seeds); err != nil {
+		t.Fatal(err)
+	}
+	count, last := 0, ""
+	r.ForEachTwin(func(d map[string]any) bool {
+		id := d["deviceId"].(string)
+		if id <= last {
+			t.Fatalf("out of order: %s after %s", id, last)
+		}
+		last = id
+		count++
+		if count == 3 { // a write during the scan must not deadlock
+			if _, err := r.PatchReported(id, map[string]any{"seen": true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return true
+	})
+	if count != n {
+		t.Fatalf("visited %d of %d", count, n)
+	}
+	count = 0
+	r.ForEachTwin(func(map[string]any) bool { count++; return count < 600 })
+	if count != 600 {
+		t.Fatalf("did not stop: %d", count)
+	}
+}
+
+func BenchmarkImport100k(b *testing.B) {
+	for range b.N {
+		db, err := bbolt.Open(filepath.Join(b.TempDir(), "hub.db"), 0o600, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		db.NoSync = true
+		r, err := Open(db, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		const total, batch = 100_000, 5_000
+		for s := 0; s < total; s += batch {
+			seeds := make([]SeedDevice, batch)
+			for i := range seeds {
+				seeds[i] = SeedDevice{
+					DeviceID: fmt.Sprintf("door-%06d", s+i),
+					Tags:     map[string]any{"building": "42", "floor": (s + i) % 10},
+					Desired:  map[string]any{"building": "42", "floor": 3},
+					Reported: map[string]any{"building": "42", "floor": 3, "locked": true},
+				}
+			}
+			if err := r.Import(seeds); err != nil {
+				b.Fatal(err)
+			}
+		}
+		n := 0
+		r.ForEachTwin(func(map[string]any) bool { n++; return true })
+		if n != total {
+			b.Fatalf("scan saw %d", n)
+		}
+		db.Close()
+	}
+}

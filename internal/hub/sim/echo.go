@@ -1,0 +1,173 @@
+package sim
+
+import (
+	"container/heap"
+	"strings"
+	"sync"
+	"time"
+)
+
+// echoer reports desired changes back as reported properties after each device's delay, for
+// the whole fleet with one timer goroutine (a min-heap of due times) and a few reporting
+// workers: no goroutine or timer per device. Changes that arrive while a device's echo is
+// pending are merged into it, so a burst becomes one reported patch.
+type echoer struct {
+	rep  Reporter
+	mu   sync.Mutex
+	due  echoHeap
+	wake chan struct{}
+	work chan echoJob
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+type echoItem struct {
+	at time.Time
+	d  *device
+}
+
+type echoJob struct {
+	id    string
+	patch map[string]any
+}
+
+type echoHeap []echoItem
+
+func (h echoHeap) Len() int           { return len(h) }
+func (h echoHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h echoHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *echoHeap) Push(x any)        { *h = append(*h, x.(echoItem)) }
+func (h *echoHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+const echoWorkers = 4
+
+func newEchoer(rep Reporter) *echoer {
+	e := &echoer{rep: rep, wake: make(chan struct{}, 1), work: make(chan echoJob, 256), done: make(chan struct{})}
+	e.wg.Add(1 + echoWorkers)
+	go e.loop()
+	for range echoWorkers {
+		go e.report()
+	}
+	return e
+}
+
+// add queues patch for d's next echo. It never blocks on the reporter.
+func (e *echoer) add(d *device, patch map[string]any, delay time.Duration) {
+	e.mu.Lock()
+	first := d.pending == nil
+	if first {
+		d.pending = make(map[string]any, len(patch))
+	}
+	mergeInto(d.pending, patch)
+	if first {
+		heap.Push(&e.due, echoItem{at: time.Now().Add(delay), d: d})
+	}
+	earliest := first && e.due[0].d == d
+	e.mu.Unlock()
+	if earliest {
+		select {
+		case e.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (e *echoer) loop() {
+	defer e.wg.Done()
+	defer close(e.work)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		var ready []echoJob
+		e.mu.Lock()
+		for len(e.due) > 0 && !e.due[0].at.After(now) {
+			it := heap.Pop(&e.due).(echoItem)
+			ready = append(ready, echoJob{id: it.d.id, patch: it.d.pending})
+			it.d.pending = nil
+		}
+		wait := time.Hour
+		if len(e.due) > 0 {
+			wait = e.due[0].at.Sub(now)
+		}
+		e.mu.Unlock()
+		for _, j := range ready {
+			select {
+			case e.work <- j:
+			case <-e.done:
+				return
+			}
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-timer.C:
+		case <-e.wake:
+		case <-e.done:
+			return
+		}
+	}
+}
+
+func (e *echoer) report() {
+	defer e.wg.Done()
+	for j := range e.work {
+		// A failure (device deleted meanwhile, hub closing) only loses this echo, as it
+		// would for a real device.
+		_, _ = e.rep.PatchReported(j.id, j.patch)
+	}
+}
+
+func (e *echoer) close() {
+	close(e.done)
+	e.wg.Wait()
+}
+
+// mergeInto applies a JSON merge patch to dst, keeping nulls (they delete reported keys when
+// the echo is applied). Values are deep-copied: the patch belongs to the caller. Keys starting
+// with '$' ($version, $metadata) are the hub's, not the device's, and are skipped.
+func mergeInto(dst, patch map[string]any) {
+	for k, v := range patch {
+		if strings.HasPrefix(k, "$") {
+			continue
+		}
+		if pm, ok := v.(map[string]any); ok {
+			dm, ok := dst[k].(map[string]any)
+			if !ok {
+				dm = make(map[string]any, len(pm))
+				dst[k] = dm
+			}
+			mergeInto(dm, pm)
+			continue
+		}
+		dst[k] = deepCopy(v)
+	}
+}
+
+func deepCopy(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = deepCopy(e)
+		}
+		return m
+	case []any:
+		a := make([]any, len(x))
+		for i, e := range x {
+			a[i] = deepCopy(e)
+		}
+		return a
+	}
+	return v
+}

@@ -1,0 +1,626 @@
+package sim
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/function"
+	"github.com/zclconf/go-cty/cty/function/stdlib"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/iotplan/iotplan/internal/hub/huberr"
+	"github.com/iotplan/iotplan/internal/hub/registry"
+)
+
+// Fleet is a parsed fleet file: the simulated devices of a local hub and their behaviours.
+type Fleet struct {
+	Filename string
+	Source   []byte   // kept so the hub can remember the fleet across restarts
+	Groups   []*Group // in file order; a device block is a group of one
+}
+
+// Size is the number of devices the fleet defines.
+func (f *Fleet) Size() int {
+	n := 0
+	for _, g := range f.Groups {
+		n += g.Count
+	}
+	return n
+}
+
+// Modes of a group. Only in-process devices exist so far; MQTT-mode devices (real MQTT
+// clients over TLS on loopback) will share the same behaviour definitions.
+const (
+	ModeInProcess = "in_process"
+	ModeMQTT      = "mqtt"
+)
+
+// DefaultEchoDelay is how long a device waits before echoing desired changes into reported
+// properties when the fleet file does not say.
+const DefaultEchoDelay = 500 * time.Millisecond
+
+// Group is a set of devices with one behaviour: a `group` block, or a `device` block (Single).
+type Group struct {
+	Name            string // group label, or the device id of a device block
+	Single          bool
+	Count           int
+	Mode            string
+	Offline         bool    // device blocks: never connects
+	OfflineFraction float64 // groups: this fraction of devices never connects
+	EchoDelay       time.Duration
+	Echo            bool // false: the devices never report their desired properties back
+	Methods         []*Method
+	DeclRange       hcl.Range
+
+	ids                     []string
+	tags, desired, reported *valueExpr
+}
+
+// ID returns the id of the group's i-th device.
+func (g *Group) ID(i int) string { return g.ids[i] }
+
+// Seed evaluates the group's i-th device for the registry.
+func (g *Group) Seed(i int) (registry.SeedDevice, error) {
+	s := registry.SeedDevice{DeviceID: g.ids[i]}
+	var err error
+	if s.Tags, err = g.tags.eval(i, g.ids[i]); err != nil {
+		return s, err
+	}
+	if s.Desired, err = g.desired.eval(i, g.ids[i]); err != nil {
+		return s, err
+	}
+	s.Reported, err = g.reported.eval(i, g.ids[i])
+	return s, err
+}
+
+// Method is how a group's devices answer one direct method.
+type Method struct {
+	Name            string
+	Status          int
+	Payload         json.RawMessage
+	LatencyMin      time.Duration
+	LatencyMax      time.Duration
+	FailureFraction float64 // this fraction of the group's devices always fails the method
+	FailureStatus   int
+	FailurePayload  json.RawMessage
+	Respond         bool // false: the device receives the call and never answers (→ 504101)
+	DeclRange       hcl.Range
+}
+
+// valueExpr is an object-valued attribute (tags, desired, reported) that may use the
+// variables `index` and `id`. A constant one is evaluated once.
+type valueExpr struct {
+	expr     hcl.Expression
+	constant map[string]any
+	isConst  bool
+}
+
+func (v *valueExpr) eval(i int, id string) (map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	if v.isConst {
+		return v.constant, nil
+	}
+	m, diags := evalObject(v.expr, deviceCtx(i, id))
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return m, nil
+}
+
+var functions = map[string]function.Function{
+	"abs": stdlib.AbsoluteFunc, "ceil": stdlib.CeilFunc, "concat": stdlib.ConcatFunc,
+	"element": stdlib.ElementFunc, "floor": stdlib.FloorFunc, "format": stdlib.FormatFunc,
+	"join": stdlib.JoinFunc, "length": stdlib.LengthFunc, "lookup": stdlib.LookupFunc,
+	"lower": stdlib.LowerFunc, "max": stdlib.MaxFunc, "merge": stdlib.MergeFunc,
+	"min": stdlib.MinFunc, "upper": stdlib.UpperFunc,
+}
+
+// staticCtx evaluates attributes that are the same for every device of a group.
+var staticCtx = &hcl.EvalContext{Functions: functions}
+
+func deviceCtx(i int, id string) *hcl.EvalContext {
+	vars := map[string]cty.Value{"index": cty.NumberIntVal(int64(i))}
+	if id != "" {
+		vars["id"] = cty.StringVal(id)
+	}
+	return &hcl.EvalContext{Variables: vars, Functions: functions}
+}
+
+var fileSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
+	{Type: "device", LabelNames: []string{"id"}},
+	{Type: "group", LabelNames: []string{"name"}},
+}}
+
+var deviceSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "tags"}, {Name: "desired"}, {Name: "reported"},
+		{Name: "offline"}, {Name: "reported_echo_delay"}, {Name: "mode"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "method", LabelNames: []string{"name"}}},
+}
+
+var groupSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "count", Required: true}, {Name: "id", Required: true},
+		{Name: "tags"}, {Name: "desired"}, {Name: "reported"},
+		{Name: "offline_fraction"}, {Name: "reported_echo_delay"}, {Name: "mode"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "method", LabelNames: []string{"name"}}},
+}
+
+var methodSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "status"}, {Name: "payload"}, {Name: "latency"}, {Name: "respond"},
+	{Name: "failure_fraction"}, {Name: "failure_status"}, {Name: "failure_payload"},
+}}
+
+// Limits that keep a fleet file from exhausting the hub.
+const (
+	MaxGroupCount       = 10_000_000
+	maxMethodsPerDevice = 64
+)
+
+// LoadFleet reads and parses a fleet file.
+func LoadFleet(path string) (*Fleet, hcl.Diagnostics) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read fleet file",
+			Detail: fmt.Sprintf("The fleet file %s could not be read: %v.", path, err)}}
+	}
+	return ParseFleet(path, src)
+}
+
+// ParseFleet parses fleet source. Diagnostics carry file:line:col subjects; render them with
+// hcl.NewDiagnosticTextWriter and map[string]*hcl.File{filename: {Bytes: src}}.
+func ParseFleet(filename string, src []byte) (*Fleet, hcl.Diagnostics) {
+	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	content, more := file.Body.Content(fileSchema)
+	diags = append(diags, more...)
+	f := &Fleet{Filename: filename, Source: src}
+	seen := map[string]hcl.Range{} // device id → where it was defined
+	total := 0
+	for _, b := range content.Blocks {
+		var g *Group
+		var gd hcl.Diagnostics
+		if b.Type == "device" {
+			g, gd = decodeDevice(b)
+		} else {
+			g, gd = decodeGroup(b)
+		}
+		diags = append(diags, gd...)
+		if g == nil {
+			continue
+		}
+		total += g.Count
+		if total > MaxGroupCount {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Fleet too large",
+				Detail: fmt.Sprintf("The fleet defines more than %d devices.", MaxGroupCount), Subject: b.DefRange.Ptr()})
+			return nil, diags
+		}
+		dup := false
+		for _, id := range g.ids {
+			if first, ok := seen[id]; ok {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate device id",
+					Detail:  fmt.Sprintf("The device id %q is already defined at %s.", id, first),
+					Subject: b.DefRange.Ptr()})
+				dup = true
+				break
+			}
+			seen[id] = b.DefRange
+		}
+		if !dup {
+			f.Groups = append(f.Groups, g)
+		}
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return f, diags
+}
+
+func decodeDevice(b *hcl.Block) (*Group, hcl.Diagnostics) {
+	content, diags := b.Body.Content(deviceSchema)
+	id := b.Labels[0]
+	g := &Group{Name: id, Single: true, Count: 1, ids: []string{id}, DeclRange: b.DefRange}
+	if err := registry.ValidateDeviceID(id); err != nil {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid device id",
+			Detail: errText(err), Subject: b.LabelRanges[0].Ptr()})
+	}
+	if a := content.Attributes["offline"]; a != nil {
+		v, d := staticValue(a, cty.Bool)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			g.Offline = v.True()
+		}
+	}
+	diags = append(diags, decodeCommon(g, content)...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return g, diags
+}
+
+func decodeGroup(b *hcl.Block) (*Group, hcl.Diagnostics) {
+	content, diags := b.Body.Content(groupSchema)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	g := &Group{Name: b.Labels[0], DeclRange: b.DefRange}
+	a := content.Attributes["count"]
+	n, d := staticInt(a, 1, MaxGroupCount)
+	diags = append(diags, d...)
+	g.Count = n
+	if a := content.Attributes["offline_fraction"]; a != nil {
+		g.OfflineFraction, d = staticFraction(a)
+		diags = append(diags, d...)
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	diags = append(diags, decodeIDs(g, content.Attributes["id"])...)
+	diags = append(diags, decodeCommon(g, content)...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return g, diags
+}
+
+// decodeIDs expands a group's `id`: a constant printf pattern over the index ("door-%05d"),
+// or an expression using `index` (format("door-%05d", index + 240)).
+func decodeIDs(g *Group, a *hcl.Attribute) hcl.Diagnostics {
+	g.ids = make([]string, g.Count)
+	constant := len(a.Expr.Variables()) == 0
+	var pattern string
+	if constant {
+		v, diags := staticValue(a, cty.String)
+		if diags.HasErrors() {
+			return diags
+		}
+		pattern = v.AsString()
+		probe := fmt.Sprintf(pattern, 0)
+		if strings.Contains(probe, "%!") || (probe == pattern && g.Count > 1) {
+			return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid id pattern",
+				Detail:  fmt.Sprintf("The id %q must contain exactly one integer verb such as %%05d, replaced by the device's index 0..%d (or be an expression using index).", pattern, g.Count-1),
+				Subject: a.Expr.Range().Ptr()}}
+		}
+	}
+	for i := range g.ids {
+		var id string
+		if constant {
+			id = fmt.Sprintf(pattern, i)
+		} else {
+			v, diags := a.Expr.Value(deviceCtx(i, ""))
+			if !diags.HasErrors() {
+				v, diags = convertValue(v, cty.String, a.Expr.Range())
+			}
+			if diags.HasErrors() {
+				return diags
+			}
+			id = v.AsString()
+		}
+		if err := registry.ValidateDeviceID(id); err != nil {
+			return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid device id",
+				Detail: fmt.Sprintf("Device %d of group %q: %s", i, g.Name, errText(err)), Subject: a.Expr.Range().Ptr()}}
+		}
+		g.ids[i] = id
+	}
+	return nil
+}
+
+// decodeCommon decodes what device and group blocks share.
+func decodeCommon(g *Group, content *hcl.BodyContent) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	g.Mode = ModeInProcess
+	if a := content.Attributes["mode"]; a != nil {
+		v, d := staticValue(a, cty.String)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			switch mode := v.AsString(); mode {
+			case ModeInProcess:
+			case ModeMQTT:
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unsupported mode",
+					Detail: `mode = "mqtt" (devices as real MQTT clients) is not available yet; use "in_process".`, Subject: a.Expr.Range().Ptr()})
+			default:
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid mode",
+					Detail: fmt.Sprintf("mode must be %q; got %q.", ModeInProcess, mode), Subject: a.Expr.Range().Ptr()})
+			}
+		}
+	}
+	g.Echo, g.EchoDelay = true, DefaultEchoDelay
+	if a := content.Attributes["reported_echo_delay"]; a != nil {
+		v, d := staticValue(a, cty.String)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			if s := v.AsString(); s == "off" {
+				g.Echo = false
+			} else if dur, err := time.ParseDuration(s); err != nil || dur < 0 {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid reported_echo_delay",
+					Detail: fmt.Sprintf(`reported_echo_delay must be a duration such as "500ms" or "2s", or "off"; got %q.`, s), Subject: a.Expr.Range().Ptr()})
+			} else {
+				g.EchoDelay = dur
+			}
+		}
+	}
+	for _, name := range []string{"tags", "desired", "reported"} {
+		a := content.Attributes[name]
+		if a == nil {
+			continue
+		}
+		ve, d := decodeValueExpr(g, a)
+		diags = append(diags, d...)
+		switch name {
+		case "tags":
+			g.tags = ve
+		case "desired":
+			g.desired = ve
+		case "reported":
+			g.reported = ve
+		}
+	}
+	seen := map[string]hcl.Range{}
+	for _, mb := range content.Blocks {
+		m, d := decodeMethod(mb)
+		diags = append(diags, d...)
+		if m == nil {
+			continue
+		}
+		if first, ok := seen[m.Name]; ok {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate method block",
+				Detail: fmt.Sprintf("The method %q is already defined at %s.", m.Name, first), Subject: mb.LabelRanges[0].Ptr()})
+			continue
+		}
+		seen[m.Name] = mb.DefRange
+		g.Methods = append(g.Methods, m)
+	}
+	if len(g.Methods) > maxMethodsPerDevice {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Too many methods",
+			Detail: fmt.Sprintf("A device may define at most %d methods.", maxMethodsPerDevice), Subject: g.DeclRange.Ptr()})
+	}
+	return diags
+}
+
+// decodeValueExpr checks an object-valued attribute on the first and last device, and
+// evaluates it once when it does not depend on the device.
+func decodeValueExpr(g *Group, a *hcl.Attribute) (*valueExpr, hcl.Diagnostics) {
+	ve := &valueExpr{expr: a.Expr}
+	for _, i := range []int{0, g.Count - 1} {
+		m, diags := evalObject(a.Expr, deviceCtx(i, g.ids[i]))
+		if diags.HasErrors() {
+			return nil, diags
+		}
+		if len(a.Expr.Variables()) == 0 {
+			ve.constant, ve.isConst = m, true
+			break
+		}
+	}
+	return ve, nil
+}
+
+func evalObject(expr hcl.Expression, ctx *hcl.EvalContext) (map[string]any, hcl.Diagnostics) {
+	v, diags := expr.Value(ctx)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	if v.IsNull() {
+		return nil, nil
+	}
+	if t := v.Type(); !t.IsObjectType() && !t.IsMapType() {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Object required",
+			Detail:  fmt.Sprintf("This value must be an object such as { building = \"43\" }; got %s.", t.FriendlyName()),
+			Subject: expr.Range().Ptr()}}
+	}
+	var m map[string]any
+	if err := toGo(v, &m); err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid value", Detail: err.Error(), Subject: expr.Range().Ptr()}}
+	}
+	return m, nil
+}
+
+// toGo converts a cty value to the JSON data model (map[string]any, []any, string, float64,
+// bool, nil) directly: it runs once per device and attribute when seeding a fleet.
+func toGo(v cty.Value, out *map[string]any) error {
+	g, err := ctyToGo(v)
+	if err != nil {
+		return err
+	}
+	*out, _ = g.(map[string]any)
+	return nil
+}
+
+func ctyToGo(v cty.Value) (any, error) {
+	if v.IsNull() {
+		return nil, nil
+	}
+	if !v.IsKnown() {
+		return nil, errors.New("the value is not known")
+	}
+	t := v.Type()
+	switch {
+	case t == cty.String:
+		return v.AsString(), nil
+	case t == cty.Bool:
+		return v.True(), nil
+	case t == cty.Number:
+		f, _ := v.AsBigFloat().Float64()
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			return nil, errors.New("the number is not finite, which JSON cannot represent")
+		}
+		return f, nil
+	case t.IsObjectType() || t.IsMapType():
+		m := make(map[string]any, v.LengthInt())
+		for it := v.ElementIterator(); it.Next(); {
+			k, e := it.Element()
+			g, err := ctyToGo(e)
+			if err != nil {
+				return nil, err
+			}
+			m[k.AsString()] = g
+		}
+		return m, nil
+	case t.IsTupleType() || t.IsListType() || t.IsSetType():
+		a := make([]any, 0, v.LengthInt())
+		for it := v.ElementIterator(); it.Next(); {
+			_, e := it.Element()
+			g, err := ctyToGo(e)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, g)
+		}
+		return a, nil
+	}
+	return nil, fmt.Errorf("a %s value cannot be stored in a twin", t.FriendlyName())
+}
+
+func toJSON(a *hcl.Attribute) (json.RawMessage, hcl.Diagnostics) {
+	v, diags := a.Expr.Value(staticCtx)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	b, err := ctyjson.Marshal(v, v.Type())
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid payload", Detail: err.Error(), Subject: a.Expr.Range().Ptr()}}
+	}
+	return b, nil
+}
+
+func decodeMethod(b *hcl.Block) (*Method, hcl.Diagnostics) {
+	content, diags := b.Body.Content(methodSchema)
+	m := &Method{Name: b.Labels[0], Status: 200, Payload: json.RawMessage("null"), FailureStatus: 500,
+		FailurePayload: json.RawMessage(`{"error":"simulated failure"}`), Respond: true, DeclRange: b.DefRange}
+	if m.Name == "" || strings.ContainsAny(m.Name, "/#+ \t") {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid method name",
+			Detail: "A method name must be non-empty and may not contain '/', '#', '+' or spaces (it travels in an MQTT topic).", Subject: b.LabelRanges[0].Ptr()})
+	}
+	if a := content.Attributes["status"]; a != nil {
+		n, d := staticInt(a, 100, 999)
+		diags = append(diags, d...)
+		m.Status = n
+	}
+	if a := content.Attributes["failure_status"]; a != nil {
+		n, d := staticInt(a, 100, 999)
+		diags = append(diags, d...)
+		m.FailureStatus = n
+	}
+	if a := content.Attributes["payload"]; a != nil {
+		p, d := toJSON(a)
+		diags = append(diags, d...)
+		m.Payload = p
+	}
+	if a := content.Attributes["failure_payload"]; a != nil {
+		p, d := toJSON(a)
+		diags = append(diags, d...)
+		m.FailurePayload = p
+	}
+	if a := content.Attributes["failure_fraction"]; a != nil {
+		f, d := staticFraction(a)
+		diags = append(diags, d...)
+		m.FailureFraction = f
+	}
+	if a := content.Attributes["respond"]; a != nil {
+		v, d := staticValue(a, cty.Bool)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			m.Respond = v.True()
+		}
+	}
+	if a := content.Attributes["latency"]; a != nil {
+		v, d := staticValue(a, cty.String)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			lo, hi, err := parseLatency(v.AsString())
+			if err != nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid latency",
+					Detail: err.Error(), Subject: a.Expr.Range().Ptr()})
+			}
+			m.LatencyMin, m.LatencyMax = lo, hi
+		}
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return m, diags
+}
+
+// parseLatency reads "50ms" or a uniform range "20ms..80ms".
+func parseLatency(s string) (lo, hi time.Duration, err error) {
+	a, b, isRange := strings.Cut(s, "..")
+	lo, err = time.ParseDuration(strings.TrimSpace(a))
+	hi = lo
+	if err == nil && isRange {
+		hi, err = time.ParseDuration(strings.TrimSpace(b))
+	}
+	if err != nil || lo < 0 || hi < lo || hi > 10*time.Minute {
+		return 0, 0, fmt.Errorf(`latency must be a duration such as "50ms", or a range such as "20ms..80ms" (at most 10m); got %q`, s)
+	}
+	return lo, hi, nil
+}
+
+func staticValue(a *hcl.Attribute, want cty.Type) (cty.Value, hcl.Diagnostics) {
+	v, diags := a.Expr.Value(staticCtx)
+	if diags.HasErrors() {
+		return cty.NilVal, diags
+	}
+	return convertValue(v, want, a.Expr.Range())
+}
+
+func convertValue(v cty.Value, want cty.Type, rng hcl.Range) (cty.Value, hcl.Diagnostics) {
+	cv, err := convert.Convert(v, want)
+	if err != nil || cv.IsNull() {
+		detail := fmt.Sprintf("A %s is required here.", want.FriendlyName())
+		if err != nil {
+			detail = fmt.Sprintf("A %s is required here: %v.", want.FriendlyName(), err)
+		}
+		return cty.NilVal, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Incorrect attribute value type",
+			Detail: detail, Subject: rng.Ptr()}}
+	}
+	return cv, nil
+}
+
+func staticInt(a *hcl.Attribute, lo, hi int) (int, hcl.Diagnostics) {
+	v, diags := staticValue(a, cty.Number)
+	if diags.HasErrors() {
+		return 0, diags
+	}
+	bf := v.AsBigFloat()
+	n, acc := bf.Int64()
+	if !bf.IsInt() || acc != 0 || n < int64(lo) || n > int64(hi) {
+		return 0, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid number",
+			Detail: fmt.Sprintf("%s must be a whole number from %d to %d.", a.Name, lo, hi), Subject: a.Expr.Range().Ptr()}}
+	}
+	return int(n), nil
+}
+
+func staticFraction(a *hcl.Attribute) (float64, hcl.Diagnostics) {
+	v, diags := staticValue(a, cty.Number)
+	if diags.HasErrors() {
+		return 0, diags
+	}
+	f, _ := v.AsBigFloat().Float64()
+	if math.IsNaN(f) || f < 0 || f > 1 {
+		return 0, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid fraction",
+			Detail: fmt.Sprintf("%s must be between 0 and 1.", a.Name), Subject: a.Expr.Range().Ptr()}}
+	}
+	return f, nil
+}
+
+func errText(err error) string {
+	var he *huberr.Error
+	if errors.As(err, &he) {
+		return he.Msg
+	}
+	return err.Error()
+}

@@ -1,0 +1,131 @@
+package hubclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/iotplan/iotplan/internal/hubapi"
+)
+
+func jobPath(jobID string, suffix ...string) string {
+	p := "/jobs/v2/" + url.PathEscape(jobID)
+	for _, s := range suffix {
+		p += "/" + s
+	}
+	return p
+}
+
+// CreateJob schedules a v2 job (PUT /jobs/v2/{jobId}). A 429 (the hub refused: too many active
+// jobs, throttled) is retried with backoff. When the outcome is unknown (a transport error or
+// a 5xx after the request may have landed), the job is looked up with GET: if it exists with
+// the same type it is returned as created, if it does not the PUT is sent again — never
+// blindly. The returned response is the hub's (minimal: jobId, type, status "queued").
+func (c *Client) CreateJob(ctx context.Context, req hubapi.JobRequest) (hubapi.JobResponse, error) {
+	if req.JobID == "" {
+		return hubapi.JobResponse{}, errors.New("iot hub job.create: the job has no id")
+	}
+	var lastErr error
+	ambiguous := false // a previous attempt may have created the job
+	for n := 1; n <= c.retry.attempts; n++ {
+		if n > 1 {
+			var ra time.Duration
+			var he *Error
+			if errors.As(lastErr, &he) {
+				ra = he.retryAfter
+			}
+			if err := sleep(ctx, c.retry.delay(n-1, ra)); err != nil {
+				return hubapi.JobResponse{}, err
+			}
+		}
+		var res hubapi.JobResponse
+		_, err := c.do(ctx, request{kind: "job.create", method: http.MethodPut, path: jobPath(req.JobID), body: req}, &res)
+		if err == nil {
+			return res, nil
+		}
+		if ctx.Err() != nil {
+			return hubapi.JobResponse{}, err
+		}
+		lastErr = err
+		var he *Error
+		switch {
+		case errors.As(err, &he) && he.Status == http.StatusTooManyRequests:
+			continue // refused before it was accepted: safe to send again after a pause
+		case errors.As(err, &he) && he.Status == http.StatusConflict && ambiguous:
+			// Our earlier attempt landed after all; fall through to the GET check.
+		case errors.As(err, &he) && he.Status < 500:
+			return hubapi.JobResponse{}, err
+		}
+		ambiguous = true
+		got, gerr := c.GetJob(ctx, req.JobID)
+		switch {
+		case gerr == nil && got.Type == req.Type:
+			return got, nil
+		case gerr == nil:
+			return hubapi.JobResponse{}, fmt.Errorf("iot hub job.create: job id %q already belongs to a %s job", req.JobID, got.Type)
+		case IsStatus(gerr, http.StatusNotFound):
+			continue // it did not land: sending it again is safe
+		default:
+			return hubapi.JobResponse{}, err
+		}
+	}
+	return hubapi.JobResponse{}, lastErr
+}
+
+// GetJob reads a job (GET /jobs/v2/{jobId}); a missing job is a 404 *Error (JobNotFound).
+func (c *Client) GetJob(ctx context.Context, jobID string) (hubapi.JobResponse, error) {
+	var res hubapi.JobResponse
+	_, err := c.do(ctx, request{kind: "job.get", method: http.MethodGet, path: jobPath(jobID)}, &res)
+	return res, err
+}
+
+// CancelJob cancels a job (POST /jobs/v2/{jobId}/cancel).
+func (c *Client) CancelJob(ctx context.Context, jobID string) (hubapi.JobResponse, error) {
+	var res hubapi.JobResponse
+	_, err := c.do(ctx, request{kind: "job.cancel", method: http.MethodPost, path: jobPath(jobID, "cancel")}, &res)
+	return res, err
+}
+
+// ListJobs lists v2 jobs (GET /jobs/v2/query), following continuation pages; jobType and
+// status filter when not "".
+func (c *Client) ListJobs(ctx context.Context, jobType, status string) ([]hubapi.JobResponse, error) {
+	var all []hubapi.JobResponse
+	token := ""
+	for page := 0; page < maxPages; page++ {
+		h := http.Header{}
+		h.Set(hubapi.HeaderMaxItemCount, strconv.Itoa(hubapi.MaxPageSize))
+		if token != "" {
+			h.Set(hubapi.HeaderContinuation, token)
+		}
+		params := url.Values{}
+		if jobType != "" {
+			params.Set("jobType", jobType)
+		}
+		if status != "" {
+			params.Set("jobStatus", status)
+		}
+		var rows []json.RawMessage
+		hdr, err := c.do(ctx, request{kind: "job.list", method: http.MethodGet, path: "/jobs/v2/query", params: params, headers: h}, &rows)
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range rows {
+			var j hubapi.JobResponse
+			if err := json.Unmarshal(r, &j); err != nil {
+				return nil, fmt.Errorf("iot hub job.list: row %d: %w", i+1, err)
+			}
+			all = append(all, j)
+		}
+		next := hdr.Get(hubapi.HeaderContinuation)
+		if next == "" || next == token {
+			return all, nil
+		}
+		token = next
+	}
+	return nil, fmt.Errorf("iot hub job.list: more than %d pages; stopping", maxPages)
+}

@@ -1,0 +1,118 @@
+package hubclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/iotplan/iotplan/internal/hubapi"
+	"github.com/iotplan/iotplan/internal/query"
+)
+
+// maxPages bounds a paged read (10M rows at 100 per page): a hub that keeps sending
+// continuation tokens cannot keep iotplan looping forever.
+const maxPages = 100_000
+
+// Query runs an IoT Hub query (build q with internal/query, never by concatenation) and returns
+// every row, following x-ms-continuation across pages of at most 100 rows; each page is one
+// "query" call. Rows are JSON objects decoded with float64 numbers.
+func (c *Client) Query(ctx context.Context, q string) ([]map[string]any, error) {
+	raw, err := c.queryRaw(ctx, q, 0)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]map[string]any, 0, len(raw))
+	for i, r := range raw {
+		var m map[string]any
+		if err := json.Unmarshal(r, &m); err != nil {
+			return nil, fmt.Errorf("iot hub query: row %d is not a JSON object: %w", i+1, err)
+		}
+		rows = append(rows, m)
+	}
+	return rows, nil
+}
+
+// queryRaw runs q and returns its rows as raw JSON; limit > 0 stops reading pages once that
+// many rows have arrived (the result is cut to limit).
+func (c *Client) queryRaw(ctx context.Context, q string, limit int) ([]json.RawMessage, error) {
+	var all []json.RawMessage
+	token := ""
+	seen := map[string]bool{}
+	for page := 0; ; page++ {
+		if page >= maxPages {
+			return nil, fmt.Errorf("iot hub query: more than %d pages; stopping", maxPages)
+		}
+		h := http.Header{}
+		h.Set(hubapi.HeaderMaxItemCount, strconv.Itoa(hubapi.MaxPageSize))
+		if token != "" {
+			h.Set(hubapi.HeaderContinuation, token)
+		}
+		var rows []json.RawMessage
+		hdr, err := c.do(ctx, request{
+			kind: "query", method: http.MethodPost, path: "/devices/query",
+			body: hubapi.QuerySpecification{Query: q}, headers: h,
+		}, &rows)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			if !bytes.Equal(bytes.TrimSpace(r), []byte("null")) {
+				all = append(all, r)
+			}
+		}
+		if limit > 0 && len(all) >= limit {
+			return all[:limit], nil
+		}
+		token = hdr.Get(hubapi.HeaderContinuation)
+		if token == "" {
+			return all, nil
+		}
+		if seen[token] {
+			return nil, fmt.Errorf("iot hub query: the hub repeated a continuation token; stopping")
+		}
+		seen[token] = true
+	}
+}
+
+// DeviceJobs returns the per-device rows of a job from devices.jobs; statusFilter "" means
+// every row, otherwise only rows with that device-job status (e.g. hubapi.DeviceJobFailed).
+// limit > 0 stops after that many rows (a job over a million devices has a million rows).
+func (c *Client) DeviceJobs(ctx context.Context, jobID, statusFilter string, limit int) ([]hubapi.DeviceJob, error) {
+	where := query.Eq(query.P("devices", "jobs", "jobId"), jobID)
+	if statusFilter != "" {
+		where = query.And(where, query.Eq(query.P("devices", "jobs", "status"), statusFilter))
+	}
+	return c.deviceJobRows(ctx, query.Select(query.Jobs).Where(where).Query().String(), limit)
+}
+
+func (c *Client) deviceJobRows(ctx context.Context, q string, limit int) ([]hubapi.DeviceJob, error) {
+	raw, err := c.queryRaw(ctx, q, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]hubapi.DeviceJob, 0, len(raw))
+	for i, r := range raw {
+		var dj hubapi.DeviceJob
+		if err := json.Unmarshal(r, &dj); err != nil {
+			return nil, fmt.Errorf("iot hub query devices.jobs: row %d: %w", i+1, err)
+		}
+		out = append(out, dj)
+	}
+	return out, nil
+}
+
+// MethodErrors returns rows of a method job whose device was reached but answered with a
+// status outside 200–299: the hub counts those devices as completed, iotplan does not.
+// limit > 0 stops after that many rows.
+func (c *Client) MethodErrors(ctx context.Context, jobID string, limit int) ([]hubapi.DeviceJob, error) {
+	status := query.P("devices", "jobs", "outcome", "deviceMethodResponse", "status")
+	where := query.And(
+		query.Eq(query.P("devices", "jobs", "jobId"), jobID),
+		query.Eq(query.P("devices", "jobs", "status"), hubapi.DeviceJobCompleted),
+		query.Or(query.Lt(status, 200), query.Gt(status, 299)),
+	)
+	return c.deviceJobRows(ctx, query.Select(query.Jobs).Where(where).Query().String(), limit)
+}

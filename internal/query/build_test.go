@@ -1,0 +1,173 @@
+package query
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestBuilderFormat(t *testing.T) {
+	tests := []struct {
+		e    Expr
+		want string
+	}{
+		{All(), "*"},
+		{And(), "*"},
+		{And(All(), Eq(P("tags", "a"), 1), All()), "tags.a = 1"},
+		{Or(), "false"},
+		{Or(Eq(P("a"), 1), All()), "*"},
+		{Not(All()), "false"},
+		{Eq(P("properties", "desired", "building"), "43"), "properties.desired.building = '43'"},
+		{Eq(P("tags", "group", "name"), "it's a \\ test"), `tags.[[group]].name = 'it\'s a \\ test'`},
+		{Ne(P("tags", "my key"), 43), "tags.[[my key]] != 43"},
+		{Lt(P("tags", "select"), 1.5), "tags.[[select]] < 1.5"},
+		{Le(P("tags", "9x"), int64(-2)), "tags.[[9x]] <= -2"},
+		{Gt(P("tags", "a-b"), json.Number("1e3")), "tags.[[a-b]] > 1000"},
+		{Ge(P("tags", "x"), true), "tags.x >= true"},
+		{Eq(P("tags", "x"), nil), "tags.x = null"},
+		{Eq(P("tags", "x"), "line\nbreak"), `tags.x = 'line\u000abreak'`},
+		{In(P("deviceId"), "a", "b"), "deviceId IN ['a', 'b']"},
+		{In(P("deviceId"), []string{"a", "b"}), "deviceId IN ['a', 'b']"},
+		{Nin(P("tags", "n"), []int{1, 2}), "tags.n NIN [1, 2]"},
+		{In(P("deviceId")), "deviceId IN []"},
+		{IsDefined(P("tags", "x")), "IS_DEFINED(tags.x)"},
+		{Not(IsDefined(P("tags", "x"))), "NOT IS_DEFINED(tags.x)"},
+		{Not(Eq(P("a"), 1)), "NOT (a = 1)"},
+		{And(IsString(P("a")), IsNumber(P("b")), IsBool(P("c")), IsNull(P("d")), IsObject(P("e")), IsArray(P("f")), IsPrimitive(P("g"))),
+			"IS_STRING(a) AND IS_NUMBER(b) AND IS_BOOL(c) AND IS_NULL(d) AND IS_OBJECT(e) AND IS_ARRAY(f) AND IS_PRIMITIVE(g)"},
+		{And(StartsWith(P("deviceId"), "door-"), EndsWith(P("deviceId"), "-x")), "STARTSWITH(deviceId, 'door-') AND ENDSWITH(deviceId, '-x')"},
+		// The job composition: (<target>) AND (<drifted>).
+		{And(Or(Eq(P("tags", "a"), 1), Eq(P("tags", "b"), 2)), Not(Eq(P("properties", "desired", "x"), 3))),
+			"(tags.a = 1 OR tags.b = 2) AND NOT (properties.desired.x = 3)"},
+		{And(And(Eq(P("a"), 1), Eq(P("b"), 2)), Eq(P("c"), 3)), "a = 1 AND b = 2 AND c = 3"},
+		{Compare(OpGt, Compare(OpMul, Prop(P("t")), Value(2)), Value(50)), "t * 2 > 50"},
+	}
+	for _, tc := range tests {
+		got := Format(tc.e)
+		if got != tc.want {
+			t.Errorf("Format = %s\n        want %s", got, tc.want)
+			continue
+		}
+		if _, err := CompileCondition(tc.e); err != nil {
+			t.Errorf("CompileCondition(%s): %v", got, err)
+		}
+		back, err := ParseCondition(got)
+		if err != nil {
+			t.Errorf("ParseCondition(%s): %v", got, err)
+			continue
+		}
+		if !Equal(back, tc.e) {
+			t.Errorf("ParseCondition(Format(e)) != e for %s", got)
+		}
+	}
+}
+
+// TestBuilderRejects: bad values never panic; Format shows them and Compile
+// rejects them with a clear error.
+func TestBuilderRejects(t *testing.T) {
+	tests := []struct {
+		e        Expr
+		text, is string
+	}{
+		{Eq(P("a"), struct{}{}), "a = <invalid value of type struct {}>", "unsupported constant of Go type struct {}"},
+		{Eq(P("a"), []string{"x"}), "a = <invalid value of type []string>", "unsupported constant of Go type []string"},
+		{Eq(P("a"), math.NaN()), "a = NaN", "number constant NaN cannot be written"},
+		{Eq(P("a"), math.Inf(1)), "a = +Inf", "number constant +Inf cannot be written"},
+		{Eq(P("a"), json.Number("x1")), "a = NaN", "cannot be written"},
+		{Eq(P("a"), "\xff"), "a = '\uFFFD'", "not valid UTF-8"},
+		{Eq(P("a", "x]]y"), 1), "a.[[x]]y]] = 1", "cannot be written in a query"},
+		{Eq(P("a", ""), 1), "a.[[]] = 1", "cannot be written in a query"},
+		{Eq(P(), 1), " = 1", "empty property path"},
+		{And(Eq(P("a"), 1), &AllExpr{}, nil), "a = 1", ""},
+		{&LogicalExpr{Op: OpAnd, Terms: []Expr{Eq(P("a"), 1), &AllExpr{}}}, "a = 1 AND *", "'*' (every device) can only be used"},
+		{&CallExpr{Func: "LOWER", Args: []Expr{Prop(P("a"))}}, "LOWER(a)", "unknown function LOWER"},
+		{&BinaryExpr{Op: OpIn, L: Prop(P("a")), R: Value(1)}, "a IN 1", "IN needs an array constant"},
+	}
+	for _, tc := range tests {
+		if got := Format(tc.e); got != tc.text {
+			t.Errorf("Format = %q, want %q", got, tc.text)
+		}
+		_, err := CompileCondition(tc.e)
+		if tc.is == "" {
+			if err != nil {
+				t.Errorf("CompileCondition(%s): %v", tc.text, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.is) {
+			t.Errorf("CompileCondition(%s) = %v, want error containing %q", tc.text, err, tc.is)
+		}
+		if err := CheckCondition(tc.e); err == nil {
+			t.Errorf("CheckCondition(%s) accepted it", tc.text)
+		}
+	}
+	if _, err := CompileCondition(nil); err == nil {
+		t.Error("CompileCondition(nil) succeeded")
+	}
+}
+
+func TestCheckConditionLength(t *testing.T) {
+	ids := make([]string, 600)
+	for i := range ids {
+		ids[i] = strings.Repeat("d", 12)
+	}
+	e := In(P("deviceId"), ids)
+	if _, err := CompileCondition(e); err != nil {
+		t.Fatalf("CompileCondition: %v", err)
+	}
+	err := CheckCondition(e)
+	if err == nil || !strings.Contains(err.Error(), "the limit is 8192") {
+		t.Fatalf("CheckCondition = %v, want the length limit", err)
+	}
+	if err := CheckCondition(In(P("deviceId"), ids[:100])); err != nil {
+		t.Fatalf("CheckCondition(100 ids) = %v", err)
+	}
+}
+
+func TestSelectBuilder(t *testing.T) {
+	status := P("properties", "reported", "telemetryConfig", "status")
+	tests := []struct {
+		b    *SelectBuilder
+		want string
+	}{
+		{NewSelect(), "SELECT * FROM devices"},
+		{Select(Modules).Where(Eq(P("moduleId"), "$edgeAgent")), "SELECT * FROM devices.modules WHERE moduleId = '$edgeAgent'"},
+		{Select(Jobs).Where(Eq(P("devices", "jobs", "jobId"), "j1")), "SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'j1'"},
+		{NewSelect().Top(3).Project(P("deviceId"), "").Where(Eq(P("status"), "enabled")), "SELECT TOP 3 deviceId FROM devices WHERE status = 'enabled'"},
+		{NewSelect().Project(status, "status").Count("numberOfDevices").GroupBy(status),
+			"SELECT properties.reported.telemetryConfig.status AS status, COUNT() AS numberOfDevices FROM devices GROUP BY properties.reported.telemetryConfig.status"},
+		{NewSelect().Count("n").Avg(P("t"), "a").Sum(P("t"), "s").Min(P("t"), "lo").Max(P("t"), "hi").Where(All()),
+			"SELECT COUNT() AS n, AVG(t) AS a, SUM(t) AS s, MIN(t) AS lo, MAX(t) AS hi FROM devices"},
+		{NewSelect().From(Devices).Project(P("tags", "group"), "group").Count("n").GroupBy(P("tags", "group")),
+			"SELECT tags.[[group]] AS [[group]], COUNT() AS n FROM devices GROUP BY tags.[[group]]"},
+	}
+	for _, tc := range tests {
+		q := tc.b.Query()
+		if q.String() != tc.want || tc.b.String() != tc.want {
+			t.Errorf("got  %s\nwant %s", q, tc.want)
+			continue
+		}
+		if _, err := Compile(q); err != nil {
+			t.Errorf("Compile(%s): %v", q, err)
+		}
+		back, err := Parse(q.String())
+		if err != nil || !EqualQuery(back, q) {
+			t.Errorf("Parse(%s) = %v; equal=%v", q, err, err == nil && EqualQuery(back, q))
+		}
+	}
+	// Compile rejects a bad builder statement instead of panicking.
+	bad := NewSelect().Aggregate("MEDIAN", P("t"), "m").Query()
+	if _, err := Compile(bad); err == nil || !strings.Contains(err.Error(), "unknown aggregate MEDIAN") {
+		t.Errorf("Compile(MEDIAN) = %v", err)
+	}
+	if _, err := Compile(Select(Jobs).Project(P("deviceId"), "").Query()); err == nil {
+		t.Error("Compile accepted a projection on devices.jobs")
+	}
+}
+
+func TestPathString(t *testing.T) {
+	if got := P("tags", "group", "a b", "x", "$meta", "AND").String(); got != "tags.[[group]].[[a b]].x.$meta.[[AND]]" {
+		t.Errorf("Path.String = %s", got)
+	}
+}

@@ -1,0 +1,302 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/iotplan/iotplan/internal/hubapi"
+)
+
+// JobRunner schedules and watches hub jobs. *hubclient.Client is one.
+type JobRunner interface {
+	CreateJob(ctx context.Context, req hubapi.JobRequest) (hubapi.JobResponse, error)
+	GetJob(ctx context.Context, jobID string) (hubapi.JobResponse, error)
+	// DeviceJobs returns devices.jobs rows of a job; status "" = all, limit 0 = no limit.
+	DeviceJobs(ctx context.Context, jobID, status string, limit int) ([]hubapi.DeviceJob, error)
+	// MethodErrors returns rows of a method job whose device answered outside 200–299 (the hub
+	// counts those as completed).
+	MethodErrors(ctx context.Context, jobID string, limit int) ([]hubapi.DeviceJob, error)
+}
+
+// Hook receives apply's progress (the renderer implements it). Calls come from the goroutine
+// that called Apply, in order.
+type Hook interface {
+	// JobCreated: the hub accepted the job of rc.
+	JobCreated(rc *ResourceChange, job hubapi.JobResponse)
+	// JobProgress: one poll of the job (status and device statistics so far).
+	JobProgress(rc *ResourceChange, p Progress)
+	// JobDone: the job reached a final status (or apply stopped waiting), with its failures.
+	JobDone(rc *ResourceChange, r *JobResult)
+}
+
+// Progress is one observation of a running job.
+type Progress struct {
+	JobID   string
+	Status  string
+	Stats   hubapi.DeviceJobStatistics
+	Elapsed time.Duration
+}
+
+// NopHook ignores progress.
+type NopHook struct{}
+
+func (NopHook) JobCreated(*ResourceChange, hubapi.JobResponse) {}
+func (NopHook) JobProgress(*ResourceChange, Progress)          {}
+func (NopHook) JobDone(*ResourceChange, *JobResult)            {}
+
+// ApplyResult is what apply did, per resource with a job, in plan order.
+type ApplyResult struct {
+	Jobs []JobResult
+	// NotRun lists the addresses of changes that were not started because an earlier one
+	// could not be scheduled or watched.
+	NotRun []string
+}
+
+// Success reports whether every job completed and every targeted device succeeded.
+func (r *ApplyResult) Success() bool {
+	if len(r.NotRun) > 0 {
+		return false
+	}
+	for i := range r.Jobs {
+		if !r.Jobs[i].Success() {
+			return false
+		}
+	}
+	return true
+}
+
+// JobResult is the outcome of one resource's job.
+type JobResult struct {
+	Addr          string
+	Kind          string
+	JobID         string
+	Type          string
+	Status        string // final job status: completed, failed, cancelled
+	FailureReason string // the hub's reason when the job itself failed
+	Stats         hubapi.DeviceJobStatistics
+	// Failures are failed devices from devices.jobs, at most ApplyOptions.MaxFailures.
+	Failures []DeviceFailure
+	// MoreFailures counts failed devices not listed in Failures.
+	MoreFailures int
+	// MethodErrors are devices of a method job that the hub counts as succeeded but that
+	// answered with a status outside 200–299 (at most ApplyOptions.MaxFailures).
+	MethodErrors []DeviceFailure
+	// Notes are things the reader must know about the result (e.g. a check that could not run).
+	Notes   []string
+	Elapsed time.Duration
+}
+
+// Success reports whether the job completed and every one of its devices succeeded.
+func (j *JobResult) Success() bool {
+	return j.Status == hubapi.JobStatusCompleted && j.Stats.FailedCount == 0 &&
+		j.Stats.SucceededCount == j.Stats.DeviceCount && len(j.MethodErrors) == 0
+}
+
+// DeviceFailure is one failed device of a job: the hub's error, or for a method the status
+// and payload the device answered.
+type DeviceFailure struct {
+	DeviceID      string
+	Code          string
+	Description   string
+	MethodStatus  *int
+	MethodPayload json.RawMessage
+}
+
+// ApplyOption tunes Apply.
+type ApplyOption func(*applyConfig)
+
+type applyConfig struct {
+	poll        time.Duration
+	now         func() time.Time
+	sleep       func(ctx context.Context, d time.Duration) error
+	maxFailures int
+	grace       time.Duration
+}
+
+// WithPollInterval sets how often a running job is polled (default 1s).
+func WithPollInterval(d time.Duration) ApplyOption {
+	return func(c *applyConfig) { c.poll = d }
+}
+
+// WithClock replaces time.Now and the wait between polls (tests).
+func WithClock(now func() time.Time, sleep func(ctx context.Context, d time.Duration) error) ApplyOption {
+	return func(c *applyConfig) { c.now, c.sleep = now, sleep }
+}
+
+// WithMaxFailures sets how many failed devices to read per job (default 100: one page).
+func WithMaxFailures(n int) ApplyOption {
+	return func(c *applyConfig) { c.maxFailures = n }
+}
+
+// waitGrace is how long past a job's start + maxExecutionTime apply keeps polling before it
+// gives up on the hub reporting a final status.
+const waitGrace = 2 * time.Minute
+
+// Apply executes the plan's jobs one at a time, in plan order — one job per resource,
+// because an S1 hub runs one job at a time — waiting for each to finish by polling its status
+// and reporting through hook, then reading its failed devices from devices.jobs. A job's
+// startTime is its resource's start_time, or the moment it is scheduled. The error is
+// non-nil when a job could not be scheduled or watched; per-device failures are not errors:
+// see ApplyResult.Success.
+func Apply(ctx context.Context, plan *Plan, runner JobRunner, hook Hook, opts ...ApplyOption) (*ApplyResult, error) {
+	cfg := applyConfig{poll: time.Second, now: time.Now, sleep: sleepCtx, maxFailures: 100, grace: waitGrace}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if hook == nil {
+		hook = NopHook{}
+	}
+	if err := plan.Validate(); err != nil {
+		return nil, err
+	}
+	res := &ApplyResult{}
+	for i := range plan.Resources {
+		rc := &plan.Resources[i]
+		if rc.Action == NoOp {
+			continue
+		}
+		jr, err := runJob(ctx, rc, runner, hook, cfg)
+		if jr != nil {
+			res.Jobs = append(res.Jobs, *jr)
+		}
+		if err != nil {
+			for _, rest := range plan.Resources[i+1:] {
+				if rest.Action != NoOp {
+					res.NotRun = append(res.NotRun, rest.Addr)
+				}
+			}
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func runJob(ctx context.Context, rc *ResourceChange, runner JobRunner, hook Hook, cfg applyConfig) (*JobResult, error) {
+	req := *rc.Job
+	start := cfg.now()
+	if req.StartTime == nil {
+		st := start.UTC()
+		req.StartTime = &st
+	}
+	created, err := runner.CreateJob(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: scheduling job %s: %w", rc.Addr, req.JobID, explainCreate(err))
+	}
+	hook.JobCreated(rc, created)
+
+	jr := &JobResult{Addr: rc.Addr, Kind: rc.Kind, JobID: req.JobID, Type: req.Type}
+	// Give up polling once the hub should long have ended the job on its own.
+	deadline := req.StartTime.Add(time.Duration(req.MaxExecutionTimeInSeconds) * time.Second).Add(cfg.grace)
+	if deadline.Before(start) {
+		deadline = start.Add(time.Duration(req.MaxExecutionTimeInSeconds) * time.Second).Add(cfg.grace)
+	}
+	for {
+		job, err := runner.GetJob(ctx, req.JobID)
+		if err != nil {
+			jr.Elapsed = cfg.now().Sub(start)
+			return jr, fmt.Errorf("%s: watching job %s: %w", rc.Addr, req.JobID, err)
+		}
+		jr.Status, jr.FailureReason = job.Status, job.FailureReason
+		if job.DeviceJobStatistics != nil {
+			jr.Stats = *job.DeviceJobStatistics
+		}
+		jr.Elapsed = cfg.now().Sub(start)
+		hook.JobProgress(rc, Progress{JobID: req.JobID, Status: job.Status, Stats: jr.Stats, Elapsed: jr.Elapsed})
+		if finalStatus(job.Status) {
+			break
+		}
+		if cfg.now().After(deadline) {
+			return jr, fmt.Errorf("%s: job %s is still %s %s after its maximum execution time; it may still finish on the hub", rc.Addr, req.JobID, job.Status, jr.Elapsed.Round(time.Second))
+		}
+		if err := cfg.sleep(ctx, cfg.poll); err != nil {
+			return jr, fmt.Errorf("%s: stopped waiting for job %s (it keeps running on the hub): %w", rc.Addr, req.JobID, err)
+		}
+	}
+	if jr.Stats.FailedCount > 0 || jr.Status != hubapi.JobStatusCompleted {
+		if err := readFailures(ctx, runner, jr, cfg.maxFailures); err != nil {
+			hook.JobDone(rc, jr)
+			return jr, fmt.Errorf("%s: reading the failed devices of job %s: %w", rc.Addr, req.JobID, err)
+		}
+	}
+	if req.Type == hubapi.JobTypeDeviceMethod && jr.Stats.SucceededCount > 0 && cfg.maxFailures > 0 {
+		rows, err := runner.MethodErrors(ctx, jr.JobID, cfg.maxFailures)
+		if err != nil {
+			// Not fatal: the job ran; say that the answers could not be checked.
+			jr.Notes = append(jr.Notes, "could not check the status codes the devices answered: "+err.Error())
+		}
+		for _, r := range rows {
+			jr.MethodErrors = append(jr.MethodErrors, failureOf(r))
+		}
+	}
+	hook.JobDone(rc, jr)
+	return jr, nil
+}
+
+func explainCreate(err error) error {
+	if isConflict(err) {
+		return fmt.Errorf("%w (a job with this id exists: this plan was applied already; run plan again)", err)
+	}
+	return err
+}
+
+// isConflict recognises the hub's 409 without importing hubclient (the runner may be any).
+func isConflict(err error) bool {
+	var s interface{ HTTPStatus() int }
+	if errors.As(err, &s) {
+		return s.HTTPStatus() == 409
+	}
+	return false
+}
+
+func finalStatus(s string) bool {
+	switch s {
+	case hubapi.JobStatusCompleted, hubapi.JobStatusFailed, hubapi.JobStatusCancelled:
+		return true
+	}
+	return false
+}
+
+func readFailures(ctx context.Context, runner JobRunner, jr *JobResult, max int) error {
+	if max <= 0 {
+		jr.MoreFailures = jr.Stats.FailedCount
+		return nil
+	}
+	rows, err := runner.DeviceJobs(ctx, jr.JobID, hubapi.DeviceJobFailed, max)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		jr.Failures = append(jr.Failures, failureOf(r))
+	}
+	if more := jr.Stats.FailedCount - len(jr.Failures); more > 0 {
+		jr.MoreFailures = more
+	}
+	return nil
+}
+
+func failureOf(r hubapi.DeviceJob) DeviceFailure {
+	f := DeviceFailure{DeviceID: r.DeviceID}
+	if r.Error != nil {
+		f.Code, f.Description = r.Error.Code, r.Error.Description
+	}
+	if r.Outcome != nil && r.Outcome.DeviceMethodResponse != nil {
+		st := r.Outcome.DeviceMethodResponse.Status
+		f.MethodStatus = &st
+		f.MethodPayload = r.Outcome.DeviceMethodResponse.Payload
+	}
+	return f
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,298 @@
+package reconcile
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/iotplan/iotplan/internal/hubapi"
+)
+
+// FormatVersion is the version of the saved plan format (Plan as JSON). LoadPlan refuses other
+// versions rather than guessing what an older or newer iotplan meant.
+const FormatVersion = "1"
+
+// Action is what apply will do for a resource.
+type Action string
+
+const (
+	NoOp   Action = "no-op"  // the fleet matches: nothing to do
+	Update Action = "update" // '~' a scheduleUpdateTwin job on the drifted devices
+	Invoke Action = "invoke" // '!' a scheduleDeviceMethod job on the targeted devices
+)
+
+// Symbol is the one-character marker plans print for the action.
+func (a Action) Symbol() string {
+	switch a {
+	case Update:
+		return "~"
+	case Invoke:
+		return "!"
+	}
+	return " "
+}
+
+// Op is the kind of a key transition.
+type Op string
+
+const (
+	OpAdd    Op = "add"    // '+' the key is missing and will be set
+	OpChange Op = "change" // '~' the key has another value (or type) and will be set
+	OpRemove Op = "remove" // '-' the key is declared null and present: it will be removed
+)
+
+// Symbol is the one-character marker plans print for the transition.
+func (o Op) Symbol() string {
+	switch o {
+	case OpAdd:
+		return "+"
+	case OpRemove:
+		return "-"
+	}
+	return "~"
+}
+
+// Plan is the inert result of planning: what apply will do, and what the planner saw. It is
+// plain JSON-serialisable data; apply executes exactly its jobs and never re-plans. A plan never
+// holds a connection string or key, only the hub's host name.
+type Plan struct {
+	FormatVersion string    `json:"format_version"`
+	CreatedAt     time.Time `json:"created_at"`
+	// Hub is the host name of the hub the plan was made against.
+	Hub       string           `json:"hub"`
+	Resources []ResourceChange `json:"resources"`
+	// HubCalls counts the hub requests planning used, by kind (see hubclient.Client.Calls).
+	HubCalls map[string]int `json:"hub_calls,omitempty"`
+}
+
+// ResourceChange is the plan for one twin or method resource.
+type ResourceChange struct {
+	Addr   string `json:"address"` // "twin.door_location", "method.lock_door"
+	Kind   string `json:"kind"`    // "twin" or "method"
+	Action Action `json:"action"`
+	// Target is the resource's target condition as query text ("*" = every device).
+	Target string `json:"target"`
+	// TargetedDevices is how many devices the target selects.
+	TargetedDevices int `json:"targeted_devices"`
+	// Devices is how many devices the job will act on: for a twin, the devices where any managed
+	// key differs (counted with the job's own condition); for a method, the targeted devices.
+	Devices int `json:"devices"`
+	// Transitions are the distinct observed→desired changes per key, largest first (twins).
+	Transitions []Transition `json:"transitions,omitempty"`
+	// SampleDeviceIDs are a few of the devices a method will be invoked on.
+	SampleDeviceIDs []string `json:"sample_device_ids,omitempty"`
+	// Job is the job apply will schedule; nil for NoOp. StartTime nil means "when applied".
+	Job *hubapi.JobRequest `json:"job,omitempty"`
+	// Notes are things the reader of the plan must know (shown under the resource).
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Transition is one distinct change of one key: From (absent for OpAdd) becomes To (absent for
+// OpRemove) on Devices devices, e.g. desired.building "42" → "43" on 9,812 devices.
+type Transition struct {
+	Key     string          `json:"key"` // "desired.building", "tags.owner"
+	Op      Op              `json:"op"`
+	From    json.RawMessage `json:"from,omitempty"`
+	To      json.RawMessage `json:"to,omitempty"`
+	Devices int             `json:"devices"`
+	// OtherValues marks the devices whose value is none of those listed for the key (a key with
+	// more distinct values than a plan lists, or missing); From is then absent.
+	OtherValues bool `json:"other_values,omitempty"`
+	// SampleDeviceIDs are a few devices with this transition (only for the largest
+	// transitions of a resource: sample queries are capped per resource). For an observed object
+	// or array value the sample is of devices with any value of that type.
+	SampleDeviceIDs []string `json:"sample_device_ids,omitempty"`
+}
+
+// Summary counts what a plan will do.
+type Summary struct {
+	TwinChanges     int // twin resources to update
+	TwinDevices     int // devices those updates touch (summed per resource)
+	MethodInvokes   int // method resources to invoke
+	MethodDevices   int // devices those invocations reach (summed per resource)
+	UnchangedTwins  int
+	EmptyMethodRuns int // method resources whose target selects no device
+}
+
+// Summary counts the plan's actions.
+func (p *Plan) Summary() Summary {
+	var s Summary
+	for _, r := range p.Resources {
+		switch {
+		case r.Action == Update:
+			s.TwinChanges++
+			s.TwinDevices += r.Devices
+		case r.Action == Invoke:
+			s.MethodInvokes++
+			s.MethodDevices += r.Devices
+		case r.Kind == KindTwin:
+			s.UnchangedTwins++
+		default:
+			s.EmptyMethodRuns++
+		}
+	}
+	return s
+}
+
+// HasChanges reports whether applying the plan would schedule any job.
+func (p *Plan) HasChanges() bool {
+	for _, r := range p.Resources {
+		if r.Action != NoOp {
+			return true
+		}
+	}
+	return false
+}
+
+// HasTwinChanges reports whether any twin resource needs an update.
+func (p *Plan) HasTwinChanges() bool {
+	for _, r := range p.Resources {
+		if r.Action == Update {
+			return true
+		}
+	}
+	return false
+}
+
+// Resource kinds.
+const (
+	KindTwin   = "twin"
+	KindMethod = "method"
+)
+
+// WritePlan writes p as indented JSON.
+func WritePlan(w io.Writer, p *Plan) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(p)
+}
+
+// SavePlan writes p to path (the -out file).
+func SavePlan(path string, p *Plan) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("saving the plan: %w", err)
+	}
+	if err := WritePlan(f, p); err != nil {
+		f.Close()
+		return fmt.Errorf("saving the plan to %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("saving the plan to %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadPlan reads and validates a plan written by WritePlan.
+func ReadPlan(r io.Reader) (*Plan, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxPlanSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxPlanSize {
+		return nil, errors.New("not an iotplan plan file (larger than 64 MiB)")
+	}
+	// The version first, so a plan from another iotplan version gets that message rather than
+	// a complaint about a field this version does not know.
+	var probe struct {
+		FormatVersion *string `json:"format_version"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil || probe.FormatVersion == nil {
+		return nil, errors.New("not an iotplan plan file (expected JSON with a format_version)")
+	}
+	if *probe.FormatVersion != FormatVersion {
+		return nil, fmt.Errorf("plan format version %q is not supported by this iotplan (it reads version %q); run plan again", *probe.FormatVersion, FormatVersion)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var p Plan
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("malformed plan file: %w", err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+const maxPlanSize = 64 << 20
+
+// LoadPlan reads a saved plan from path, checking its format version and its jobs.
+func LoadPlan(path string) (*Plan, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the plan: %w", err)
+	}
+	defer f.Close()
+	p, err := ReadPlan(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+var jobIDPattern = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+
+// Validate checks what apply relies on: the format version, and that every change carries a
+// well-formed job of the right type and every no-op none.
+func (p *Plan) Validate() error {
+	if p.FormatVersion != FormatVersion {
+		if p.FormatVersion == "" {
+			return errors.New("not an iotplan plan file (no format_version)")
+		}
+		return fmt.Errorf("plan format version %q is not supported by this iotplan (it reads version %q); run plan again", p.FormatVersion, FormatVersion)
+	}
+	seen := map[string]bool{}
+	for i, r := range p.Resources {
+		where := fmt.Sprintf("resource %d (%s)", i+1, r.Addr)
+		if r.Addr == "" || seen[r.Addr] {
+			return fmt.Errorf("%s: missing or duplicate address", where)
+		}
+		seen[r.Addr] = true
+		if r.Kind != KindTwin && r.Kind != KindMethod {
+			return fmt.Errorf("%s: unknown kind %q", where, r.Kind)
+		}
+		switch r.Action {
+		case NoOp:
+			if r.Job != nil {
+				return fmt.Errorf("%s: a no-op carries a job", where)
+			}
+			continue
+		case Update, Invoke:
+		default:
+			return fmt.Errorf("%s: unknown action %q", where, r.Action)
+		}
+		j := r.Job
+		if j == nil {
+			return fmt.Errorf("%s: action %s without a job", where, r.Action)
+		}
+		if !jobIDPattern.MatchString(j.JobID) {
+			return fmt.Errorf("%s: job id %q is not 1-64 letters, digits and dashes", where, j.JobID)
+		}
+		if j.QueryCondition == "" {
+			return fmt.Errorf("%s: job has no query condition", where)
+		}
+		switch {
+		case r.Action == Update && (r.Kind != KindTwin || j.Type != hubapi.JobTypeUpdateTwin || j.UpdateTwin == nil):
+			return fmt.Errorf("%s: an update needs a %s job with updateTwin", where, hubapi.JobTypeUpdateTwin)
+		case r.Action == Invoke && (r.Kind != KindMethod || j.Type != hubapi.JobTypeDeviceMethod || j.CloudToDeviceMethod == nil):
+			return fmt.Errorf("%s: an invocation needs a %s job with cloudToDeviceMethod", where, hubapi.JobTypeDeviceMethod)
+		}
+	}
+	return nil
+}
+
+// CheckHub reports an error when the plan was made against another hub than host (a saved plan
+// must be applied to the hub it was computed for).
+func (p *Plan) CheckHub(host string) error {
+	if !strings.EqualFold(strings.TrimSpace(p.Hub), strings.TrimSpace(host)) {
+		return fmt.Errorf("the plan was made for hub %q, not %q: run plan against this hub", p.Hub, host)
+	}
+	return nil
+}

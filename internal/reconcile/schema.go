@@ -1,0 +1,24 @@
+package reconcile
+
+import "github.com/iotplan/iotplan/schema"
+
+// FromSchema converts a loaded configuration into what the planner reconciles. Twin blocks have
+// no start_time or max_execution in language v0: their jobs start when applied and use
+// PlanOptions.DefaultMaxExecution.
+func FromSchema(c *schema.Config) *Config {
+	out := &Config{}
+	if c == nil {
+		return out
+	}
+	for _, t := range c.Twins {
+		out.Twins = append(out.Twins, Twin{Addr: t.Addr, Target: t.Target, Desired: t.Desired, Tags: t.Tags})
+	}
+	for _, m := range c.Methods {
+		out.Methods = append(out.Methods, Method{
+			Addr: m.Addr, Target: m.Target, Method: m.Method, Payload: m.Payload,
+			ResponseTimeout: m.ResponseTimeout, ConnectTimeout: m.ConnectTimeout,
+			MaxExecution: m.MaxExecution, StartTime: m.StartTime,
+		})
+	}
+	return out
+}

@@ -1,0 +1,170 @@
+package render
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/iotplan/iotplan/internal/reconcile"
+)
+
+// Plan writes p the way Terraform shows a plan: a legend, one block per resource that will act
+// (transitions with device counts and example ids), notes, and a summary line — or
+// "No changes. The fleet matches the configuration." Unchanged twin resources are not listed.
+func Plan(w io.Writer, p *reconcile.Plan, opts Options) error {
+	out := &writer{w: w}
+	st := styler{opts.Color}
+	if !p.HasChanges() {
+		for _, r := range p.Resources {
+			for _, n := range r.Notes {
+				out.printf("%s\n", st.style(dim, "# "+r.Addr+": "+n))
+			}
+		}
+		out.printf("%s\n", st.style(bold+green, "No changes.")+st.style(bold, " The fleet matches the configuration."))
+		writeCalls(out, p, st)
+		return out.err
+	}
+	out.printf("iotplan will act on the IoT hub %s. Actions are shown with these symbols:\n", p.Hub)
+	legend := map[reconcile.Action]bool{}
+	for _, r := range p.Resources {
+		legend[r.Action] = true
+	}
+	if legend[reconcile.Update] {
+		out.printf("  %s update twins (desired properties, tags)\n", st.style(yellow, "~"))
+	}
+	if legend[reconcile.Invoke] {
+		out.printf("  %s invoke a direct method\n", st.style(cyan, "!"))
+	}
+	out.printf("\niotplan will perform the following actions:\n")
+	for _, r := range p.Resources {
+		switch r.Action {
+		case reconcile.Update:
+			writeTwin(out, r, st)
+		case reconcile.Invoke:
+			writeMethod(out, r, st)
+		default:
+			for _, n := range r.Notes {
+				out.printf("\n%s\n", st.style(dim, "  # "+r.Addr+": "+n))
+			}
+		}
+	}
+	out.printf("\n%s\n", st.style(bold, SummaryLine(p)))
+	writeCalls(out, p, st)
+	return out.err
+}
+
+// SummaryLine is the plan's last line, e.g. "Plan: 2 resources to change (9,815 devices),
+// 1 method to invoke on 301 devices."
+func SummaryLine(p *reconcile.Plan) string {
+	s := p.Summary()
+	if !p.HasChanges() {
+		return "No changes. The fleet matches the configuration."
+	}
+	var parts []string
+	if s.TwinChanges > 0 {
+		parts = append(parts, fmt.Sprintf("%s to change (%s)", plural(s.TwinChanges, "resource", "resources"), plural(s.TwinDevices, "device", "devices")))
+	}
+	if s.MethodInvokes > 0 {
+		parts = append(parts, fmt.Sprintf("%s to invoke on %s", plural(s.MethodInvokes, "method", "methods"), plural(s.MethodDevices, "device", "devices")))
+	}
+	return "Plan: " + strings.Join(parts, ", ") + "."
+}
+
+func writeCalls(out *writer, p *reconcile.Plan, st styler) {
+	if len(p.HubCalls) == 0 {
+		return
+	}
+	kinds := make([]string, 0, len(p.HubCalls))
+	total := 0
+	for k, n := range p.HubCalls {
+		kinds = append(kinds, fmt.Sprintf("%s: %s", k, Count(n)))
+		total += n
+	}
+	sort.Strings(kinds)
+	out.printf("%s\n", st.style(dim, fmt.Sprintf("Planning used %s (%s).", plural(total, "hub call", "hub calls"), strings.Join(kinds, ", "))))
+}
+
+func writeTwin(out *writer, r reconcile.ResourceChange, st styler) {
+	out.printf("\n%s\n", st.style(bold, fmt.Sprintf("  # %s will be updated on %s of %s targeted",
+		r.Addr, plural(r.Devices, "device", "devices"), Count(r.TargetedDevices))))
+	out.printf("  %s %s {\n", st.style(yellow, "~"), r.Addr)
+	out.printf("      target = %s\n", quoteCond(r.Target))
+	lefts := make([]string, len(r.Transitions))
+	width := 0
+	for i, t := range r.Transitions {
+		switch {
+		case t.Op == reconcile.OpAdd:
+			lefts[i] = fmt.Sprintf("%s = %s", t.Key, value(t.To))
+		case t.Op == reconcile.OpRemove && t.OtherValues:
+			lefts[i] = fmt.Sprintf("%s (was: other values)", t.Key)
+		case t.Op == reconcile.OpRemove:
+			lefts[i] = fmt.Sprintf("%s (was %s)", t.Key, value(t.From))
+		case t.OtherValues:
+			lefts[i] = fmt.Sprintf("%s: (other values) → %s", t.Key, value(t.To))
+		default:
+			lefts[i] = fmt.Sprintf("%s: %s → %s", t.Key, value(t.From), value(t.To))
+		}
+		if n := runeLen(lefts[i]); n <= maxAlign {
+			width = max(width, n)
+		}
+	}
+	for i, t := range r.Transitions {
+		sym := t.Op.Symbol()
+		color := yellow
+		switch t.Op {
+		case reconcile.OpAdd:
+			color = green
+		case reconcile.OpRemove:
+			color = red
+		}
+		line := fmt.Sprintf("%s%s  on %s", lefts[i], strings.Repeat(" ", max(0, width-runeLen(lefts[i]))), plural(t.Devices, "device", "devices"))
+		if ex := examples(t.SampleDeviceIDs, t.Devices); ex != "" {
+			line += " " + ex
+		}
+		out.printf("      %s %s\n", st.style(color, sym), line)
+	}
+	if r.Job != nil && r.Job.StartTime != nil {
+		out.printf("      %s\n", st.style(dim, "# starts at "+r.Job.StartTime.UTC().Format("2006-01-02 15:04:05 UTC")))
+	}
+	for _, n := range r.Notes {
+		out.printf("      %s\n", st.style(dim, "# "+n))
+	}
+	out.printf("    }\n")
+}
+
+func writeMethod(out *writer, r reconcile.ResourceChange, st styler) {
+	m := r.Job.CloudToDeviceMethod
+	out.printf("\n%s\n", st.style(bold, fmt.Sprintf("  # %s will invoke %s on %s", r.Addr, m.MethodName, plural(r.Devices, "device", "devices"))))
+	out.printf("  %s %s {\n", st.style(cyan, "!"), r.Addr)
+	out.printf("      target           = %s\n", quoteCond(r.Target))
+	out.printf("      method           = %q\n", m.MethodName)
+	out.printf("      payload          = %s\n", value(m.Payload))
+	out.printf("      response_timeout = %ds\n", m.ResponseTimeoutInSeconds)
+	if m.ConnectTimeoutInSeconds > 0 {
+		out.printf("      connect_timeout  = %ds\n", m.ConnectTimeoutInSeconds)
+	}
+	line := "on " + plural(r.Devices, "device", "devices")
+	if ex := examples(r.SampleDeviceIDs, r.Devices); ex != "" {
+		line += " " + ex
+	}
+	out.printf("      %s %s\n", st.style(cyan, "!"), line)
+	if r.Job.StartTime != nil {
+		out.printf("      %s\n", st.style(dim, "# starts at "+r.Job.StartTime.UTC().Format("2006-01-02 15:04:05 UTC")))
+	}
+	for _, n := range r.Notes {
+		out.printf("      %s\n", st.style(dim, "# "+n))
+	}
+	out.printf("    }\n")
+}
+
+// maxAlign is the longest transition text that the device counts are aligned after; longer
+// ones are not padded, so one long value does not push every line to the right.
+const maxAlign = 48
+
+// quoteCond shows a condition as an HCL string literal would hold it.
+func quoteCond(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+func runeLen(s string) int { return len([]rune(s)) }

@@ -1,0 +1,144 @@
+package schema
+
+import (
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/iotplan/iotplan/internal/query"
+)
+
+// Config is a loaded, evaluated and validated configuration. Every object in
+// it carries the source range it came from, so later stages (plan, apply)
+// can report problems against the file.
+type Config struct {
+	// Files holds every parsed file by name, for rendering diagnostics
+	// (WriteDiagnostics or hcl.NewDiagnosticTextWriter).
+	Files map[string]*hcl.File
+
+	Hub       *Hub        // nil when there is no hub block
+	Variables []*Variable // in declaration order
+	Twins     []*Twin     // in declaration order (files in load order)
+	Methods   []*Method   // in declaration order (files in load order)
+}
+
+// Twin returns the twin block with the given name, or nil.
+func (c *Config) Twin(name string) *Twin {
+	for _, t := range c.Twins {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// Method returns the method block with the given name, or nil.
+func (c *Config) Method(name string) *Method {
+	for _, m := range c.Methods {
+		if m.Name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// Hub is the hub block. The CLI falls back to IOTHUB_CONNECTION_STRING when
+// a configuration has none.
+type Hub struct {
+	// ConnectionString is a service connection string. It is a secret: it is
+	// never part of a diagnostic, String, GoString or MarshalJSON.
+	ConnectionString string
+	DeclRange        hcl.Range
+}
+
+const redacted = "(sensitive value)"
+
+// String never reveals the connection string.
+func (h *Hub) String() string { return "hub { connection_string = " + redacted + " }" }
+
+// GoString makes %#v as safe as %v.
+func (h *Hub) GoString() string { return "&schema.Hub{ConnectionString:" + `"` + redacted + `"}` }
+
+// MarshalJSON keeps the connection string out of saved plans and logs.
+func (h *Hub) MarshalJSON() ([]byte, error) {
+	return []byte(`{"connection_string":"` + redacted + `"}`), nil
+}
+
+// Variable is a variable block with its resolved value.
+type Variable struct {
+	Name        string
+	Description string
+	Type        cty.Type // cty.DynamicPseudoType when the block has no type or type = any
+	Sensitive   bool
+	// Value is the resolved value (from -var, IOTPLAN_VAR_<name> or the
+	// default), unmarked, converted to Type. cty.NilVal when it could not be
+	// resolved (a diagnostic says why).
+	Value     cty.Value
+	DeclRange hcl.Range
+}
+
+// Twin is a twin block: desired properties and tags for every device its
+// target selects.
+type Twin struct {
+	Name      string
+	Addr      string // "twin.<name>"
+	DeclRange hcl.Range
+
+	Target      query.Expr // parsed target condition
+	TargetSrc   string     // the evaluated target text, as written to the hub
+	TargetRange hcl.Range  // the target expression
+
+	// Desired and Tags are the managed keys, nil when the attribute is absent
+	// (= not managed). Values are JSON-like: string, float64, bool, nil
+	// (= ensure the key is absent), map[string]any (nested objects: only the
+	// declared keys are managed, others are left alone), []any (arrays are
+	// managed as a whole).
+	Desired      map[string]any
+	DesiredRange hcl.Range // zero when absent
+	Tags         map[string]any
+	TagsRange    hcl.Range // zero when absent
+}
+
+// Method is a method block: a direct method invoked, as one scheduled hub
+// job, on every device its target selects.
+type Method struct {
+	Name      string
+	Addr      string // "method.<name>"
+	DeclRange hcl.Range
+
+	Target      query.Expr
+	TargetSrc   string
+	TargetRange hcl.Range
+
+	Method  string // the direct method's name on the device
+	Payload any    // JSON-like (see Twin.Desired); nil = JSON null
+
+	ResponseTimeout time.Duration // default 30s; the hub accepts 5s..300s; whole seconds
+	ConnectTimeout  time.Duration // default 0 (devices must be online); 0..300s; whole seconds
+	MaxExecution    time.Duration // default 1h (the hub's job default); whole seconds, ≥ 1s
+	StartTime       time.Time     // zero = start now; a time in the past also means now
+}
+
+// Defaults and hub limits for method blocks.
+const (
+	DefaultResponseTimeout = 30 * time.Second
+	MinResponseTimeout     = 5 * time.Second
+	MaxResponseTimeout     = 300 * time.Second
+	DefaultConnectTimeout  = 0
+	MaxConnectTimeout      = 300 * time.Second
+	DefaultMaxExecution    = time.Hour
+	// MaxPayloadBytes is the hub's limit on a direct method's JSON payload.
+	MaxPayloadBytes = 128 * 1024
+)
+
+// Hub limits for twin documents (see the hub reference, "Size / shape limits").
+const (
+	MaxKeyBytes     = 1024
+	MaxStringBytes  = 4096
+	MaxDepth        = 10 // nesting levels including the section itself (tags, desired)
+	MaxTagsBytes    = 8 * 1024
+	MaxDesiredBytes = 32 * 1024
+	MaxSafeInteger  = 4503599627370495  // 2^52-1
+	MinSafeInteger  = -4503599627370496 // -2^52
+)

@@ -1,0 +1,437 @@
+package schema
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/iotplan/iotplan/internal/sas"
+)
+
+// decodeHub decodes the hub block. Diagnostics about the connection string
+// point at the block header, never at the value, so that no snippet of the
+// file shows it.
+func (l *loader) decodeHub() {
+	if len(l.hubBlocks) == 0 {
+		return
+	}
+	b := l.hubBlocks[0]
+	content, diags := b.Body.Content(hubSchema)
+	l.diags = append(l.diags, diags...)
+	if content == nil {
+		return
+	}
+	a, found := content.Attributes["connection_string"]
+	if !found {
+		return
+	}
+	hub := &Hub{DeclRange: b.DefRange}
+	// The subject is the block header, unless the value is written on that
+	// same line: then the snippet would show it, so the diagnostic gets no
+	// subject and names the place in its detail instead.
+	subject := b.DefRange.Ptr()
+	where := ""
+	if r := a.Expr.Range(); r.Start.Line <= b.DefRange.End.Line {
+		subject = nil
+		where = fmt.Sprintf("In the hub block at %s:%d: ", b.DefRange.Filename, b.DefRange.Start.Line)
+	}
+	report := func(sev hcl.DiagnosticSeverity, summary, detail string) {
+		l.diags = append(l.diags, &hcl.Diagnostic{Severity: sev, Summary: summary, Detail: where + detail, Subject: subject})
+	}
+	bad := func(summary, detail string) { report(hcl.DiagError, summary, detail) }
+	if !l.checkRefs(a.Expr, phaseHub) {
+		return
+	}
+	v, vdiags := a.Expr.Value(l.evalContext(phaseHub))
+	if vdiags.HasErrors() {
+		// HCL's own messages describe types and references, not values;
+		// keep them but re-point them at the block header.
+		for _, d := range vdiags {
+			if d.Severity == hcl.DiagError {
+				bad(d.Summary, d.Detail)
+			}
+		}
+		return
+	}
+	if !v.IsWhollyKnown() {
+		l.requireEarlierError(b.DefRange)
+		return
+	}
+	v, _ = v.UnmarkDeep()
+	if v.IsNull() {
+		bad("Missing connection string", "connection_string is null. Set it to a service connection string (HostName=...;SharedAccessKeyName=...;SharedAccessKey=...), or remove the hub block to use IOTHUB_CONNECTION_STRING.")
+		return
+	}
+	sv, err := convert.Convert(v, cty.String)
+	if err != nil {
+		bad("Incorrect attribute value type", `Inappropriate value for attribute "connection_string": string required.`)
+		return
+	}
+	cs := sv.AsString()
+	if msg := connectionStringProblem(cs); msg != "" {
+		bad("Invalid connection string", msg+" (The value is not shown because it is a secret.)")
+		return
+	}
+	hub.ConnectionString = cs
+	l.cfg.Hub = hub
+	// A literal secret in a file tends to end up in version control.
+	if len(a.Expr.Variables()) == 0 {
+		report(hcl.DiagWarning, "Connection string written in the configuration",
+			"The hub block holds the connection string itself. Prefer a sensitive variable (connection_string = var.hub_connection_string) or the IOTHUB_CONNECTION_STRING environment variable, so the key stays out of files.")
+	}
+}
+
+// connectionStringProblem checks a service connection string with the same
+// parser the hub client uses (whose errors never quote the string), and
+// describes what is wrong, or returns "".
+func connectionStringProblem(cs string) string {
+	c, err := sas.ParseConnectionString(cs)
+	if err != nil {
+		return upperFirst(err.Error()) + "."
+	}
+	if c.DeviceID != "" {
+		return "This is a device connection string (it has DeviceId); iotplan needs a service connection string, with a shared access policy such as iothubowner."
+	}
+	return ""
+}
+
+// decodeTwins decodes every twin block and publishes twin.<name>.target for
+// the method phase.
+func (l *loader) decodeTwins() {
+	for _, b := range l.twinBlocks {
+		l.twinVals[b.Labels[0]] = cty.ObjectVal(map[string]cty.Value{"target": cty.UnknownVal(cty.String)})
+	}
+	ctx := l.evalContext(phaseTwins)
+	for _, b := range l.twinBlocks {
+		t := l.decodeTwin(b, ctx)
+		if t == nil {
+			continue
+		}
+		l.cfg.Twins = append(l.cfg.Twins, t)
+	}
+}
+
+// decodeTwin returns nil if the block has errors (reported).
+func (l *loader) decodeTwin(b *hcl.Block, ctx *hcl.EvalContext) *Twin {
+	name := b.Labels[0]
+	t := &Twin{Name: name, Addr: "twin." + name, DeclRange: b.DefRange}
+	content, diags := b.Body.Content(twinSchema)
+	l.diags = append(l.diags, diags...)
+	if content == nil {
+		return nil
+	}
+	ok := !diags.HasErrors()
+
+	if a, found := content.Attributes["target"]; found {
+		t.TargetRange = a.Expr.Range()
+		e, src, good := l.target(a, phaseTwins, ctx)
+		if good {
+			t.Target, t.TargetSrc = e, src
+			l.twinVals[name] = cty.ObjectVal(map[string]cty.Value{"target": cty.StringVal(src)})
+		}
+		ok = ok && good
+	}
+	// A section that failed to evaluate counts as set: its error is enough.
+	desiredSet, tagsSet := false, false
+	if a, found := content.Attributes["desired"]; found {
+		m, set, good := l.twinSection(a, "desired", MaxDesiredBytes, ctx)
+		if set {
+			t.Desired, t.DesiredRange = m, a.Expr.Range()
+		}
+		desiredSet = set || !good
+		ok = ok && good
+	}
+	if a, found := content.Attributes["tags"]; found {
+		m, set, good := l.twinSection(a, "tags", MaxTagsBytes, ctx)
+		if set {
+			t.Tags, t.TagsRange = m, a.Expr.Range()
+		}
+		tagsSet = set || !good
+		ok = ok && good
+	}
+	if !desiredSet && !tagsSet {
+		l.diags = append(l.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Twin manages nothing",
+			Detail:   fmt.Sprintf("The twin block %q has neither desired nor tags. Declare the desired properties and/or tags it manages, e.g. desired = { floor = 3 }.", name),
+			Subject:  b.DefRange.Ptr(),
+		})
+		ok = false
+	}
+	if !ok {
+		return nil
+	}
+	return t
+}
+
+// twinSection evaluates desired or tags. set is false for null (which, as
+// for any HCL attribute, means "not set"): the section is then not managed.
+func (l *loader) twinSection(a *hcl.Attribute, section string, maxBytes int, ctx *hcl.EvalContext) (m map[string]any, set, ok bool) {
+	v, good := l.eval(a.Expr, phaseTwins, ctx)
+	if !good {
+		return nil, false, false
+	}
+	// Report duplicate keys and then go on, so one run shows every problem.
+	dupsOK := l.checkDuplicateKeys(a.Expr, ctx)
+	v, _ = v.UnmarkDeep()
+	if v.IsNull() {
+		return nil, false, dupsOK
+	}
+	ty := v.Type()
+	if !ty.IsObjectType() && !ty.IsMapType() {
+		l.diags = append(l.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Incorrect attribute value type",
+			Detail:   fmt.Sprintf("%s must be an object of the keys to manage, like { building = \"43\", floor = 3 }, not a %s.", section, ty.FriendlyName()),
+			Subject:  a.Expr.Range().Ptr(),
+		})
+		return nil, false, false
+	}
+	c := newConverter(l, ctx, true)
+	out, _ := c.convert(v, a.Expr, true, section, 1).(map[string]any)
+	if !c.ok || !dupsOK {
+		return nil, false, false
+	}
+	if c.size > maxBytes {
+		l.diags = append(l.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Twin section too large",
+			Detail:   fmt.Sprintf("These %s add up to %d bytes as the hub counts them (key and value lengths); the hub limits %s to %d bytes per device.", section, c.size, section, maxBytes),
+			Subject:  a.Expr.Range().Ptr(),
+		})
+		return nil, false, false
+	}
+	if len(out) == 0 {
+		l.diags = append(l.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  fmt.Sprintf("Empty %s", section),
+			Detail:   fmt.Sprintf("%s = {} manages no key. Remove it, or declare the keys to manage.", section),
+			Subject:  a.Expr.Range().Ptr(),
+		})
+	}
+	return out, true, true
+}
+
+// decodeMethods decodes every method block.
+func (l *loader) decodeMethods() {
+	ctx := l.evalContext(phaseMethods)
+	for _, b := range l.methodBlocks {
+		if m := l.decodeMethod(b, ctx); m != nil {
+			l.cfg.Methods = append(l.cfg.Methods, m)
+		}
+	}
+}
+
+// decodeMethod returns nil if the block has errors (reported).
+func (l *loader) decodeMethod(b *hcl.Block, ctx *hcl.EvalContext) *Method {
+	name := b.Labels[0]
+	m := &Method{
+		Name: name, Addr: "method." + name, DeclRange: b.DefRange,
+		ResponseTimeout: DefaultResponseTimeout,
+		ConnectTimeout:  DefaultConnectTimeout,
+		MaxExecution:    DefaultMaxExecution,
+	}
+	content, diags := b.Body.Content(methodSchema)
+	l.diags = append(l.diags, diags...)
+	if content == nil {
+		return nil
+	}
+	ok := !diags.HasErrors()
+
+	if a, found := content.Attributes["target"]; found {
+		m.TargetRange = a.Expr.Range()
+		e, src, good := l.target(a, phaseMethods, ctx)
+		m.Target, m.TargetSrc = e, src
+		ok = ok && good
+	}
+	if a, found := content.Attributes["method"]; found {
+		s, good := l.stringAttr(a, phaseMethods, ctx)
+		if good {
+			if msg := methodNameProblem(s); msg != "" {
+				l.diags = append(l.diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Invalid method name",
+					Detail:   msg,
+					Subject:  a.Expr.Range().Ptr(),
+				})
+				good = false
+			}
+		}
+		m.Method = s
+		ok = ok && good
+	}
+	if a, found := content.Attributes["payload"]; found {
+		p, good := l.payload(a, ctx)
+		m.Payload = p
+		ok = ok && good
+	}
+	durations := []struct {
+		name     string
+		dst      *time.Duration
+		min, max time.Duration
+		rule     string
+	}{
+		{"response_timeout", &m.ResponseTimeout, MinResponseTimeout, MaxResponseTimeout, "The hub accepts response timeouts from 5s to 300s (5m)."},
+		{"connect_timeout", &m.ConnectTimeout, 0, MaxConnectTimeout, "The hub accepts connect timeouts from 0s (devices must be online) to 300s (5m)."},
+		{"max_execution", &m.MaxExecution, time.Second, 0, "A job must be allowed to run at least 1s."},
+	}
+	for _, d := range durations {
+		a, found := content.Attributes[d.name]
+		if !found {
+			continue
+		}
+		v, set, good := l.duration(a, ctx, d.min, d.max, d.rule)
+		if set {
+			*d.dst = v
+		}
+		ok = ok && good
+	}
+	if a, found := content.Attributes["start_time"]; found {
+		t, good := l.startTime(a, ctx)
+		m.StartTime = t
+		ok = ok && good
+	}
+	if !ok {
+		return nil
+	}
+	return m
+}
+
+// stringAttr evaluates an attribute that must be a non-null string.
+func (l *loader) stringAttr(a *hcl.Attribute, ph phase, ctx *hcl.EvalContext) (string, bool) {
+	v, ok := l.eval(a.Expr, ph, ctx)
+	if !ok {
+		return "", false
+	}
+	v, _ = v.UnmarkDeep()
+	sv, err := convert.Convert(v, cty.String)
+	if err != nil || sv.IsNull() {
+		l.diags = append(l.diags, attrTypeDiag(a, "string"))
+		return "", false
+	}
+	return sv.AsString(), true
+}
+
+// methodNameProblem applies the hub's rule for method names: US-ASCII
+// printable characters except $ ( ) < > @ , ; : \ " / [ ] ? = { } and
+// spaces (names travel in MQTT topics and HTTP paths).
+func methodNameProblem(s string) string {
+	if s == "" {
+		return "method must name the direct method to invoke, e.g. \"lockDoor\"."
+	}
+	for _, r := range s {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`$()<>@,;:\"/[]?={}`, r) {
+			what := fmt.Sprintf("%q", r)
+			if r == ' ' {
+				what = "a space"
+			}
+			return fmt.Sprintf("The method name contains %s. The hub accepts printable US-ASCII characters except spaces and $ ( ) < > @ , ; : \\ \" / [ ] ? = { }.", what)
+		}
+	}
+	return ""
+}
+
+// payload evaluates a method payload: any JSON value up to the hub's size.
+func (l *loader) payload(a *hcl.Attribute, ctx *hcl.EvalContext) (any, bool) {
+	v, ok := l.eval(a.Expr, phaseMethods, ctx)
+	if !ok {
+		return nil, false
+	}
+	dupsOK := l.checkDuplicateKeys(a.Expr, ctx)
+	v, _ = v.UnmarkDeep()
+	c := newConverter(l, ctx, false)
+	p := c.convert(v, a.Expr, true, "payload", 1)
+	if !c.ok || !dupsOK {
+		return nil, false
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		l.diags = append(l.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid payload",
+			Detail:   "The payload cannot be encoded as JSON: " + err.Error(),
+			Subject:  a.Expr.Range().Ptr(),
+		})
+		return nil, false
+	}
+	if len(b) > MaxPayloadBytes {
+		l.diags = append(l.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Payload too large",
+			Detail:   fmt.Sprintf("The payload is %d bytes as JSON; the hub accepts method payloads of at most %d bytes (128 KB).", len(b), MaxPayloadBytes),
+			Subject:  a.Expr.Range().Ptr(),
+		})
+		return nil, false
+	}
+	return p, true
+}
+
+// duration parses a Go/Terraform duration string ("15s", "5m", "1h30m")
+// and checks it against [min, max] (max 0 = no upper bound). The hub counts
+// in whole seconds, so fractions are refused rather than rounded.
+func (l *loader) duration(a *hcl.Attribute, ctx *hcl.EvalContext, min, max time.Duration, rule string) (d time.Duration, set, ok bool) {
+	v, ok := l.eval(a.Expr, phaseMethods, ctx)
+	if !ok {
+		return 0, false, false
+	}
+	v, _ = v.UnmarkDeep()
+	if v.IsNull() {
+		return 0, false, true // null = not set = the default
+	}
+	bad := func(summary, detail string) (time.Duration, bool, bool) {
+		l.diags = append(l.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  summary,
+			Detail:   detail,
+			Subject:  a.Expr.Range().Ptr(),
+		})
+		return 0, false, false
+	}
+	if v.Type() != cty.String {
+		return bad("Invalid duration", fmt.Sprintf("%s must be a duration string such as \"15s\", \"5m\" or \"1h30m\", not a %s.", a.Name, v.Type().FriendlyName()))
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v.AsString()))
+	if err != nil {
+		return bad("Invalid duration", fmt.Sprintf("%s must be a duration string such as \"15s\", \"5m\" or \"1h30m\" (units: s, m, h).", a.Name))
+	}
+	if d%time.Second != 0 {
+		return bad("Invalid duration", fmt.Sprintf("%s must be a whole number of seconds: the hub counts it in seconds.", a.Name))
+	}
+	if d < min || (max > 0 && d > max) {
+		return bad("Duration out of range", fmt.Sprintf("%s is %s. %s", a.Name, d, rule))
+	}
+	// The hub's fields are 32-bit seconds.
+	if d/time.Second > 1<<31-1 {
+		return bad("Duration out of range", fmt.Sprintf("%s is %s, more than the hub can represent.", a.Name, d))
+	}
+	return d, true, true
+}
+
+// startTime parses an RFC 3339 time ("2026-12-01T02:00:00Z").
+func (l *loader) startTime(a *hcl.Attribute, ctx *hcl.EvalContext) (time.Time, bool) {
+	v, ok := l.eval(a.Expr, phaseMethods, ctx)
+	if !ok {
+		return time.Time{}, false
+	}
+	v, _ = v.UnmarkDeep()
+	if v.IsNull() {
+		return time.Time{}, true // null = not set = now
+	}
+	if v.Type() == cty.String {
+		if t, err := time.Parse(time.RFC3339, strings.TrimSpace(v.AsString())); err == nil {
+			return t.UTC(), true
+		}
+	}
+	l.diags = append(l.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Invalid start time",
+		Detail:   "start_time must be an RFC 3339 time with a time zone, such as \"2026-12-01T02:00:00Z\" or \"2026-12-01T03:00:00+01:00\".",
+		Subject:  a.Expr.Range().Ptr(),
+	})
+	return time.Time{}, false
+}

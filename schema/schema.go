@@ -1,0 +1,53 @@
+package schema
+
+import "github.com/hashicorp/hcl/v2"
+
+// Block and attribute schemas, one per block type. Later language versions
+// add blocks (guard, rollout, converge) and meta-arguments (for_each,
+// depends_on) here; until then HCL's own "Unsupported block type/argument"
+// diagnostics reject them.
+
+var fileSchema = &hcl.BodySchema{
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "hub"},
+		{Type: "variable", LabelNames: []string{"name"}},
+		{Type: "locals"},
+		{Type: "twin", LabelNames: []string{"name"}},
+		{Type: "method", LabelNames: []string{"name"}},
+	},
+}
+
+var hubSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "connection_string", Required: true},
+	},
+}
+
+var variableSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "type"},
+		{Name: "default"},
+		{Name: "description"},
+		{Name: "sensitive"},
+	},
+}
+
+var twinSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "target", Required: true},
+		{Name: "desired"},
+		{Name: "tags"},
+	},
+}
+
+var methodSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "target", Required: true},
+		{Name: "method", Required: true},
+		{Name: "payload"},
+		{Name: "response_timeout"},
+		{Name: "connect_timeout"},
+		{Name: "max_execution"},
+		{Name: "start_time"},
+	},
+}
