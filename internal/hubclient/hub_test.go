@@ -60,6 +60,7 @@ func startHub(t *testing.T) (*hub.Hub, *hubclient.Client) {
 }
 
 func TestQueryPagesOverLocalHub(t *testing.T) {
+	t.Parallel()
 	h, c := startHub(t)
 	before := h.Requests()["POST /devices/query"]
 	rows, err := c.Query(context.Background(), "SELECT deviceId FROM devices")
@@ -91,6 +92,7 @@ func TestQueryPagesOverLocalHub(t *testing.T) {
 }
 
 func TestJobsOverLocalHub(t *testing.T) {
+	t.Parallel()
 	_, c := startHub(t)
 	ctx := context.Background()
 	now := time.Now().UTC()
@@ -180,6 +182,7 @@ func waitJob(t *testing.T, c *hubclient.Client, id string) hubapi.JobResponse {
 }
 
 func TestTwinsAndMethodsOverLocalHub(t *testing.T) {
+	t.Parallel()
 	_, c := startHub(t)
 	ctx := context.Background()
 	res, err := c.CallMethod(ctx, "pinger", hubapi.CloudToDeviceMethod{MethodName: "ping", ResponseTimeoutInSeconds: 5})
@@ -209,6 +212,7 @@ func TestTwinsAndMethodsOverLocalHub(t *testing.T) {
 }
 
 func TestErrorsOverLocalHub(t *testing.T) {
+	t.Parallel()
 	h, c := startHub(t)
 	ctx := context.Background()
 	check := func(what string, err error, status, code int, name string) {

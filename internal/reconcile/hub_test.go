@@ -98,6 +98,7 @@ func doorsConfig(t *testing.T) *reconcile.Config {
 // 10,000 devices and checks that the number of hub calls — as the client and as the hub count
 // them — is the same.
 func TestPlanHubCallsDoNotGrowWithFleet(t *testing.T) {
+	t.Parallel()
 	type run struct {
 		clientCalls map[string]int
 		hubQueries  int64
@@ -138,6 +139,7 @@ func TestPlanHubCallsDoNotGrowWithFleet(t *testing.T) {
 // TestApplyOverLocalHub plans, applies with the real client, and plans again: the second plan
 // has no twin changes, and the method reached every targeted device.
 func TestApplyOverLocalHub(t *testing.T) {
+	t.Parallel()
 	h, c := startHub(t, 200)
 	ctx := context.Background()
 	cfg := doorsConfig(t)

@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -60,13 +58,10 @@ func TestPagerEvaluatesOncePerScan(t *testing.T) {
 		t.Fatalf("finished scan left %d cursors", len(s.pager.m))
 	}
 	// The cache is bounded.
-	for i := range maxCursors + 10 {
+	for range maxCursors + 10 {
 		get("")
-		_ = i
 	}
 	if len(s.pager.m) > maxCursors {
 		t.Fatalf("%d cursors cached, bound %d", len(s.pager.m), maxCursors)
 	}
-	_ = http.MethodPost
-	_ = fmt.Sprint
 }

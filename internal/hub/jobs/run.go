@@ -81,7 +81,10 @@ func (m *Manager) startRunner(j *job) {
 		j.rec.RunningSince = &t
 	}
 	m.wg.Add(1)
-	go m.run(ctx, j)
+	go func() {
+		defer cancel(nil) // release the context once the runner is done
+		m.run(ctx, j)
+	}()
 }
 
 // run executes one job: select its devices (or reload them after a restart), dispatch them to

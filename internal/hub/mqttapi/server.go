@@ -193,10 +193,11 @@ func (s *Server) Close() error {
 		if s.stopCtx != nil {
 			s.stopCtx()
 		}
-		s.broker.Close()
+		// mochi's Close closes the listeners, disconnects every client and waits for their
+		// goroutines (each session leaves link on the way); bound that wait.
 		done := make(chan struct{})
 		go func() {
-			s.broker.Listeners.ClientsWg.Wait()
+			s.broker.Close()
 			close(done)
 		}()
 		select {
