@@ -292,9 +292,9 @@ func TestHubErrorsAreOneLineAndNeverEchoTheKey(t *testing.T) {
 	}
 	const key = "c2VjcmV0LWtleS10aGF0LW11c3Qtbm90LWxlYWs="
 	for _, cs := range []string{
-		"HostName=hub.example.net;SharedAccessKey=" + key,                        // no policy name
+		"HostName=hub.example.net;SharedAccessKey=" + key,                             // no policy name
 		"HostName=hub.example.net;SharedAccessKeyName=owner;SharedAccessKey=%%" + key, // key not base64
-		"SharedAccessKeyName=owner;SharedAccessKey=" + key,                        // no host
+		"SharedAccessKeyName=owner;SharedAccessKey=" + key,                            // no host
 		"garbage " + key,
 	} {
 		t.Setenv(envConnectionString, cs)
