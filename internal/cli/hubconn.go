@@ -17,6 +17,7 @@ import (
 
 	"github.com/iotplan/iotplan/internal/hub"
 	"github.com/iotplan/iotplan/internal/hubclient"
+	"github.com/iotplan/iotplan/internal/render"
 	"github.com/iotplan/iotplan/schema"
 )
 
@@ -134,6 +135,7 @@ func openDevHub(ctx context.Context, dataDir string, logOut io.Writer) (*hubSess
 		h.Close()
 		return nil, err
 	}
+	fmt.Fprintf(logOut, "Started the built-in local IoT Hub in %s (%s simulated devices) for this run.\n\n", dataDir, render.Count(h.Sim().DeviceCount()))
 	return &hubSession{client: c, local: h, name: h.HostName() + " (built-in local hub, " + dataDir + ")"}, nil
 }
 

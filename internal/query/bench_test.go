@@ -143,6 +143,28 @@ func BenchmarkMatch3Terms(b *testing.B) {
 	}
 }
 
+// BenchmarkMatch3TermsAllTrue: all three terms hold for most twins, so no
+// term can be skipped: six map lookups per twin.
+func BenchmarkMatch3TermsAllTrue(b *testing.B) {
+	fleet := getBenchFleet(b)
+	c, err := CompileCondition(mustCond("status = 'enabled' AND properties.reported.floor >= 1 AND tags.ring != 'late'"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	matched := 0
+	perTwin(b, fleet, func() {
+		matched = 0
+		for _, d := range fleet {
+			if c.Match(d) {
+				matched++
+			}
+		}
+	})
+	if matched < len(fleet)/2 {
+		b.Fatalf("condition matched only %d of %d twins", matched, len(fleet))
+	}
+}
+
 func BenchmarkGroupBy(b *testing.B) {
 	fleet := getBenchFleet(b)
 	p := MustCompile("SELECT properties.reported.fw AS fw, COUNT() AS n, AVG(properties.reported.temp) AS avgTemp, MAX(tags.floor) AS maxFloor FROM devices WHERE status = 'enabled' GROUP BY properties.reported.fw")

@@ -25,9 +25,22 @@ const (
 
 type column struct {
 	key string
-	agg string // "" for a property, else COUNT/AVG/SUM/MIN/MAX
+	agg aggKind
 	get getter // the property, or the aggregate's argument
 }
+
+type aggKind uint8
+
+const (
+	aggNone aggKind = iota // a property (the GROUP BY key)
+	aggCount
+	aggSum
+	aggAvg
+	aggMin
+	aggMax
+)
+
+var aggKinds = map[string]aggKind{"COUNT": aggCount, "SUM": aggSum, "AVG": aggAvg, "MIN": aggMin, "MAX": aggMax}
 
 // Compile checks and compiles a statement. Errors are *Error.
 func Compile(q *Query) (*Program, error) {
@@ -56,7 +69,7 @@ func Compile(q *Query) (*Program, error) {
 		case *RefExpr:
 			ref = x
 		case *AggregateExpr:
-			col.agg, ref = x.Func, x.Arg
+			col.agg, ref = aggKinds[x.Func], x.Arg
 			p.mode = modeAggr
 		}
 		if ref != nil {
@@ -193,18 +206,25 @@ type aggState struct {
 
 type grouper struct {
 	p      *Program
+	strs   map[string]*group // string keys, the common case, without struct hashing
 	index  map[groupKey]*group
 	order  []*group
 	single *group // no GROUP BY: one group, present even with no documents
 }
 
 func newGrouper(p *Program) *grouper {
-	g := &grouper{p: p, index: map[groupKey]*group{}}
+	g := &grouper{p: p, strs: map[string]*group{}, index: map[groupKey]*group{}}
 	if p.groupGet == nil {
 		g.single = &group{aggs: make([]aggState, len(p.cols))}
 		g.order = append(g.order, g.single)
 	}
 	return g
+}
+
+func (g *grouper) newGroup(key value) *group {
+	grp := &group{key: key, aggs: make([]aggState, len(g.p.cols))}
+	g.order = append(g.order, grp)
+	return grp
 }
 
 func (g *grouper) add(d map[string]any) {
@@ -214,24 +234,30 @@ func (g *grouper) add(d map[string]any) {
 		if v, ok := g.p.groupGet(d); ok {
 			key = valueOf(v)
 		}
-		gk := groupKey{k: key.k, n: key.n, s: key.s}
-		if key.k == kArr || key.k == kObj {
-			b, _ := json.Marshal(key.r) // decoded JSON always re-encodes
-			gk.s = string(b)
-		}
-		if gk.n == 0 {
-			gk.n = 0 // fold -0 into 0
-		}
-		if grp = g.index[gk]; grp == nil {
-			grp = &group{key: key, aggs: make([]aggState, len(g.p.cols))}
-			g.index[gk] = grp
-			g.order = append(g.order, grp)
+		if key.k == kStr {
+			if grp = g.strs[key.s]; grp == nil {
+				grp = g.newGroup(key)
+				g.strs[key.s] = grp
+			}
+		} else {
+			gk := groupKey{k: key.k, n: key.n}
+			if key.k == kArr || key.k == kObj {
+				b, _ := json.Marshal(key.r) // decoded JSON always re-encodes
+				gk.s = string(b)
+			}
+			if gk.n == 0 {
+				gk.n = 0 // fold -0 into 0
+			}
+			if grp = g.index[gk]; grp == nil {
+				grp = g.newGroup(key)
+				g.index[gk] = grp
+			}
 		}
 	}
 	grp.count++
 	for i := range g.p.cols {
 		c := &g.p.cols[i]
-		if c.agg == "" || c.agg == "COUNT" {
+		if c.agg == aggNone || c.agg == aggCount {
 			continue
 		}
 		v, ok := c.get(d)
@@ -241,14 +267,14 @@ func (g *grouper) add(d map[string]any) {
 		st := &grp.aggs[i]
 		w := valueOf(v)
 		switch c.agg {
-		case "SUM", "AVG":
+		case aggSum, aggAvg:
 			if w.k != kNum {
 				st.bad = true
 				continue
 			}
 			st.sum += w.n
 			st.n++
-		case "MIN", "MAX":
+		case aggMin, aggMax:
 			switch w.k {
 			case kArr, kObj:
 				st.bad = true
@@ -257,7 +283,7 @@ func (g *grouper) add(d map[string]any) {
 				continue
 			}
 			ord := typeOrder(w, st.best)
-			if st.n == 0 || c.agg == "MIN" && ord < 0 || c.agg == "MAX" && ord > 0 {
+			if st.n == 0 || c.agg == aggMin && ord < 0 || c.agg == aggMax && ord > 0 {
 				st.best = w
 			}
 			st.n++
@@ -284,21 +310,21 @@ func (g *grouper) rows() []any {
 		for i, c := range g.p.cols {
 			st := grp.aggs[i]
 			switch c.agg {
-			case "":
+			case aggNone:
 				if grp.key.k != kUndef {
 					row[c.key] = grp.key.toAny()
 				}
-			case "COUNT":
+			case aggCount:
 				row[c.key] = grp.count
-			case "SUM":
+			case aggSum:
 				if !st.bad {
 					row[c.key] = st.sum
 				}
-			case "AVG":
+			case aggAvg:
 				if !st.bad && st.n > 0 {
 					row[c.key] = st.sum / float64(st.n)
 				}
-			case "MIN", "MAX":
+			case aggMin, aggMax:
 				if !st.bad && st.n > 0 {
 					row[c.key] = st.best.toAny()
 				}

@@ -132,10 +132,9 @@ func ApplyResult(w io.Writer, res *reconcile.ApplyResult, opts ApplyOptions) err
 	if maxListed <= 0 {
 		maxListed = 20
 	}
-	succeeded, failed, devices := 0, 0, 0
+	failed, devices := 0, 0
 	for i := range res.Jobs {
 		j := &res.Jobs[i]
-		succeeded += j.Stats.SucceededCount - len(j.MethodErrors)
 		failed += j.Stats.FailedCount + len(j.MethodErrors)
 		devices += j.Stats.DeviceCount
 		if len(j.Failures) == 0 && len(j.MethodErrors) == 0 && j.MoreFailures == 0 && len(j.Notes) == 0 {
@@ -170,8 +169,24 @@ func ApplyResult(w io.Writer, res *reconcile.ApplyResult, opts ApplyOptions) err
 	case len(res.Jobs) == 0 && len(res.NotRun) == 0:
 		out.printf("\n%s\n", st.style(bold+green, "Apply complete! Nothing to do."))
 	case res.Success():
-		out.printf("\n%s\n", st.style(bold+green, fmt.Sprintf("Apply complete! %s, %s succeeded.",
-			plural(len(res.Jobs), "job", "jobs"), plural(succeeded, "device", "devices"))))
+		var twinJobs, twinDevices, methodJobs, methodDevices int
+		for i := range res.Jobs {
+			if res.Jobs[i].Kind == reconcile.KindMethod {
+				methodJobs++
+				methodDevices += res.Jobs[i].Stats.SucceededCount
+			} else {
+				twinJobs++
+				twinDevices += res.Jobs[i].Stats.SucceededCount
+			}
+		}
+		var parts []string
+		if twinJobs > 0 {
+			parts = append(parts, fmt.Sprintf("%s on %s", plural(twinJobs, "twin update", "twin updates"), plural(twinDevices, "device", "devices")))
+		}
+		if methodJobs > 0 {
+			parts = append(parts, fmt.Sprintf("%s on %s", plural(methodJobs, "method invocation", "method invocations"), plural(methodDevices, "device", "devices")))
+		}
+		out.printf("\n%s\n", st.style(bold+green, "Apply complete! "+strings.Join(parts, ", ")+"."))
 	default:
 		bad := len(res.NotRun)
 		for i := range res.Jobs {

@@ -140,7 +140,7 @@ func applyRun(v *ApplyView, p *reconcile.Plan) {
 
 func methodResult() *reconcile.JobResult {
 	st := 500
-	return &reconcile.JobResult{Addr: "method.lock_door", JobID: "iotplan-lock-door-4e5f6a7b", Status: "completed",
+	return &reconcile.JobResult{Addr: "method.lock_door", Kind: reconcile.KindMethod, JobID: "iotplan-lock-door-4e5f6a7b", Status: "completed",
 		Stats: hubapi.DeviceJobStatistics{DeviceCount: 301, SucceededCount: 298, FailedCount: 3}, Elapsed: 3 * time.Second,
 		Failures: []reconcile.DeviceFailure{
 			{DeviceID: "door-00003", Code: "DeviceNotOnline", Description: "Timed out waiting for device to connect."},
@@ -167,7 +167,7 @@ func TestApplyProgressGolden(t *testing.T) {
 }
 
 func TestApplyResultGolden(t *testing.T) {
-	ok := &reconcile.ApplyResult{Jobs: []reconcile.JobResult{{Addr: "twin.door_location", JobID: "iotplan-door-location-0a1b2c3d", Status: "completed",
+	ok := &reconcile.ApplyResult{Jobs: []reconcile.JobResult{{Addr: "twin.door_location", Kind: reconcile.KindTwin, JobID: "iotplan-door-location-0a1b2c3d", Status: "completed",
 		Stats: hubapi.DeviceJobStatistics{DeviceCount: 9815, SucceededCount: 9815}}}}
 	var b bytes.Buffer
 	if err := ApplyResult(&b, ok, ApplyOptions{}); err != nil {

@@ -23,6 +23,7 @@ func TestWebSocket(t *testing.T) {
 	mux.Handle("GET "+WebSocketPath, e.srv.WebSocketHandler())
 	hs := httptest.NewUnstartedServer(mux)
 	hs.TLS = e.srvTLS.Clone()
+	hs.EnableHTTP2 = true // as the hub's http.Server.ServeTLS does; WebSocket clients still use HTTP/1.1
 	hs.StartTLS()
 	defer hs.Close()
 
