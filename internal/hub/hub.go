@@ -178,6 +178,7 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 		Handler:           h.api.Handler(),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{h.tls.Cert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute, // SDKs keep connections alive; idle ones are closed
 		ErrorLog:          log.New(slogWriter{h.log}, "", 0),
 	}
 	go func() {
@@ -196,17 +197,22 @@ func listen(addr string) (net.Listener, error) {
 	if err == nil {
 		return ln, nil
 	}
+	return nil, explainListenError(addr, err)
+}
+
+// explainListenError says what to do when the HTTPS address cannot be bound.
+func explainListenError(addr string, err error) error {
 	_, port, _ := net.SplitHostPort(addr)
 	switch {
 	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
-		return nil, fmt.Errorf("cannot listen on %s: permission denied. Port %s is the IoT Hub's own port, which Azure's SDKs (Node, C#, Python, Java) require; "+
+		return fmt.Errorf("cannot listen on %s: permission denied. Port %s is the IoT Hub's own port, which Azure's SDKs (Node, C#, Python, Java) require; "+
 			"grant the right to bind it (e.g. `sudo setcap cap_net_bind_service=+ep <iotplan binary>`) or choose another port with --https-port 8443 — "+
 			"iotplan itself and amenzhinsky/iothub accept HostName=host:port connection strings, Azure's SDKs cannot use them", addr, port)
 	case errors.Is(err, syscall.EADDRINUSE):
-		return nil, fmt.Errorf("cannot listen on %s: the port is already in use (another `iotplan dev`?). Stop it, or choose another port with --https-port — "+
+		return fmt.Errorf("cannot listen on %s: the port is already in use (another `iotplan dev`?). Stop it, or choose another port with --https-port — "+
 			"iotplan itself and amenzhinsky/iothub accept HostName=host:port connection strings, Azure's SDKs only use 443", addr)
 	}
-	return nil, fmt.Errorf("cannot listen on %s: %w (choose another address with --https-port)", addr, err)
+	return fmt.Errorf("cannot listen on %s: %w (choose another address with --https-port)", addr, err)
 }
 
 func loadFleet(path string) (*sim.Fleet, error) {

@@ -158,8 +158,23 @@ func TestJobsOverLocalHub(t *testing.T) {
 	if bad, err := c.MethodErrors(ctx, mreq.JobID, 10); err != nil || len(bad) != 0 {
 		t.Errorf("method errors %v %v", bad, err)
 	}
+	// A job scheduled an hour ahead can be cancelled.
+	later := time.Now().Add(time.Hour).UTC()
+	creq := hubapi.JobRequest{JobID: "iotplan-test-later", Type: hubapi.JobTypeUpdateTwin, StartTime: &later,
+		UpdateTwin: &hubapi.TwinPatch{ETag: "*", Tags: map[string]any{"x": "y"}}, QueryCondition: "deviceId = 'door-00009'", MaxExecutionTimeInSeconds: 60}
+	if _, err := c.CreateJob(ctx, creq); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, err := c.CancelJob(ctx, creq.JobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := waitJob(t, c, creq.JobID); cancelled.JobID != creq.JobID || j.Status != hubapi.JobStatusCancelled {
+		t.Errorf("cancel answered %+v, job now %+v", cancelled, j)
+	}
+
 	calls := c.Calls()
-	if calls["job.create"] != 3 || calls["job.get"] < 2 || calls["job.list"] != 1 {
+	if calls["job.create"] != 4 || calls["job.get"] < 3 || calls["job.list"] != 1 || calls["job.cancel"] != 1 {
 		t.Errorf("calls %v", calls)
 	}
 }

@@ -255,3 +255,82 @@ func TestMatchNonJSONNumbers(t *testing.T) {
 		t.Error("int-valued document did not match")
 	}
 }
+
+// TestConcurrentUse: compiled conditions and programs are shared by
+// goroutines (the local hub serves queries concurrently); run with -race.
+func TestConcurrentUse(t *testing.T) {
+	fleet := decodeDocs(t, fleetJSON)
+	c, err := CompileCondition(mustCond("tags.building IN ['43', 43] OR STARTSWITH(deviceId, 'test')"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := MustCompile("SELECT tags.location.region AS r, COUNT() AS n, AVG(properties.reported.temp) AS t FROM devices GROUP BY tags.location.region")
+	want, _ := p.Run(source(fleet))
+	done := make(chan string, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for i := 0; i < 50; i++ {
+				n := 0
+				for _, d := range fleet {
+					if c.Match(d) {
+						n++
+					}
+				}
+				rows, _ := p.Run(source(fleet))
+				if n != 5 || jsonText(t, rows) != jsonText(t, want) {
+					done <- "concurrent evaluation disagreed"
+					return
+				}
+			}
+			done <- ""
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if msg := <-done; msg != "" {
+			t.Fatal(msg)
+		}
+	}
+	if rows, err := p.Run(nil); err != nil || len(rows) != 0 {
+		t.Fatalf("Run(nil) = %v, %v", rows, err)
+	}
+}
+
+// TestDocExamplesConditions: the targetCondition / queryCondition examples of
+// the automatic device management and jobs documentation, which iotplan
+// targets use as they are.
+func TestDocExamplesConditions(t *testing.T) {
+	twins := decodeDocs(t, `[
+{"deviceId":"MyDevice1","tags":{"environment":"test"},"properties":{"desired":{},"reported":{"chillerProperties":{"model":"4000x"}}},
+ "configurations":{"myconfig":{"status":"Applied"}}},
+{"deviceId":"MyDevice2","tags":{"environment":"prod"},"properties":{"desired":{},"reported":{"chillerProperties":{"model":"4000x"}}},
+ "configurations":{"myconfig":{"status":"Targeted"}}},
+{"deviceId":"MyDevice3","tags":{"environment":"test"},"properties":{"desired":{},"reported":{"chillerProperties":{"model":"5000"}}}}
+]`)
+	tests := []struct {
+		cond string
+		want []string
+	}{
+		{"tags.environment='test'", []string{"MyDevice1", "MyDevice3"}},
+		{"properties.reported.chillerProperties.model='4000x'", []string{"MyDevice1", "MyDevice2"}},
+		{"tags.environment='test' and properties.reported.chillerProperties.model='4000x'", []string{"MyDevice1"}},
+		{"configurations.[[myconfig]].status = 'Applied'", []string{"MyDevice1"}},
+		{"NOT (configurations.[[myconfig]].status = 'Applied')", []string{"MyDevice2"}},
+		{"deviceId IN ['MyDevice1','MyDevice2']", []string{"MyDevice1", "MyDevice2"}},
+		{"*", []string{"MyDevice1", "MyDevice2", "MyDevice3"}},
+	}
+	for _, tc := range tests {
+		c, err := CompileCondition(mustCond(tc.cond))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.cond, err)
+		}
+		got := []string{}
+		for _, d := range twins {
+			if c.Match(d) {
+				got = append(got, d["deviceId"].(string))
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: got %q, want %q", tc.cond, got, tc.want)
+		}
+	}
+}

@@ -52,10 +52,28 @@ var keywords = map[string]bool{
 }
 
 func isKeyword(s string) bool {
-	if len(s) < 2 || len(s) > 9 {
-		return false
+	var buf [9]byte
+	up, ok := upperASCII(s, &buf)
+	return ok && keywords[string(up)] // no allocation: map lookup on a []byte conversion
+}
+
+// upperASCII upper-cases a short ASCII s into buf without allocating; ok is
+// false when s is too long or not ASCII (then it is no keyword).
+func upperASCII(s string, buf *[9]byte) ([]byte, bool) {
+	if len(s) < 2 || len(s) > len(buf) {
+		return nil, false
 	}
-	return keywords[strings.ToUpper(s)]
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 {
+			return nil, false
+		}
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return buf[:len(s)], true
 }
 
 func isIdentStart(r rune) bool { return r == '_' || r == '$' || unicode.IsLetter(r) }

@@ -538,7 +538,12 @@ func (p *parser) primary() Expr {
 }
 
 func keywordLiteral(t token) *LiteralExpr {
-	switch strings.ToUpper(t.text) {
+	var buf [9]byte
+	up, ok := upperASCII(t.text, &buf)
+	if !ok {
+		return nil
+	}
+	switch string(up) {
 	case "TRUE":
 		return &LiteralExpr{Start: t.pos, Kind: LitBool, Bool: true}
 	case "FALSE":

@@ -140,6 +140,9 @@ func (p *Program) Match(doc map[string]any) bool {
 // order their first document was seen. Run stops pulling documents once TOP
 // rows are produced (when no aggregation needs them all).
 func (p *Program) Run(each func(yield func(doc map[string]any) bool)) ([]any, error) {
+	if each == nil {
+		each = func(func(map[string]any) bool) {} // no documents
+	}
 	rows := []any{}
 	if p.top == 0 {
 		return rows, nil

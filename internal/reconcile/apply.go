@@ -22,7 +22,8 @@ type JobRunner interface {
 }
 
 // Hook receives apply's progress (the renderer implements it). Calls come from the goroutine
-// that called Apply, in order.
+// that called Apply, in order; every JobCreated is followed by JobDone, also when apply stops
+// watching the job early (then with the last status seen).
 type Hook interface {
 	// JobCreated: the hub accepted the job of rc.
 	JobCreated(rc *ResourceChange, job hubapi.JobResponse)
@@ -53,6 +54,9 @@ type ApplyResult struct {
 	// NotRun lists the addresses of changes that were not started because an earlier one
 	// could not be scheduled or watched.
 	NotRun []string
+	// HubCalls counts the hub requests apply made, by kind, when the runner counts them
+	// (hubclient.Client does).
+	HubCalls map[string]int
 }
 
 // Success reports whether every job completed and every targeted device succeeded.
@@ -84,13 +88,20 @@ type JobResult struct {
 	// MethodErrors are devices of a method job that the hub counts as succeeded but that
 	// answered with a status outside 200–299 (at most ApplyOptions.MaxFailures).
 	MethodErrors []DeviceFailure
+	// Scheduled: the job starts later than apply waits (its start_time is in the future); the
+	// hub accepted it and runs it then, and its device results are not known yet.
+	Scheduled bool
 	// Notes are things the reader must know about the result (e.g. a check that could not run).
 	Notes   []string
 	Elapsed time.Duration
 }
 
-// Success reports whether the job completed and every one of its devices succeeded.
+// Success reports whether the job completed and every one of its devices succeeded — or, for a
+// job scheduled to start later, that the hub accepted it.
 func (j *JobResult) Success() bool {
+	if j.Scheduled {
+		return !finalStatus(j.Status)
+	}
 	return j.Status == hubapi.JobStatusCompleted && j.Stats.FailedCount == 0 &&
 		j.Stats.SucceededCount == j.Stats.DeviceCount && len(j.MethodErrors) == 0
 }
@@ -131,6 +142,10 @@ func WithMaxFailures(n int) ApplyOption {
 	return func(c *applyConfig) { c.maxFailures = n }
 }
 
+// waitScheduled: a job whose startTime is further than this in the future is scheduled and not
+// waited for.
+const waitScheduled = time.Minute
+
 // waitGrace is how long past a job's start + maxExecutionTime apply keeps polling before it
 // gives up on the hub reporting a final status.
 const waitGrace = 2 * time.Minute
@@ -153,6 +168,10 @@ func Apply(ctx context.Context, plan *Plan, runner JobRunner, hook Hook, opts ..
 		return nil, err
 	}
 	res := &ApplyResult{}
+	if cc, ok := runner.(callCounter); ok {
+		before := cc.Calls()
+		defer func() { res.HubCalls = callsSince(cc, before) }()
+	}
 	for i := range plan.Resources {
 		rc := &plan.Resources[i]
 		if rc.Action == NoOp {
@@ -197,6 +216,7 @@ func runJob(ctx context.Context, rc *ResourceChange, runner JobRunner, hook Hook
 		job, err := runner.GetJob(ctx, req.JobID)
 		if err != nil {
 			jr.Elapsed = cfg.now().Sub(start)
+			hook.JobDone(rc, jr)
 			return jr, fmt.Errorf("%s: watching job %s: %w", rc.Addr, req.JobID, err)
 		}
 		jr.Status, jr.FailureReason = job.Status, job.FailureReason
@@ -208,10 +228,21 @@ func runJob(ctx context.Context, rc *ResourceChange, runner JobRunner, hook Hook
 		if finalStatus(job.Status) {
 			break
 		}
+		if req.StartTime.After(start.Add(waitScheduled)) {
+			// A job set to start later is the hub's to run: apply hands it over and
+			// does not sit waiting for its start.
+			jr.Scheduled = true
+			jr.Notes = append(jr.Notes, fmt.Sprintf("starts at %s; apply does not wait for jobs that start later: follow job %s on the hub",
+				req.StartTime.UTC().Format("2006-01-02 15:04:05 UTC"), req.JobID))
+			hook.JobDone(rc, jr)
+			return jr, nil
+		}
 		if cfg.now().After(deadline) {
+			hook.JobDone(rc, jr)
 			return jr, fmt.Errorf("%s: job %s is still %s %s after its maximum execution time; it may still finish on the hub", rc.Addr, req.JobID, job.Status, jr.Elapsed.Round(time.Second))
 		}
 		if err := cfg.sleep(ctx, cfg.poll); err != nil {
+			hook.JobDone(rc, jr)
 			return jr, fmt.Errorf("%s: stopped waiting for job %s (it keeps running on the hub): %w", rc.Addr, req.JobID, err)
 		}
 	}

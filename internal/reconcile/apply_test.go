@@ -235,3 +235,32 @@ type conflictErr struct{}
 
 func (conflictErr) Error() string   { return "iot hub job.create: JobAlreadyExists (409104)" }
 func (conflictErr) HTTPStatus() int { return 409 }
+
+func TestApplyDoesNotWaitForFutureJobs(t *testing.T) {
+	cfg := doorConfig(t)
+	cfg.Methods[0].StartTime = planTime.Add(24 * time.Hour)
+	p, err := MakePlan(context.Background(), &memFleet{docs: doorFleet(20)}, cfg, PlanOptions{Hub: "h", Now: planTime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{now: planTime}
+	r := &scriptedRunner{t: t, polls: map[string]int{}, scripts: map[string][]hubapi.JobResponse{
+		hubapi.JobTypeUpdateTwin:   {{Status: hubapi.JobStatusCompleted, DeviceJobStatistics: stats(18, 18, 0, 0, 0)}},
+		hubapi.JobTypeDeviceMethod: {{Status: hubapi.JobStatusScheduled}},
+	}}
+	hook := &recHook{}
+	res, err := Apply(context.Background(), p, r, hook, WithClock(clock.Now, clock.Sleep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Jobs[1]
+	if !m.Scheduled || !m.Success() || !res.Success() || len(m.Notes) != 1 || r.polls[m.JobID] != 1 || len(clock.sleeps) != 0 {
+		t.Fatalf("future job: %+v, polls %d, sleeps %v", m, r.polls[m.JobID], clock.sleeps)
+	}
+	if !r.created[1].StartTime.Equal(planTime.Add(24 * time.Hour)) {
+		t.Errorf("start time %v", r.created[1].StartTime)
+	}
+	if last := hook.events[len(hook.events)-1]; last != "done method.lock_door scheduled failures=0 more=0" {
+		t.Errorf("last event %q", last)
+	}
+}

@@ -163,6 +163,11 @@ func TestApplyOverLocalHub(t *testing.T) {
 	if s := res.Jobs[1].Stats; s.DeviceCount != 200 || s.SucceededCount != 200 {
 		t.Errorf("method job stats %+v", s)
 	}
+	// Two job PUTs; polling GETs; one devices.jobs query (the method's non-2xx answers): no
+	// failed-device reads when nothing failed.
+	if c := res.HubCalls; c["job.create"] != 2 || c["job.get"] < 2 || c["query"] != 1 {
+		t.Errorf("apply hub calls %v", c)
+	}
 	if n := h.Sim().Calls("nofloor-00007", "lockDoor"); n != 1 {
 		t.Errorf("lockDoor reached nofloor-00007 %d times", n)
 	}

@@ -393,3 +393,48 @@ func TestManyDistinctValuesAreBounded(t *testing.T) {
 		t.Errorf("queries for 40 vs 400 devices: %v", counts)
 	}
 }
+
+// noTopGroupBy is a hub that refuses SELECT TOP … GROUP BY with a 400, as a hub strictly
+// following the documented grammar might.
+type noTopGroupBy struct{ memFleet }
+
+type badRequest struct{}
+
+func (badRequest) Error() string {
+	return "iot hub query: ArgumentInvalid (400004): TOP is not supported with GROUP BY"
+}
+func (badRequest) HTTPStatus() int { return 400 }
+
+func (f *noTopGroupBy) Query(ctx context.Context, q string) ([]map[string]any, error) {
+	if strings.Contains(q, "TOP") && strings.Contains(q, "GROUP BY") {
+		f.queries = append(f.queries, q)
+		return nil, badRequest{}
+	}
+	return f.memFleet.Query(ctx, q)
+}
+
+func TestGroupByWithoutTopFallback(t *testing.T) {
+	docs := doorFleet(100)
+	want, err := MakePlan(context.Background(), &memFleet{docs: docs}, doorConfig(t), PlanOptions{Now: planTime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &noTopGroupBy{memFleet{docs: docs}}
+	got, err := MakePlan(context.Background(), f, doorConfig(t), PlanOptions{Now: planTime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.HubCalls, want.HubCalls = nil, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("plan without TOP differs:\n%s\n%s", js(got), js(want))
+	}
+	refused := 0
+	for _, q := range f.queries {
+		if strings.Contains(q, "TOP") && strings.Contains(q, "GROUP BY") {
+			refused++
+		}
+	}
+	if refused != 1 {
+		t.Errorf("TOP … GROUP BY sent %d times; once is enough to learn", refused)
+	}
+}

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -76,14 +77,19 @@ func MakePlan(ctx context.Context, q Querier, cfg *Config, opts PlanOptions) (*P
 		return nil, err
 	}
 	if counting {
-		p.HubCalls = map[string]int{}
-		for k, n := range cc.Calls() {
-			if d := n - before[k]; d > 0 {
-				p.HubCalls[k] = d
-			}
-		}
+		p.HubCalls = callsSince(cc, before)
 	}
 	return p, nil
+}
+
+func callsSince(cc callCounter, before map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, n := range cc.Calls() {
+		if d := n - before[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
 }
 
 func count(ctx context.Context, q Querier, addr string, where query.Expr) (int, error) {
@@ -144,6 +150,9 @@ func readTwin(ctx context.Context, q Querier, t Twin, opts PlanOptions) (*TwinOb
 		return o, nil
 	}
 	cond, _ := JobCondition(t.Target, driftedLeaves(pt.leaves, ts))
+	if err := query.CheckCondition(cond); err != nil {
+		return nil, fmt.Errorf("%s: the job's query condition is not one the hub accepts: %w", t.Addr, err)
+	}
 	if o.Drifted, err = count(ctx, q, t.Addr, cond); err != nil {
 		return nil, err
 	}
@@ -173,8 +182,21 @@ func readTwin(ctx context.Context, q Querier, t Twin, opts PlanOptions) (*TwinOb
 // so a key with a distinct value on every device still costs two calls, not a page per 100.
 func groupKey(ctx context.Context, q Querier, addr string, target query.Expr, l Leaf, targeted int, opts PlanOptions) ([]Group, error) {
 	p := l.Path()
-	stmt := query.Select(query.Devices).Top(opts.MaxGroups+1).Project(p, aliasValue).Count(aliasCount).Where(target).GroupBy(p).String()
-	rows, err := q.Query(ctx, stmt)
+	sel := query.Select(query.Devices).Project(p, aliasValue).Count(aliasCount).Where(target).GroupBy(p)
+	m, _ := q.(*memo)
+	var rows []map[string]any
+	var err error
+	if m == nil || !m.noGroupTop {
+		rows, err = q.Query(ctx, query.Select(query.Devices).Top(opts.MaxGroups+1).Project(p, aliasValue).Count(aliasCount).Where(target).GroupBy(p).String())
+		if isBadRequest(err) && m != nil {
+			// TOP with GROUP BY is not in the hub's documented grammar; a hub that refuses it
+			// is asked without TOP (all groups, paged) for the rest of this plan.
+			m.noGroupTop = true
+		}
+	}
+	if m != nil && m.noGroupTop {
+		rows, err = q.Query(ctx, sel.String())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading %s: %w", addr, l.Name(), err)
 	}
@@ -245,10 +267,19 @@ func readMethod(ctx context.Context, q Querier, m Method, opts PlanOptions) (*Me
 	return o, nil
 }
 
-// memo answers a repeated statement from the first answer, within one Read.
+// memo answers a repeated statement from the first answer, within one Read, and remembers
+// what the hub refused.
 type memo struct {
 	q    Querier
 	rows map[string][]map[string]any
+	// noGroupTop: the hub rejected SELECT TOP n … GROUP BY.
+	noGroupTop bool
+}
+
+// isBadRequest recognises a 400 from the hub without importing hubclient.
+func isBadRequest(err error) bool {
+	var s interface{ HTTPStatus() int }
+	return errors.As(err, &s) && s.HTTPStatus() == 400
 }
 
 func (m *memo) Query(ctx context.Context, stmt string) ([]map[string]any, error) {

@@ -109,6 +109,10 @@ func (v *ApplyView) JobDone(rc *reconcile.ResourceChange, r *reconcile.JobResult
 		v.out.printf("\n")
 		v.liveWidth = 0
 	}
+	if r.Scheduled {
+		v.out.printf("%s: %s — the hub runs it at its start time\n", v.st.style(bold, rc.Addr), v.st.style(green, "scheduled"))
+		return
+	}
 	s := r.Stats
 	verdict := v.st.style(green, "done")
 	if !r.Success() {
@@ -117,8 +121,12 @@ func (v *ApplyView) JobDone(rc *reconcile.ResourceChange, r *reconcile.JobResult
 			verdict = v.st.style(red, "job "+r.Status)
 		}
 	}
-	v.out.printf("%s: %s after %s — %s succeeded, %s failed of %s\n", v.st.style(bold, rc.Addr), verdict,
-		elapsed(r.Elapsed), Count(s.SucceededCount), Count(s.FailedCount), plural(s.DeviceCount, "device", "devices"))
+	errs := ""
+	if n := len(r.MethodErrors); n > 0 {
+		errs = fmt.Sprintf("; %s answered with an error status", plural(n, "device", "devices"))
+	}
+	v.out.printf("%s: %s after %s — %s succeeded, %s failed of %s%s\n", v.st.style(bold, rc.Addr), verdict,
+		elapsed(r.Elapsed), Count(s.SucceededCount), Count(s.FailedCount), plural(s.DeviceCount, "device", "devices"), errs)
 	if r.FailureReason != "" {
 		v.out.printf("  %s\n", r.FailureReason)
 	}
@@ -165,12 +173,21 @@ func ApplyResult(w io.Writer, res *reconcile.ApplyResult, opts ApplyOptions) err
 	for _, a := range res.NotRun {
 		out.printf("%s\n", st.style(red, a+": not applied (stopped after an earlier error)"))
 	}
+	defer func() {
+		if line := callsLine("Apply", res.HubCalls); line != "" {
+			out.printf("%s\n", st.style(dim, line))
+		}
+	}()
 	switch {
 	case len(res.Jobs) == 0 && len(res.NotRun) == 0:
 		out.printf("\n%s\n", st.style(bold+green, "Apply complete! Nothing to do."))
 	case res.Success():
-		var twinJobs, twinDevices, methodJobs, methodDevices int
+		var twinJobs, twinDevices, methodJobs, methodDevices, later int
 		for i := range res.Jobs {
+			if res.Jobs[i].Scheduled {
+				later++
+				continue
+			}
 			if res.Jobs[i].Kind == reconcile.KindMethod {
 				methodJobs++
 				methodDevices += res.Jobs[i].Stats.SucceededCount
@@ -186,6 +203,9 @@ func ApplyResult(w io.Writer, res *reconcile.ApplyResult, opts ApplyOptions) err
 		if methodJobs > 0 {
 			parts = append(parts, fmt.Sprintf("%s on %s", plural(methodJobs, "method invocation", "method invocations"), plural(methodDevices, "device", "devices")))
 		}
+		if later > 0 {
+			parts = append(parts, plural(later, "job", "jobs")+" scheduled to start later")
+		}
 		out.printf("\n%s\n", st.style(bold+green, "Apply complete! "+strings.Join(parts, ", ")+"."))
 	default:
 		bad := len(res.NotRun)
@@ -194,8 +214,9 @@ func ApplyResult(w io.Writer, res *reconcile.ApplyResult, opts ApplyOptions) err
 				bad++
 			}
 		}
-		out.printf("\n%s\n", st.style(bold+red, fmt.Sprintf("Apply finished with failures: %s of %d did not fully succeed (%s of %s failed).",
-			plural(bad, "job", "jobs"), len(res.Jobs)+len(res.NotRun), Count(failed), plural(devices, "device", "devices"))))
+		// Devices are counted per job: a device in two jobs counts twice.
+		out.printf("\n%s\n", st.style(bold+red, fmt.Sprintf("Apply finished with failures: %d of %s did not fully succeed (%s of %s failed).",
+			bad, plural(len(res.Jobs)+len(res.NotRun), "job", "jobs"), Count(failed), plural(devices, "device", "devices"))))
 	}
 	return out.err
 }

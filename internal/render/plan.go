@@ -72,17 +72,24 @@ func SummaryLine(p *reconcile.Plan) string {
 }
 
 func writeCalls(out *writer, p *reconcile.Plan, st styler) {
-	if len(p.HubCalls) == 0 {
-		return
+	if line := callsLine("Planning", p.HubCalls); line != "" {
+		out.printf("%s\n", st.style(dim, line))
 	}
-	kinds := make([]string, 0, len(p.HubCalls))
+}
+
+// callsLine is e.g. "Planning used 8 hub calls (query: 8)."; "" without counts.
+func callsLine(what string, calls map[string]int) string {
+	if len(calls) == 0 {
+		return ""
+	}
+	kinds := make([]string, 0, len(calls))
 	total := 0
-	for k, n := range p.HubCalls {
+	for k, n := range calls {
 		kinds = append(kinds, fmt.Sprintf("%s: %s", k, Count(n)))
 		total += n
 	}
 	sort.Strings(kinds)
-	out.printf("%s\n", st.style(dim, fmt.Sprintf("Planning used %s (%s).", plural(total, "hub call", "hub calls"), strings.Join(kinds, ", "))))
+	return fmt.Sprintf("%s used %s (%s).", what, plural(total, "hub call", "hub calls"), strings.Join(kinds, ", "))
 }
 
 func writeTwin(out *writer, r reconcile.ResourceChange, st styler) {

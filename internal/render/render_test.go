@@ -175,7 +175,17 @@ func TestApplyResultGolden(t *testing.T) {
 	}
 	golden(t, "apply_result_success", b.Bytes())
 
-	bad := &reconcile.ApplyResult{Jobs: append(ok.Jobs, *methodResult()), NotRun: []string{"method.later"}}
+	later := &reconcile.ApplyResult{Jobs: append(ok.Jobs, reconcile.JobResult{Addr: "method.lock_door", Kind: reconcile.KindMethod,
+		JobID: "iotplan-lock-door-4e5f6a7b", Status: "scheduled", Scheduled: true,
+		Notes: []string{"starts at 2026-11-26 06:00:00 UTC; apply does not wait for jobs that start later: follow job iotplan-lock-door-4e5f6a7b on the hub"}})}
+	b.Reset()
+	if err := ApplyResult(&b, later, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "apply_result_scheduled", b.Bytes())
+
+	bad := &reconcile.ApplyResult{Jobs: append(ok.Jobs, *methodResult()), NotRun: []string{"method.later"},
+		HubCalls: map[string]int{"job.create": 2, "job.get": 14, "query": 2}}
 	b.Reset()
 	if err := ApplyResult(&b, bad, ApplyOptions{MaxListed: 3}); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,23 @@
 // "application/json; charset=utf-8", which Node's SDK needs to parse a body) and one writer for
 // *huberr.Error (writeError). Handlers never write error bytes themselves.
 //
+// Routes (all need ?api-version=2018-06-30…2021-04-12; rights: any one of those listed):
+//
+//	GET    /devices                  RegistryRead                   list identities (?top=, ≤ 1000)
+//	GET    /devices/{id}             RegistryRead                   identity
+//	PUT    /devices/{id}             RegistryWrite                  create (no If-Match) / update (If-Match)
+//	DELETE /devices/{id}             RegistryWrite                  204; If-Match
+//	GET    /twins/{id}               ServiceConnect                 twin
+//	PATCH  /twins/{id}               ServiceConnect                 merge-patch tags + desired; If-Match
+//	PUT    /twins/{id}               ServiceConnect                 replace tags + desired; If-Match
+//	POST   /twins/{id}/methods       ServiceConnect                 direct method
+//	POST   /devices/query            RegistryRead | ServiceConnect  query; paging headers
+//	PUT    /jobs/v2/{id}             RegistryWrite | ServiceConnect create job
+//	GET    /jobs/v2/{id}             RegistryRead | ServiceConnect  job
+//	POST   /jobs/v2/{id}/cancel      RegistryWrite | ServiceConnect cancel job
+//	GET    /jobs/v2/query            RegistryRead | ServiceConnect  ?jobType=&jobStatus=; paging headers
+//	anything else                    —                              404 GenericNotFound
+//
 // Query paging: the first page of a query evaluates the whole statement once (queries and
 // jobs need the full match set for TOP, GROUP BY and ordering anyway) and keeps the result rows
 // in a bounded, expiring cursor cache (maxCursors, cursorTTL after last use). The

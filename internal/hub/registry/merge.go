@@ -216,31 +216,58 @@ const (
 	metaLastUpdatedVersion = "$lastUpdatedVersion"
 )
 
-func metaStamp(ts string, version int64, withVersion bool) map[string]any {
-	m := map[string]any{metaLastUpdated: ts}
-	if withVersion {
-		m[metaLastUpdatedVersion] = float64(version)
+// stamp is the metadata of one write: its time and (desired only) version. Leaf metadata nodes
+// of a write are all equal, so they share one immutable map: a fleet seeded in one batch holds
+// one leaf node instead of one per property per twin, which is most of a twin's metadata
+// memory. Metadata maps are copy-on-write like values, so sharing is safe.
+type stamp struct {
+	ts      string
+	version int64
+	withVer bool
+	leaf    map[string]any
+}
+
+func newStamp(ts string, version int64, withVersion bool) *stamp {
+	return &stamp{ts: ts, version: version, withVer: withVersion}
+}
+
+// node returns a new metadata node carrying the stamp (for objects, which get children).
+func (s *stamp) node() map[string]any {
+	m := map[string]any{metaLastUpdated: s.ts}
+	if s.withVer {
+		m[metaLastUpdatedVersion] = float64(s.version)
 	}
 	return m
 }
 
+// leafNode returns the shared node for leaves (and empty objects).
+func (s *stamp) leafNode() map[string]any {
+	if s.leaf == nil {
+		s.leaf = s.node()
+	}
+	return s.leaf
+}
+
 // freshMeta builds the metadata tree for a newly written value.
-func freshMeta(v any, ts string, version int64, withVersion bool) map[string]any {
-	m := metaStamp(ts, version, withVersion)
-	if obj, ok := v.(map[string]any); ok {
-		for k, e := range obj {
-			m[k] = freshMeta(e, ts, version, withVersion)
-		}
+func freshMeta(v any, s *stamp) map[string]any {
+	obj, ok := v.(map[string]any)
+	if !ok || len(obj) == 0 {
+		return s.leafNode()
+	}
+	m := s.node()
+	for k, e := range obj {
+		m[k] = freshMeta(e, s)
 	}
 	return m
 }
 
 // mergeMeta updates the metadata tree for a merge patch applied to oldVal, copy-on-write. Every
 // node on the path of a patched key gets the new stamp; deleted keys lose their metadata.
-func mergeMeta(oldMeta map[string]any, oldVal, patch map[string]any, ts string, version int64, withVersion bool) map[string]any {
-	out := make(map[string]any, len(oldMeta)+len(patch))
+func mergeMeta(oldMeta map[string]any, oldVal, patch map[string]any, s *stamp) map[string]any {
+	out := make(map[string]any, len(oldMeta)+len(patch)+2)
 	maps.Copy(out, oldMeta)
-	maps.Copy(out, metaStamp(ts, version, withVersion))
+	delete(out, metaLastUpdatedVersion)
+	maps.Copy(out, s.node())
 	for k, pv := range patch {
 		if pv == nil {
 			delete(out, k)
@@ -250,16 +277,39 @@ func mergeMeta(oldMeta map[string]any, oldVal, patch map[string]any, ts string, 
 		om, oldIsMap := oldVal[k].(map[string]any)
 		if isMap && oldIsMap {
 			oldChild, _ := out[k].(map[string]any)
-			out[k] = mergeMeta(oldChild, om, pm, ts, version, withVersion)
+			out[k] = mergeMeta(oldChild, om, pm, s)
 			continue
 		}
 		if isMap {
-			out[k] = freshMeta(mergePatch(nil, pm), ts, version, withVersion)
+			out[k] = freshMeta(mergePatch(nil, pm), s)
 			continue
 		}
-		out[k] = freshMeta(pv, ts, version, withVersion)
+		out[k] = freshMeta(pv, s)
 	}
 	return out
+}
+
+// internMeta replaces equal leaf nodes of a metadata tree decoded from the store by one shared
+// map (see stamp). tree is freshly decoded and not yet shared, so it is modified in place.
+func internMeta(tree map[string]any, tbl map[string]map[string]any) map[string]any {
+	leaf := true
+	for k, v := range tree {
+		if !strings.HasPrefix(k, "$") {
+			leaf = false
+			if child, ok := v.(map[string]any); ok {
+				tree[k] = internMeta(child, tbl)
+			}
+		}
+	}
+	if !leaf {
+		return tree
+	}
+	key := fmt.Sprint(tree[metaLastUpdated], "|", tree[metaLastUpdatedVersion])
+	if m, ok := tbl[key]; ok {
+		return m
+	}
+	tbl[key] = tree
+	return tree
 }
 
 // patchError wraps a JSON-shape problem as the hub's 400.

@@ -98,12 +98,50 @@ type twinState struct {
 }
 
 // entry is one device in memory. dev, tw and doc are replaced, never mutated, once published.
+// A published entry's tw.Desired and tw.Reported are nil: their values live only in doc (the
+// doc's sections are the same maps plus $metadata and $version), which halves the maps a twin
+// holds; clone restores them for a write.
 type entry struct {
 	dev  Device
 	devN int64 // identity etag counter
 	tw   twinState
 	doc  map[string]any
 }
+
+// finalize renders the document and drops the duplicate section maps.
+func (e *entry) finalize() {
+	e.doc = render(e)
+	e.tw.Desired, e.tw.Reported = nil, nil
+}
+
+// clone returns an unpublished copy of a published entry with its sections restored, to be
+// changed, persisted and published in place of e.
+func (e *entry) clone() *entry {
+	n := &entry{dev: e.dev, devN: e.devN, tw: e.tw}
+	props := e.doc["properties"].(map[string]any)
+	n.tw.Desired = sectionValues(props["desired"].(map[string]any))
+	n.tw.Reported = sectionValues(props["reported"].(map[string]any))
+	return n
+}
+
+// sectionValues is a document section without its $metadata and $version.
+func sectionValues(sec map[string]any) map[string]any {
+	m := make(map[string]any, len(sec))
+	for k, v := range sec {
+		if k != "$metadata" && k != "$version" {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// Constant parts of every twin document, shared (documents are immutable).
+var (
+	x509Null   = map[string]any{"primaryThumbprint": nil, "secondaryThumbprint": nil}
+	capsNoEdge = map[string]any{"iotEdge": false}
+	capsEdge   = map[string]any{"iotEdge": true}
+	emptyTags  = map[string]any{}
+)
 
 // Options configure a Registry.
 type Options struct {
@@ -130,6 +168,7 @@ func Open(db *bbolt.DB, opts Options) (*Registry, error) {
 		opts.Now = time.Now
 	}
 	r := &Registry{db: db, opts: opts, byID: map[string]*entry{}}
+	interned := map[string]map[string]any{}
 	err := db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{bucketDevices, bucketTwins, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -159,8 +198,10 @@ func Open(db *bbolt.DB, opts Options) (*Registry, error) {
 			if err := json.Unmarshal(tv, &tw); err != nil {
 				return fmt.Errorf("registry: twin %q: %w", k, err)
 			}
+			tw.DesiredMeta = internMeta(tw.DesiredMeta, interned)
+			tw.ReportedMeta = internMeta(tw.ReportedMeta, interned)
 			e := &entry{dev: rec.Device, devN: rec.ETagN, tw: tw}
-			e.doc = render(e)
+			e.finalize()
 			r.byID[rec.DeviceID] = e
 			r.ids = append(r.ids, rec.DeviceID) // bbolt iterates keys in byte order = sorted
 			return nil
@@ -177,7 +218,7 @@ func Open(db *bbolt.DB, opts Options) (*Registry, error) {
 			if now == "" {
 				now = r.now()
 			}
-			n := &entry{dev: e.dev, devN: e.devN, tw: e.tw}
+			n := e.clone()
 			n.dev.ConnectionState = "Disconnected"
 			n.dev.ConnectionStateUpdatedTime = now
 			stale = append(stale, n)
@@ -385,8 +426,12 @@ func render(e *entry) map[string]any {
 	reported["$metadata"] = tw.ReportedMeta
 	reported["$version"] = float64(tw.ReportedVersion)
 	tags := tw.Tags
-	if tags == nil {
-		tags = map[string]any{}
+	if len(tags) == 0 {
+		tags = emptyTags
+	}
+	caps := capsNoEdge
+	if d.Capabilities.IotEdge {
+		caps = capsEdge
 	}
 	doc := map[string]any{
 		"deviceId":                  d.DeviceID,
@@ -400,8 +445,8 @@ func render(e *entry) map[string]any {
 		"lastActivityTime":          d.LastActivityTime,
 		"cloudToDeviceMessageCount": float64(d.CloudToDeviceMessageCount),
 		"authenticationType":        "sas",
-		"x509Thumbprint":            map[string]any{"primaryThumbprint": nil, "secondaryThumbprint": nil},
-		"capabilities":              map[string]any{"iotEdge": d.Capabilities.IotEdge},
+		"x509Thumbprint":            x509Null,
+		"capabilities":              caps,
 		"tags":                      tags,
 		"properties":                map[string]any{"desired": desired, "reported": reported},
 	}
@@ -455,7 +500,7 @@ func storeError(err error) error {
 
 // publish replaces e's entry in memory; callers hold r.mu.
 func (r *Registry) publish(e *entry) {
-	e.doc = render(e)
+	e.finalize()
 	if _, ok := r.byID[e.dev.DeviceID]; !ok {
 		i, _ := slices.BinarySearch(r.ids, e.dev.DeviceID)
 		r.ids = slices.Insert(r.ids, i, e.dev.DeviceID)
@@ -463,7 +508,7 @@ func (r *Registry) publish(e *entry) {
 	r.byID[e.dev.DeviceID] = e
 }
 
-func (r *Registry) newEntry(id, status string, primary, secondary string, now string) (*entry, error) {
+func (r *Registry) newEntry(id, status string, primary, secondary string, now string, dst, rst *stamp) (*entry, error) {
 	if err := ValidateDeviceID(id); err != nil {
 		return nil, err
 	}
@@ -508,8 +553,8 @@ func (r *Registry) newEntry(id, status string, primary, secondary string, now st
 			Tags:            map[string]any{},
 			Desired:         map[string]any{},
 			Reported:        map[string]any{},
-			DesiredMeta:     metaStamp(now, 1, true),
-			ReportedMeta:    metaStamp(now, 1, false),
+			DesiredMeta:     dst.leafNode(),
+			ReportedMeta:    rst.leafNode(),
 		},
 	}
 	return e, nil
@@ -531,7 +576,8 @@ func (r *Registry) CreateOrUpdateDevice(d Device, ifMatch string) (Device, error
 			r.mu.Unlock()
 			return Device{}, huberr.New(huberr.DeviceAlreadyExists, "A device with ID '%s' is already registered.", d.DeviceID)
 		}
-		e, err := r.newEntry(d.DeviceID, d.Status, d.Authentication.SymmetricKey.PrimaryKey, d.Authentication.SymmetricKey.SecondaryKey, now)
+		e, err := r.newEntry(d.DeviceID, d.Status, d.Authentication.SymmetricKey.PrimaryKey, d.Authentication.SymmetricKey.SecondaryKey, now,
+			newStamp(now, 1, true), newStamp(now, 1, false))
 		if err != nil {
 			r.mu.Unlock()
 			return Device{}, err
@@ -553,7 +599,8 @@ func (r *Registry) CreateOrUpdateDevice(d Device, ifMatch string) (Device, error
 	if want := parseIfMatch(ifMatch); want != "" && want != old.dev.ETag {
 		return Device{}, preconditionFailed()
 	}
-	e := &entry{dev: old.dev, devN: old.devN + 1, tw: old.tw}
+	e := old.clone()
+	e.devN++
 	e.dev.ETag = deviceETag(e.devN)
 	switch d.Status {
 	case "", e.dev.Status:
@@ -620,6 +667,7 @@ type SeedDevice struct {
 // registered or twice in devs) fails the whole batch with 409001.
 func (r *Registry) Import(devs []SeedDevice) error {
 	now := r.now()
+	dst, rst := newStamp(now, 1, true), newStamp(now, 1, false)
 	es := make([]*entry, 0, len(devs))
 	seen := make(map[string]bool, len(devs))
 	for _, s := range devs {
@@ -627,7 +675,7 @@ func (r *Registry) Import(devs []SeedDevice) error {
 			return huberr.New(huberr.DeviceAlreadyExists, "A device with ID '%s' is already registered.", s.DeviceID)
 		}
 		seen[s.DeviceID] = true
-		e, err := r.newEntry(s.DeviceID, s.Status, s.PrimaryKey, s.SecondaryKey, now)
+		e, err := r.newEntry(s.DeviceID, s.Status, s.PrimaryKey, s.SecondaryKey, now, dst, rst)
 		if err != nil {
 			return err
 		}
@@ -636,11 +684,11 @@ func (r *Registry) Import(devs []SeedDevice) error {
 			in   map[string]any
 			out  *map[string]any
 			meta *map[string]any
-			ver  bool
+			st   *stamp
 		}{
-			{"tags", s.Tags, &e.tw.Tags, nil, false},
-			{"properties.desired", s.Desired, &e.tw.Desired, &e.tw.DesiredMeta, true},
-			{"properties.reported", s.Reported, &e.tw.Reported, &e.tw.ReportedMeta, false},
+			{"tags", s.Tags, &e.tw.Tags, nil, nil},
+			{"properties.desired", s.Desired, &e.tw.Desired, &e.tw.DesiredMeta, dst},
+			{"properties.reported", s.Reported, &e.tw.Reported, &e.tw.ReportedMeta, rst},
 		} {
 			m, err := normalizeMap(sec.in)
 			if err != nil {
@@ -654,7 +702,7 @@ func (r *Registry) Import(devs []SeedDevice) error {
 				*sec.out = m
 			}
 			if sec.meta != nil {
-				*sec.meta = freshMeta(*sec.out, now, 1, sec.ver)
+				*sec.meta = freshMeta(*sec.out, sec.st)
 			}
 		}
 		es = append(es, e)
@@ -671,7 +719,7 @@ func (r *Registry) Import(devs []SeedDevice) error {
 	}
 	// Insert in bulk: append and sort once instead of one memmove per device.
 	for _, e := range es {
-		e.doc = render(e)
+		e.finalize()
 		r.byID[e.dev.DeviceID] = e
 		r.ids = append(r.ids, e.dev.DeviceID)
 	}
@@ -688,7 +736,7 @@ func (r *Registry) SetConnectionState(deviceID string, connected bool, at time.T
 	if old == nil {
 		return notFound(deviceID)
 	}
-	e := &entry{dev: old.dev, devN: old.devN, tw: old.tw}
+	e := old.clone()
 	e.dev.ConnectionState = "Disconnected"
 	if connected {
 		e.dev.ConnectionState = "Connected"
@@ -714,7 +762,7 @@ func (r *Registry) twinWrite(deviceID, ifMatch string, change func(e *entry, now
 	if want := parseIfMatch(ifMatch); want != "" && want != etagString(old.tw.ETag) {
 		return nil, preconditionFailed()
 	}
-	e := &entry{dev: old.dev, devN: old.devN, tw: old.tw}
+	e := old.clone()
 	if err := change(e, now); err != nil {
 		return nil, err
 	}
@@ -763,7 +811,7 @@ func (r *Registry) UpdateTwin(deviceID string, patch hubapi.TwinPatch, ifMatch s
 		}
 		if len(desired) > 0 {
 			e.tw.DesiredVersion++
-			e.tw.DesiredMeta = mergeMeta(e.tw.DesiredMeta, e.tw.Desired, desired, now, e.tw.DesiredVersion, true)
+			e.tw.DesiredMeta = mergeMeta(e.tw.DesiredMeta, e.tw.Desired, desired, newStamp(now, e.tw.DesiredVersion, true))
 			e.tw.Desired = mergePatch(e.tw.Desired, desired)
 			notify = desired
 		}
@@ -798,7 +846,7 @@ func (r *Registry) ReplaceTwin(deviceID string, twin hubapi.TwinPatch, ifMatch s
 		e.tw.Tags = tags
 		e.tw.DesiredVersion++
 		diff := diffPatch(e.tw.Desired, desired)
-		e.tw.DesiredMeta = mergeMeta(e.tw.DesiredMeta, e.tw.Desired, diff, now, e.tw.DesiredVersion, true)
+		e.tw.DesiredMeta = mergeMeta(e.tw.DesiredMeta, e.tw.Desired, diff, newStamp(now, e.tw.DesiredVersion, true))
 		e.tw.Desired = desired
 		return nil
 	})
@@ -823,7 +871,7 @@ func (r *Registry) PatchReported(deviceID string, patch map[string]any) (int64, 
 	}
 	e, err := r.twinWrite(deviceID, "", func(e *entry, now string) error {
 		e.tw.ReportedVersion++
-		e.tw.ReportedMeta = mergeMeta(e.tw.ReportedMeta, e.tw.Reported, p, now, e.tw.ReportedVersion, false)
+		e.tw.ReportedMeta = mergeMeta(e.tw.ReportedMeta, e.tw.Reported, p, newStamp(now, e.tw.ReportedVersion, false))
 		e.tw.Reported = mergePatch(e.tw.Reported, p)
 		return nil
 	})

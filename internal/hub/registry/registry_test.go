@@ -479,3 +479,43 @@ func BenchmarkImport100k(b *testing.B) {
 		db.Close()
 	}
 }
+
+// Devices seeded together share metadata leaf nodes and constant maps; a write to one twin
+// must never show through another (copy-on-write).
+func TestSharedNodesAreCopyOnWrite(t *testing.T) {
+	r, _, _ := newRegistry(t)
+	if err := r.Import([]SeedDevice{
+		{DeviceID: "a", Desired: map[string]any{"x": map[string]any{"y": 1}, "z": 1}, Reported: map[string]any{"x": 1}},
+		{DeviceID: "b", Desired: map[string]any{"x": map[string]any{"y": 1}, "z": 1}, Reported: map[string]any{"x": 1}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := r.GetTwin("b")
+	if _, err := r.UpdateTwin("a", hubapi.TwinPatch{Tags: j(t, `{"t":1}`), Properties: &hubapi.TwinProperties{Desired: j(t, `{"x":{"y":2,"w":3},"z":null}`)}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.PatchReported("a", j(t, `{"x":{"deep":true}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReplaceTwin("a", hubapi.TwinPatch{Properties: &hubapi.TwinProperties{Desired: j(t, `{"q":1}`)}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := r.GetTwin("b")
+	if !reflect.DeepEqual(before, after) {
+		t.Fatalf("writes to a changed b:\n%v\n%v", before, after)
+	}
+	a, _ := r.GetTwin("a")
+	// (The replace emptied a's tags and desired, as PUT does.)
+	if path(a, "properties", "reported", "x", "deep") != true || path(a, "properties", "desired", "q") != 1.0 || len(a["tags"].(map[string]any)) != 0 {
+		t.Fatalf("a = %v", a)
+	}
+	// Mutating a returned copy does not reach the store either.
+	path(a, "properties", "desired").(map[string]any)["q"] = "mutated"
+	path(a, "x509Thumbprint").(map[string]any)["primaryThumbprint"] = "x"
+	a["tags"].(map[string]any)["t"] = "x"
+	again, _ := r.GetTwin("a")
+	b2, _ := r.GetTwin("b")
+	if path(again, "properties", "desired", "q") != 1.0 || path(b2, "x509Thumbprint", "primaryThumbprint") != nil || len(b2["tags"].(map[string]any)) != 0 {
+		t.Fatal("a returned document aliases the store")
+	}
+}
