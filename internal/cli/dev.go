@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,6 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iotplan/iotplan/internal/hub"
+	"github.com/iotplan/iotplan/internal/hubclient"
+	"github.com/iotplan/iotplan/internal/render"
+	"github.com/iotplan/iotplan/internal/sas"
 )
 
 type devOptions struct {
@@ -18,22 +22,27 @@ type devOptions struct {
 	fleetFile string
 	host      string
 	httpsPort int
+	mqttPort  int
 	deviceCS  string
 }
 
 func newDevCmd(s Streams) *cobra.Command {
 	o := &devOptions{}
 	cmd := &cobra.Command{
-		Use:   "dev [--data DIR] [--fleet FILE] [--host H] [--https-port P]",
+		Use:   "dev [--data DIR] [--fleet FILE] [--host H] [--https-port P] [--mqtt-port P]",
 		Short: "Run the local IoT Hub in the foreground",
-		Long: `Runs the built-in local IoT Hub (service REST API over HTTPS, device registry,
-twins, queries, jobs, simulated devices) until interrupted, like Azurite for Azure
-Storage. State lives in --data; a new hub is seeded from --fleet, or from the
-default fleet (examples/fleet.hcl) when none is given.
+		Long: `Runs the built-in local IoT Hub (service REST API over HTTPS, device MQTT endpoint,
+device registry, twins, queries, jobs, simulated devices) until interrupted, like
+Azurite for Azure Storage. State lives in --data; a new hub is seeded from --fleet,
+or from the default fleet (examples/fleet.hcl) when none is given.
 
-The default port is the hub's own, 443, because Azure's SDKs cannot use another.
-Without the right to bind it, pass --https-port; iotplan and amenzhinsky/iothub
-then use "HostName=<host>:<port>" connection strings, Azure's SDKs cannot.`,
+The default ports are the hub's own, 443 (HTTPS, and MQTT over WebSockets) and 8883
+(MQTT), because Azure's SDKs cannot use others. Without the right to bind them, pass
+--https-port and --mqtt-port: iotplan and amenzhinsky/iothub accept
+"HostName=<host>:<port>" service connection strings, Azure's SDKs do not.
+
+--device-connection-string ID prints that device's connection string and exits
+(from the running hub of --data if there is one).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDev(cmd, s, o) },
 	}
@@ -42,25 +51,30 @@ then use "HostName=<host>:<port>" connection strings, Azure's SDKs cannot.`,
 	fs.StringVar(&o.fleetFile, "fleet", "", "HCL file of simulated devices to seed a new hub with")
 	fs.StringVar(&o.host, "host", "localhost", "host name of the hub (certificate SAN and connection strings)")
 	fs.IntVar(&o.httpsPort, "https-port", 443, "HTTPS port of the service REST API")
-	fs.StringVar(&o.deviceCS, "device-connection-string", "", "print the connection string of this device and exit")
+	fs.IntVar(&o.mqttPort, "mqtt-port", 8883, "port of the device MQTT endpoint (TLS)")
+	fs.StringVar(&o.deviceCS, "device-connection-string", "", "print the connection string of device `ID` and exit")
 	return cmd
 }
 
 func runDev(cmd *cobra.Command, s Streams, o *devOptions) error {
-	if o.httpsPort < 0 || o.httpsPort > 65535 {
-		return flagErrorf("--https-port %d is not a port number", o.httpsPort)
+	for _, p := range []struct {
+		flag string
+		port int
+	}{{"--https-port", o.httpsPort}, {"--mqtt-port", o.mqttPort}} {
+		if p.port < 0 || p.port > 65535 {
+			return flagErrorf("%s %d is not a port number", p.flag, p.port)
+		}
 	}
 	ctx := cmd.Context()
-	logger := slog.New(slog.NewTextHandler(s.Err, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	addr := net.JoinHostPort("", strconv.Itoa(o.httpsPort))
 	if o.deviceCS != "" {
-		// Printing a connection string must not need the port: use a throwaway one.
-		addr = "127.0.0.1:0"
+		return printDeviceConnectionString(ctx, s, o)
 	}
+	logger := slog.New(slog.NewTextHandler(s.Err, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	h, err := hub.Start(ctx, hub.Options{
 		DataDir:   o.dataDir,
 		HostName:  o.host,
-		HTTPSAddr: addr,
+		HTTPSAddr: net.JoinHostPort("", strconv.Itoa(o.httpsPort)),
+		MQTTAddr:  net.JoinHostPort("", strconv.Itoa(o.mqttPort)),
 		FleetFile: o.fleetFile,
 		Logger:    logger,
 	})
@@ -68,15 +82,6 @@ func runDev(cmd *cobra.Command, s Streams, o *devOptions) error {
 		return err
 	}
 	defer h.Close()
-
-	if o.deviceCS != "" {
-		cs, err := h.DeviceConnectionString(o.deviceCS)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(s.Out, cs)
-		return nil
-	}
 
 	if err := writeEndpointFile(o.dataDir, endpointFile{
 		ConnectionString: h.ServiceConnectionString(),
@@ -87,26 +92,63 @@ func runDev(cmd *cobra.Command, s Streams, o *devOptions) error {
 	}
 	defer os.Remove(filepath.Join(o.dataDir, endpointFileName))
 
-	fleet := "remembered fleet"
-	if o.fleetFile != "" {
-		fleet = o.fleetFile
-	}
+	mqttPort := h.MQTTAddr().(*net.TCPAddr).Port
 	out := s.Out
 	fmt.Fprintf(out, "iotplan local IoT Hub is running.\n\n")
-	fmt.Fprintf(out, "  Host name:  %s\n", h.HostName())
+	fmt.Fprintf(out, "  Host name:  %s\n", o.host)
 	fmt.Fprintf(out, "  REST API:   https://%s\n", h.HostName())
+	fmt.Fprintf(out, "  MQTT:       %s:%d (TLS; MQTT over WebSockets on the REST port)\n", o.host, mqttPort)
 	fmt.Fprintf(out, "  CA file:    %s\n", h.CAFile())
-	fmt.Fprintf(out, "  Fleet:      %d devices (%s)\n", h.Sim().DeviceCount(), fleet)
+	fmt.Fprintf(out, "  Devices:    %s (%s simulated)\n", render.Count(h.Registry().DeviceCount()), render.Count(h.Sim().DeviceCount()))
 	fmt.Fprintf(out, "  Data:       %s\n\n", o.dataDir)
 	fmt.Fprintf(out, "Service connection string (policy iothubowner):\n  %s\n\n", h.ServiceConnectionString())
 	if dcs, err := h.DeviceConnectionString("myDeviceId"); err == nil {
 		fmt.Fprintf(out, "Device connection string of myDeviceId:\n  %s\n\n", dcs)
 	}
-	fmt.Fprintf(out, "In another terminal:\n  iotplan plan -dev examples/lockdoor.hcl\n")
+	dataFlag := ""
+	if o.dataDir != defaultDataDir {
+		dataFlag = " -data " + o.dataDir
+	}
+	fmt.Fprintf(out, "In another terminal:\n  iotplan plan -dev%s examples/lockdoor.hcl\n", dataFlag)
 	fmt.Fprintf(out, "  export NODE_EXTRA_CA_CERTS=%s   # for Azure's Node SDKs\n\n", h.CAFile())
 	fmt.Fprintf(out, "Press Ctrl+C to stop.\n")
 
 	<-ctx.Done()
 	fmt.Fprintf(s.Err, "\nStopping the local hub...\n")
+	return nil
+}
+
+// printDeviceConnectionString asks the running hub of the data directory for the device's
+// key, or opens the hub's store itself when none runs. Device connection strings carry the
+// bare host name: device SDKs add the MQTT port themselves.
+func printDeviceConnectionString(ctx context.Context, s Streams, o *devOptions) error {
+	if e, ok := readRunningEndpoint(o.dataDir); ok {
+		pool, err := loadCAFile(e.CAFile)
+		if err != nil {
+			return err
+		}
+		c, err := hubclient.New(e.ConnectionString, hubclient.WithRootCAs(pool))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		key, err := c.DeviceKey(ctx, o.deviceCS)
+		if err != nil {
+			return fmt.Errorf("device %q: %s", o.deviceCS, oneLine(err.Error()))
+		}
+		fmt.Fprintln(s.Out, sas.ConnectionString{HostName: hostOnly(c.HostName()), DeviceID: o.deviceCS, SharedAccessKey: key}.String())
+		return nil
+	}
+	// No hub runs here: open the store on a throwaway port just to read the key.
+	h, err := hub.Start(ctx, hub.Options{DataDir: o.dataDir, HostName: o.host, HTTPSAddr: "127.0.0.1:0", FleetFile: o.fleetFile})
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	cs, err := h.DeviceConnectionString(o.deviceCS)
+	if err != nil {
+		return fmt.Errorf("device %q: %s", o.deviceCS, oneLine(err.Error()))
+	}
+	fmt.Fprintln(s.Out, cs)
 	return nil
 }

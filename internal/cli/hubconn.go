@@ -49,6 +49,12 @@ type endpointFile struct {
 
 const endpointFileName = "endpoint.json"
 
+// WriteEndpoint records a running local hub in its data directory, as 'iotplan dev' does, so
+// that '-dev -data DIR' commands talk to it (tools and tests that run a hub in-process).
+func WriteEndpoint(dataDir, connectionString, caFile string, pid int) error {
+	return writeEndpointFile(dataDir, endpointFile{ConnectionString: connectionString, CAFile: caFile, PID: pid})
+}
+
 func writeEndpointFile(dataDir string, e endpointFile) error {
 	b, err := json.MarshalIndent(e, "", "  ")
 	if err != nil {

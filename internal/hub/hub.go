@@ -43,6 +43,7 @@ import (
 	"github.com/iotplan/iotplan/internal/hub/httpapi"
 	"github.com/iotplan/iotplan/internal/hub/jobs"
 	"github.com/iotplan/iotplan/internal/hub/link"
+	"github.com/iotplan/iotplan/internal/hub/mqttapi"
 	"github.com/iotplan/iotplan/internal/hub/registry"
 	"github.com/iotplan/iotplan/internal/hub/sim"
 	"github.com/iotplan/iotplan/internal/hub/tlscert"
@@ -54,6 +55,10 @@ type Options struct {
 	DataDir   string       // default ".iotplan/dev"
 	HostName  string       // default "localhost"
 	HTTPSAddr string       // default ":443"; tests use "127.0.0.1:0"
+	// MQTTAddr is the address of the device MQTT endpoint (MQTT 3.1.1 over TLS; Azure's is
+	// ":8883"). "" = no MQTT endpoint: a hub started in-process for one command has no
+	// devices of its own to wait for, and tests choose "127.0.0.1:0" when they need one.
+	MQTTAddr string
 	FleetFile string       // "" = the default fleet for a new hub, or the remembered one
 	Logger    *slog.Logger // nil = discard
 }
@@ -82,6 +87,7 @@ type Hub struct {
 	jobs     *jobs.Manager
 	sim      *sim.Sim
 	api      *httpapi.Server
+	mqtt     *mqttapi.Server
 	http     *http.Server
 	ln       net.Listener
 	tls      *tlscert.Bundle
@@ -174,8 +180,28 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 	h.api = httpapi.New(httpapi.Options{
 		HostName: h.host, Registry: h.reg, Methods: h.link, Jobs: h.jobs, Policies: h.policies, Logger: h.log,
 	})
+	handler := h.api.Handler()
+	if opts.MQTTAddr != "" {
+		h.mqtt, err = mqttapi.Start(context.Background(), mqttapi.Options{
+			HostName:  h.host,
+			Addr:      opts.MQTTAddr,
+			TLSConfig: &tls.Config{Certificates: []tls.Certificate{h.tls.Cert}, MinVersion: tls.VersionTLS12},
+			Registry:  h.reg,
+			Link:      h.link,
+			Policies:  h.devicePolicy,
+			Logger:    h.log,
+		})
+		if err != nil {
+			return nil, explainListenError(opts.MQTTAddr, err)
+		}
+		// MQTT over WebSockets shares the HTTPS port, as on Azure.
+		mux := http.NewServeMux()
+		mux.Handle("GET "+mqttapi.WebSocketPath, h.mqtt.WebSocketHandler())
+		mux.Handle("/", handler)
+		handler = mux
+	}
 	h.http = &http.Server{
-		Handler:           h.api.Handler(),
+		Handler:           handler,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{h.tls.Cert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute, // SDKs keep connections alive; idle ones are closed
@@ -189,6 +215,25 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 	}()
 	h.log.Info("local IoT Hub started", "host", h.host, "data", opts.DataDir, "devices", h.reg.DeviceCount())
 	return h, nil
+}
+
+// devicePolicy tells the MQTT endpoint which shared access policies may connect devices.
+func (h *Hub) devicePolicy(name string) (mqttapi.Policy, bool) {
+	for _, p := range h.policies {
+		if p.Name == name {
+			return mqttapi.Policy{Name: p.Name, PrimaryKey: p.PrimaryKey, SecondaryKey: p.SecondaryKey,
+				DeviceConnect: p.Rights&httpapi.DeviceConnect != 0}, true
+		}
+	}
+	return mqttapi.Policy{}, false
+}
+
+// MQTTAddr is the address the device MQTT endpoint listens on; nil without one.
+func (h *Hub) MQTTAddr() net.Addr {
+	if h.mqtt == nil {
+		return nil
+	}
+	return h.mqtt.Addr()
 }
 
 // listen binds addr, explaining the usual failure on the hub's own port.
@@ -282,12 +327,15 @@ func (h *Hub) PolicyConnectionString(policy string) (string, error) {
 func (h *Hub) Policies() []httpapi.Policy { return append([]httpapi.Policy(nil), h.policies...) }
 
 // DeviceConnectionString is a device's connection string (primary key); 404001 if unknown.
+// Its HostName is the bare host: device SDKs dial HostName:8883 (MQTT) or HostName:443
+// (MQTT over WebSockets) and cannot take a port in it; a device of a hub on other ports
+// is told the MQTT address separately (iotplan dev prints it).
 func (h *Hub) DeviceConnectionString(deviceID string) (string, error) {
 	pk, _, err := h.reg.DeviceKeys(deviceID)
 	if err != nil {
 		return "", err
 	}
-	return sas.ConnectionString{HostName: h.host, DeviceID: deviceID, SharedAccessKey: pk}.String(), nil
+	return sas.ConnectionString{HostName: h.opts.HostName, DeviceID: deviceID, SharedAccessKey: pk}.String(), nil
 }
 
 // CAFile is the absolute path of the hub's CA certificate (PEM).
@@ -330,6 +378,10 @@ func (h *Hub) teardown() error {
 		<-h.served
 	} else if h.ln != nil {
 		_ = h.ln.Close()
+	}
+	// Device sessions end first: their disconnects write connection states to the registry.
+	if h.mqtt != nil {
+		errs = append(errs, h.mqtt.Close())
 	}
 	if h.sim != nil {
 		errs = append(errs, h.sim.Close())

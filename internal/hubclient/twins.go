@@ -93,6 +93,19 @@ func (c *Client) DeviceExists(ctx context.Context, deviceID string) (bool, error
 	return false, err
 }
 
+// DeviceKey returns a device identity's primary symmetric key (for printing its connection
+// string on purpose, e.g. by `iotplan dev --device-connection-string`).
+func (c *Client) DeviceKey(ctx context.Context, deviceID string) (string, error) {
+	d, err := c.svc.GetDevice(ctx, deviceID)
+	if err != nil {
+		return "", fromService("device.get", err)
+	}
+	if d.Authentication == nil || d.Authentication.SymmetricKey == nil || d.Authentication.SymmetricKey.PrimaryKey == "" {
+		return "", fmt.Errorf("device %q has no symmetric key", deviceID)
+	}
+	return d.Authentication.SymmetricKey.PrimaryKey, nil
+}
+
 // toDoc turns an iotservice value into a plain JSON document.
 func toDoc(v any) (map[string]any, error) {
 	b, err := json.Marshal(v)

@@ -379,20 +379,15 @@ func orFn(terms []condFn) condFn {
 // comparison compiles l op r; property-vs-constant gets a fast path.
 func (c *compiler) comparison(x *BinaryExpr) (condFn, *Error) {
 	op := x.Op
-	ref, rok := x.L.(*RefExpr)
-	lit, lok := x.R.(*LiteralExpr)
-	if !rok || !lok {
-		if ref, rok = x.R.(*RefExpr); rok {
-			lit, lok = x.L.(*LiteralExpr)
-			op = flip(op)
+	if ref, ok := x.L.(*RefExpr); ok {
+		if lit, ok := x.R.(*LiteralExpr); ok {
+			return c.compareConst(ref, op, lit)
 		}
 	}
-	if rok && lok {
-		get, err := c.getter(ref)
-		if err != nil {
-			return nil, err
+	if ref, ok := x.R.(*RefExpr); ok {
+		if lit, ok := x.L.(*LiteralExpr); ok {
+			return c.compareConst(ref, flip(op), lit) // 3 < x is x > 3
 		}
-		return compareConst(get, op, litValue(lit)), nil
 	}
 	l, err := c.val(x.L)
 	if err != nil {
@@ -403,6 +398,14 @@ func (c *compiler) comparison(x *BinaryExpr) (condFn, *Error) {
 		return nil, err
 	}
 	return func(d doc) tri { return compareValues(op, l(d), r(d)) }, nil
+}
+
+func (c *compiler) compareConst(ref *RefExpr, op Op, lit *LiteralExpr) (condFn, *Error) {
+	get, err := c.getter(ref)
+	if err != nil {
+		return nil, err
+	}
+	return compareConst(get, op, litValue(lit)), nil
 }
 
 func compareConst(get getter, op Op, k value) condFn {

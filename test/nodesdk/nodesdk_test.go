@@ -26,10 +26,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,8 +40,6 @@ import (
 	"time"
 
 	"github.com/iotplan/iotplan/internal/hub"
-	"github.com/iotplan/iotplan/internal/hub/mqttapi"
-	"github.com/iotplan/iotplan/internal/hub/tlscert"
 )
 
 const (
@@ -92,11 +90,12 @@ func TestTutorialScheduleJobs(t *testing.T) {
 		DataDir:   dataDir,
 		HostName:  "localhost",
 		HTTPSAddr: ":443",
+		MQTTAddr:  ":8883",
 		FleetFile: fleetFile,
 		Logger:    slog.New(slog.NewTextHandler(hubLog, &slog.HandlerOptions{Level: logLevel()})),
 	})
 	if err != nil {
-		t.Fatalf("starting the local hub on :443 (Azure's SDKs cannot use another port): %v", err)
+		t.Fatalf("starting the local hub on :443 and :8883 (Azure's SDKs cannot use other ports): %v", err)
 	}
 	t.Cleanup(func() {
 		if err := h.Close(); err != nil {
@@ -106,7 +105,9 @@ func TestTutorialScheduleJobs(t *testing.T) {
 	if h.HostName() != "localhost" {
 		t.Fatalf("hub HostName = %q, want \"localhost\" (HTTPS on 443)", h.HostName())
 	}
-	startMQTT(t, h, dataDir, hubLog)
+	if a, ok := h.MQTTAddr().(*net.TCPAddr); !ok || a.Port != 8883 {
+		t.Fatalf("hub MQTT endpoint = %v, want port 8883", h.MQTTAddr())
+	}
 
 	var dev, svc proc
 	t.Cleanup(func() {
@@ -209,29 +210,6 @@ func TestTutorialScheduleJobs(t *testing.T) {
 	if d := props(other, "desired"); d["building"] != "41" || d["floor"] != nil {
 		t.Errorf("twin %s desired = %v; the twin job must not touch it", otherDevice, d)
 	}
-}
-
-// startMQTT serves the hub's device endpoint on :8883 with the hub's own TLS identity,
-// registry and link table.
-func startMQTT(t *testing.T, h *hub.Hub, dataDir string, logOut *syncBuffer) {
-	t.Helper()
-	// tlscert.Ensure on the hub's data directory returns the certificate the hub serves.
-	b, err := tlscert.Ensure(dataDir, "localhost", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := mqttapi.Start(context.Background(), mqttapi.Options{
-		HostName:  h.HostName(),
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{b.Cert}, MinVersion: tls.VersionTLS12},
-		Addr:      ":8883",
-		Registry:  h.Registry(),
-		Link:      h.Link(),
-		Logger:    slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: logLevel()})),
-	})
-	if err != nil {
-		t.Fatalf("starting the hub's MQTT endpoint on :8883 (Azure's device SDK cannot use another port): %v", err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
 }
 
 // checkNode finds node and checks it is recent enough for the pinned SDKs.
