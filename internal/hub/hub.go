@@ -52,13 +52,13 @@ import (
 
 // Options configure Start. Zero values take the documented defaults.
 type Options struct {
-	DataDir   string       // default ".iotplan/dev"
-	HostName  string       // default "localhost"
-	HTTPSAddr string       // default ":443"; tests use "127.0.0.1:0"
+	DataDir   string // default ".iotplan/dev"
+	HostName  string // default "localhost"
+	HTTPSAddr string // default ":443"; tests use "127.0.0.1:0"
 	// MQTTAddr is the address of the device MQTT endpoint (MQTT 3.1.1 over TLS; Azure's is
 	// ":8883"). "" = no MQTT endpoint: a hub started in-process for one command has no
 	// devices of its own to wait for, and tests choose "127.0.0.1:0" when they need one.
-	MQTTAddr string
+	MQTTAddr  string
 	FleetFile string       // "" = the default fleet for a new hub, or the remembered one
 	Logger    *slog.Logger // nil = discard
 }
