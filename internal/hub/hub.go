@@ -192,7 +192,7 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 			Logger:    h.log,
 		})
 		if err != nil {
-			return nil, explainListenError(opts.MQTTAddr, err)
+			return nil, explainListen(opts.MQTTAddr, "--mqtt-port 18883", "8883", err)
 		}
 		// MQTT over WebSockets shares the HTTPS port, as on Azure.
 		mux := http.NewServeMux()
@@ -247,17 +247,22 @@ func listen(addr string) (net.Listener, error) {
 
 // explainListenError says what to do when the HTTPS address cannot be bound.
 func explainListenError(addr string, err error) error {
-	_, port, _ := net.SplitHostPort(addr)
+	return explainListen(addr, "--https-port 8443", "443", err)
+}
+
+// explainListen turns a failure to bind one of the hub's ports into advice: which flag picks
+// another port, and what that costs (Azure's SDKs only use the hub's own ports).
+func explainListen(addr, flag, own string, err error) error {
 	switch {
 	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
 		return fmt.Errorf("cannot listen on %s: permission denied. Port %s is the IoT Hub's own port, which Azure's SDKs (Node, C#, Python, Java) require; "+
-			"grant the right to bind it (e.g. `sudo setcap cap_net_bind_service=+ep <iotplan binary>`) or choose another port with --https-port 8443 — "+
-			"iotplan itself and amenzhinsky/iothub accept HostName=host:port connection strings, Azure's SDKs cannot use them", addr, port)
+			"grant the right to bind it (e.g. `sudo setcap cap_net_bind_service=+ep <iotplan binary>`) or choose another port with %s — "+
+			"iotplan itself and amenzhinsky/iothub accept HostName=host:port connection strings, Azure's SDKs cannot use them", addr, own, flag)
 	case errors.Is(err, syscall.EADDRINUSE):
-		return fmt.Errorf("cannot listen on %s: the port is already in use (another `iotplan dev`?). Stop it, or choose another port with --https-port — "+
-			"iotplan itself and amenzhinsky/iothub accept HostName=host:port connection strings, Azure's SDKs only use 443", addr)
+		return fmt.Errorf("cannot listen on %s: the port is already in use (another `iotplan dev`?). Stop it, or choose another port with %s — "+
+			"iotplan itself and amenzhinsky/iothub can use other ports, Azure's SDKs only use %s", addr, flag, own)
 	}
-	return fmt.Errorf("cannot listen on %s: %w (choose another address with --https-port)", addr, err)
+	return fmt.Errorf("cannot listen on %s: %w (choose another address with %s)", addr, err, flag)
 }
 
 func loadFleet(path string) (*sim.Fleet, error) {
