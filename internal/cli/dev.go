@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iotplan/iotplan/internal/hub"
+	"github.com/iotplan/iotplan/internal/hub/throttle"
 	"github.com/iotplan/iotplan/internal/hubclient"
 	"github.com/iotplan/iotplan/internal/render"
 	"github.com/iotplan/iotplan/internal/sas"
@@ -24,12 +27,15 @@ type devOptions struct {
 	httpsPort int
 	mqttPort  int
 	deviceCS  string
+	tier      string
+	units     int
+	policies  bool
 }
 
 func newDevCmd(s Streams) *cobra.Command {
 	o := &devOptions{}
 	cmd := &cobra.Command{
-		Use:   "dev [--data DIR] [--fleet FILE] [--host H] [--https-port P] [--mqtt-port P]",
+		Use:   "dev [--data DIR] [--fleet FILE] [--host H] [--https-port P] [--mqtt-port P] [--tier F1|S1|S2|S3 [--units N]] [--policies]",
 		Short: "Run the local IoT Hub in the foreground",
 		Long: `Runs the built-in local IoT Hub (service REST API over HTTPS, device MQTT endpoint,
 device registry, twins, queries, jobs, simulated devices) until interrupted, like
@@ -40,6 +46,15 @@ The default ports are the hub's own, 443 (HTTPS, and MQTT over WebSockets) and 8
 (MQTT), because Azure's SDKs cannot use others. Without the right to bind them, pass
 --https-port and --mqtt-port: iotplan and amenzhinsky/iothub accept
 "HostName=<host>:<port>" service connection strings, Azure's SDKs do not.
+
+--tier F1|S1|S2|S3 and --units N enforce that tier's documented throttles (queries
+per minute, twin reads and updates per second, jobs operations, job device operations
+per second, direct methods, registry operations) with IoT Hub's traffic shaping and
+429 ThrottlingException answers, and its job concurrency (1 on F1/S1, 5 on S2, 10 on
+S3). Without --tier the hub is unlimited.
+
+--policies prints the connection string of every shared access policy (iothubowner,
+service, device, registryRead, registryReadWrite), to test what each may do.
 
 --device-connection-string ID prints that device's connection string and exits
 (from the running hub of --data if there is one).`,
@@ -53,6 +68,9 @@ The default ports are the hub's own, 443 (HTTPS, and MQTT over WebSockets) and 8
 	fs.IntVar(&o.httpsPort, "https-port", 443, "HTTPS port of the service REST API")
 	fs.IntVar(&o.mqttPort, "mqtt-port", 8883, "port of the device MQTT endpoint (TLS)")
 	fs.StringVar(&o.deviceCS, "device-connection-string", "", "print the connection string of device `ID` and exit")
+	fs.StringVar(&o.tier, "tier", "", "enforce the throttles of IoT Hub tier `F1|S1|S2|S3` (default: unlimited)")
+	fs.IntVar(&o.units, "units", 1, "number of IoT Hub units of --tier (S1/S2: 1-200, S3: 1-10, F1: 1)")
+	fs.BoolVar(&o.policies, "policies", false, "print the connection string of every shared access policy")
 	return cmd
 }
 
@@ -63,6 +81,14 @@ func runDev(cmd *cobra.Command, s Streams, o *devOptions) error {
 	}{{"--https-port", o.httpsPort}, {"--mqtt-port", o.mqttPort}} {
 		if p.port < 0 || p.port > 65535 {
 			return flagErrorf("%s %d is not a port number", p.flag, p.port)
+		}
+	}
+	if cmd.Flags().Changed("units") && o.tier == "" {
+		return flagErrorf("--units needs --tier (F1, S1, S2 or S3); without a tier the local hub is unlimited")
+	}
+	if o.tier != "" {
+		if _, err := throttle.New(throttle.Options{Tier: o.tier, Units: o.units}); err != nil {
+			return flagErrorf("--tier %s --units %d: %s", o.tier, o.units, err)
 		}
 	}
 	ctx := cmd.Context()
@@ -77,6 +103,8 @@ func runDev(cmd *cobra.Command, s Streams, o *devOptions) error {
 		MQTTAddr:  net.JoinHostPort("", strconv.Itoa(o.mqttPort)),
 		FleetFile: o.fleetFile,
 		Logger:    logger,
+		Tier:      o.tier,
+		Units:     tierUnits(o),
 	})
 	if err != nil {
 		return err
@@ -100,8 +128,13 @@ func runDev(cmd *cobra.Command, s Streams, o *devOptions) error {
 	fmt.Fprintf(out, "  MQTT:       %s:%d (TLS; MQTT over WebSockets on the REST port)\n", o.host, mqttPort)
 	fmt.Fprintf(out, "  CA file:    %s\n", h.CAFile())
 	fmt.Fprintf(out, "  Devices:    %s (%s simulated)\n", render.Count(h.Registry().DeviceCount()), render.Count(h.Sim().DeviceCount()))
-	fmt.Fprintf(out, "  Data:       %s\n\n", o.dataDir)
-	fmt.Fprintf(out, "Service connection string (policy iothubowner):\n  %s\n\n", h.ServiceConnectionString())
+	fmt.Fprintf(out, "  Data:       %s\n", o.dataDir)
+	fmt.Fprintf(out, "  Throttling: %s\n\n", throttleSummary(h.Throttle()))
+	if o.policies {
+		writePolicies(out, h)
+	} else {
+		fmt.Fprintf(out, "Service connection string (policy iothubowner):\n  %s\n\n", h.ServiceConnectionString())
+	}
 	if dcs, err := h.DeviceConnectionString("myDeviceId"); err == nil {
 		fmt.Fprintf(out, "Device connection string of myDeviceId:\n  %s\n\n", dcs)
 	}
@@ -151,4 +184,42 @@ func printDeviceConnectionString(ctx context.Context, s Streams, o *devOptions) 
 	}
 	fmt.Fprintln(s.Out, cs)
 	return nil
+}
+
+// tierUnits is --units for a hub with a tier (an unlimited hub has no units).
+func tierUnits(o *devOptions) int {
+	if o.tier == "" {
+		return 0
+	}
+	return o.units
+}
+
+// throttleSummary is the banner's throttling line: "unlimited", or the tier with the rates
+// that bind iotplan (queries, job device operations, twin updates, job concurrency).
+func throttleSummary(l *throttle.Limiter) string {
+	if l.Unlimited() {
+		return "unlimited (use --tier F1|S1|S2|S3 to enforce a tier's throttles)"
+	}
+	units := "1 unit"
+	if l.Units() != 1 {
+		units = fmt.Sprintf("%d units", l.Units())
+	}
+	return fmt.Sprintf("%s, %s: %s queries/min, %s job device ops/s, %s twin updates/s, %d concurrent job(s)",
+		l.Tier(), units, rate(l.Rate(throttle.Queries)*60), rate(l.Rate(throttle.JobDeviceOps)),
+		rate(l.Rate(throttle.TwinUpdates)), l.MaxConcurrentJobs())
+}
+
+func rate(r float64) string { return strconv.FormatFloat(math.Round(r*100)/100, 'f', -1, 64) }
+
+// writePolicies prints the connection string of every shared access policy with its rights.
+func writePolicies(out io.Writer, h *hub.Hub) {
+	fmt.Fprintf(out, "Shared access policies:\n")
+	for _, p := range h.Policies() {
+		cs, err := h.PolicyConnectionString(p.Name)
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(out, "  %s (%s):\n    %s\n", p.Name, p.Rights, cs)
+	}
+	fmt.Fprintln(out)
 }

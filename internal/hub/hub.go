@@ -40,12 +40,14 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"go.etcd.io/bbolt"
 
+	"github.com/iotplan/iotplan/internal/hub/adm"
 	"github.com/iotplan/iotplan/internal/hub/httpapi"
 	"github.com/iotplan/iotplan/internal/hub/jobs"
 	"github.com/iotplan/iotplan/internal/hub/link"
 	"github.com/iotplan/iotplan/internal/hub/mqttapi"
 	"github.com/iotplan/iotplan/internal/hub/registry"
 	"github.com/iotplan/iotplan/internal/hub/sim"
+	"github.com/iotplan/iotplan/internal/hub/throttle"
 	"github.com/iotplan/iotplan/internal/hub/tlscert"
 	"github.com/iotplan/iotplan/internal/sas"
 )
@@ -61,6 +63,11 @@ type Options struct {
 	MQTTAddr  string
 	FleetFile string       // "" = the default fleet for a new hub, or the remembered one
 	Logger    *slog.Logger // nil = discard
+	// Tier and Units select Azure's per-tier operation throttles, job concurrency and job
+	// device-operation rate (internal/hub/throttle): Tier "F1", "S1", "S2" or "S3"; Units 0
+	// = 1. Tier "" = unlimited, the default.
+	Tier  string
+	Units int
 }
 
 // Defaults.
@@ -85,13 +92,16 @@ type Hub struct {
 	reg      *registry.Registry
 	link     *link.Hub
 	jobs     *jobs.Manager
+	adm      *adm.Manager
 	sim      *sim.Sim
 	api      *httpapi.Server
 	mqtt     *mqttapi.Server
 	http     *http.Server
 	ln       net.Listener
 	tls      *tlscert.Bundle
-	policies []httpapi.Policy
+	policies []httpapi.Policy // replaced (never mutated) by RegeneratePolicyKey, under polMu
+	polMu    sync.RWMutex
+	throttle *throttle.Limiter
 	served   chan struct{}
 
 	closeOnce sync.Once
@@ -114,6 +124,10 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 		return nil, fmt.Errorf("host name %q must be a bare host name or IP address, without port or scheme", opts.HostName)
 	}
 	h := &Hub{opts: opts, log: opts.Logger, served: make(chan struct{})}
+	// The tier is checked before anything is created, so a typo leaves no half-made hub.
+	if h.throttle, err = throttle.New(throttle.Options{Tier: opts.Tier, Units: opts.Units}); err != nil {
+		return nil, err
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -157,7 +171,11 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 			h.log.Warn("hub: connection state", "device", id, "err", err)
 		}
 	}})
-	if h.jobs, err = jobs.New(h.db, h.reg, h.link, jobs.Options{Logger: h.log}); err != nil {
+	if h.jobs, err = jobs.New(h.db, h.reg, h.link, jobs.Options{Logger: h.log,
+		MaxConcurrentJobs: h.throttle.MaxConcurrentJobs(), DeviceOpsPerSecond: h.throttle.Rate(throttle.JobDeviceOps)}); err != nil {
+		return nil, err
+	}
+	if h.adm, err = adm.New(h.db, h.reg, adm.Options{Logger: h.log}); err != nil {
 		return nil, err
 	}
 
@@ -173,12 +191,9 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 		return nil, err
 	}
 
-	if h.sim, err = sim.Start(ctx, fleet, h.db, h.reg, h.reg, h.link); err != nil {
-		return nil, err
-	}
-
 	h.api = httpapi.New(httpapi.Options{
 		HostName: h.host, Registry: h.reg, Methods: h.link, Jobs: h.jobs, Policies: h.policies, Logger: h.log,
+		Throttle: h.throttle, Configurations: h.adm,
 	})
 	handler := h.api.Handler()
 	if opts.MQTTAddr != "" {
@@ -200,6 +215,15 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 		mux.Handle("/", handler)
 		handler = mux
 	}
+	// The simulated devices start after the MQTT endpoint: mqtt-mode devices connect to it.
+	simOpts := sim.Options{Logger: h.log}
+	if h.mqtt != nil {
+		simOpts.MQTT = sim.MQTTOptions{Addr: h.mqtt.Addr().String(), HostName: h.host, Keys: h.reg,
+			TLSConfig: &tls.Config{RootCAs: h.tls.Pool, ServerName: opts.HostName, MinVersion: tls.VersionTLS12}}
+	}
+	if h.sim, err = sim.Start(ctx, fleet, h.db, h.reg, h.reg, h.link, simOpts); err != nil {
+		return nil, err
+	}
 	h.http = &http.Server{
 		Handler:           handler,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{h.tls.Cert}, MinVersion: tls.VersionTLS12},
@@ -219,7 +243,7 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 
 // devicePolicy tells the MQTT endpoint which shared access policies may connect devices.
 func (h *Hub) devicePolicy(name string) (mqttapi.Policy, bool) {
-	for _, p := range h.policies {
+	for _, p := range h.policyList() {
 		if p.Name == name {
 			return mqttapi.Policy{Name: p.Name, PrimaryKey: p.PrimaryKey, SecondaryKey: p.SecondaryKey,
 				DeviceConnect: p.Rights&httpapi.DeviceConnect != 0}, true
@@ -320,7 +344,7 @@ func (h *Hub) ServiceConnectionString() string {
 // PolicyConnectionString is the connection string of a shared access policy (iothubowner,
 // service, device, registryRead, registryReadWrite).
 func (h *Hub) PolicyConnectionString(policy string) (string, error) {
-	for _, p := range h.policies {
+	for _, p := range h.policyList() {
 		if p.Name == policy {
 			return sas.ConnectionString{HostName: h.host, SharedAccessKeyName: p.Name, SharedAccessKey: p.PrimaryKey}.String(), nil
 		}
@@ -329,7 +353,7 @@ func (h *Hub) PolicyConnectionString(policy string) (string, error) {
 }
 
 // Policies returns the hub's shared access policies (with keys).
-func (h *Hub) Policies() []httpapi.Policy { return append([]httpapi.Policy(nil), h.policies...) }
+func (h *Hub) Policies() []httpapi.Policy { return append([]httpapi.Policy(nil), h.policyList()...) }
 
 // DeviceConnectionString is a device's connection string (primary key); 404001 if unknown.
 // Its HostName is the bare host: device SDKs dial HostName:8883 (MQTT) or HostName:443
@@ -361,6 +385,9 @@ func (h *Hub) Link() *link.Hub { return h.link }
 // Jobs is the hub's jobs engine.
 func (h *Hub) Jobs() *jobs.Manager { return h.jobs }
 
+// Throttle is the hub's operation throttles (unlimited unless Options.Tier was set).
+func (h *Hub) Throttle() *throttle.Limiter { return h.throttle }
+
 // Requests counts REST requests per route pattern (e.g. "POST /devices/query").
 func (h *Hub) Requests() map[string]int64 { return h.api.Requests() }
 
@@ -385,14 +412,22 @@ func (h *Hub) teardown() error {
 		_ = h.ln.Close()
 	}
 	// Device sessions end first: their disconnects write connection states to the registry.
-	if h.mqtt != nil {
-		errs = append(errs, h.mqtt.Close())
-	}
+	// Simulated devices go before the MQTT endpoint, so mqtt-mode ones leave on their own
+	// instead of being cut off (and trying to reconnect).
 	if h.sim != nil {
 		errs = append(errs, h.sim.Close())
 	}
+	if h.mqtt != nil {
+		errs = append(errs, h.mqtt.Close())
+	}
+	if h.adm != nil {
+		errs = append(errs, h.adm.Close())
+	}
 	if h.jobs != nil {
 		errs = append(errs, h.jobs.Close())
+	}
+	if h.reg != nil {
+		errs = append(errs, h.reg.Flush()) // lastActivityTime survives a restart
 	}
 	if h.db != nil {
 		errs = append(errs, h.db.Sync(), h.db.Close())

@@ -7,8 +7,11 @@
 //
 // Every HTTP request is counted by kind (Calls), retries included, because the hub's budgets
 // are per request (20 queries/min on S1). Idempotent calls (GETs, queries, cancel) are retried
-// on 429 and 5xx with bounded exponential backoff and jitter, honouring Retry-After; a job PUT
-// whose outcome is unknown is checked with a GET, never blindly sent again.
+// on 429 and 5xx with bounded exponential backoff and jitter, honouring Retry-After; writes
+// (twin updates, device PUTs, direct methods) are retried on 429 only, because the hub refused
+// them before acting; a job PUT whose outcome is unknown is checked with a GET, never blindly
+// sent again. The time spent waiting before retries is measured (Waited) and the 429 answers
+// counted (Throttled), so plans and apply results can say what throttling cost.
 //
 // Failures the hub reports are *Error values; no error of this package contains the key or a
 // token. Imports: internal/hubapi, internal/sas, amenzhinsky/iothub/iotservice, stdlib.
@@ -46,6 +49,7 @@ type Client struct {
 
 	mu    sync.Mutex
 	calls map[string]int
+	waits waitStats // guarded by mu; see waits.go
 }
 
 type config struct {

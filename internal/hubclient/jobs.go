@@ -39,7 +39,7 @@ func (c *Client) CreateJob(ctx context.Context, req hubapi.JobRequest) (hubapi.J
 			if errors.As(lastErr, &he) {
 				ra = he.retryAfter
 			}
-			if err := sleep(ctx, c.retry.delay(n-1, ra)); err != nil {
+			if err := c.wait(ctx, c.retry.delay(n-1, ra)); err != nil {
 				return hubapi.JobResponse{}, err
 			}
 		}

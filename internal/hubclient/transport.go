@@ -37,7 +37,8 @@ func (p retryPolicy) delay(n int, retryAfter time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// idempotentKinds are the calls that may be re-sent as they are after a 429 or 5xx.
+// idempotentKinds are the calls that may be re-sent as they are after a 5xx or a transport
+// error, when the first attempt may have landed.
 var idempotentKinds = map[string]bool{
 	"query": true, "job.get": true, "job.list": true, "job.cancel": true,
 	"twin.get": true, "device.get": true, "device.list": true,
@@ -48,7 +49,15 @@ func retryable(status int) bool {
 	return status == http.StatusTooManyRequests || status >= 500
 }
 
-// transport counts every request by kind and retries idempotent ones.
+// ownRetryKinds retry in their own loop (CreateJob checks with GET before sending again), so
+// the transport leaves them alone.
+var ownRetryKinds = map[string]bool{"job.create": true}
+
+// transport counts every request by kind and retries: idempotent calls after a 429, a 5xx or
+// a transport error; every other call (twin and device writes, direct methods) only after a
+// 429, because a throttled request was refused before the hub acted on it [inferred: Azure
+// throttles at admission; its SDKs retry 429 for every operation too].
+// Every wait before a retry is measured and added to the client's Waited.
 type transport struct {
 	c    *Client
 	next http.RoundTripper
@@ -58,13 +67,19 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	kind := callKind(req.Method, req.URL.Path)
 	attempts := 1
 	rewindable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-	if idempotentKinds[kind] && rewindable {
+	if rewindable && !ownRetryKinds[kind] {
 		attempts = t.c.retry.attempts
 	}
 	for n := 1; ; n++ {
 		t.c.count(kind)
 		res, err := t.next.RoundTrip(req)
+		if err == nil && res.StatusCode == http.StatusTooManyRequests {
+			t.c.countThrottled()
+		}
 		if n >= attempts || req.Context().Err() != nil {
+			return res, err
+		}
+		if !idempotentKinds[kind] && (err != nil || res.StatusCode != http.StatusTooManyRequests) {
 			return res, err
 		}
 		var wait time.Duration
@@ -87,7 +102,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			req = req.Clone(req.Context())
 			req.Body = body
 		}
-		if err := sleep(req.Context(), wait); err != nil {
+		if err := t.c.wait(req.Context(), wait); err != nil {
 			return nil, err
 		}
 	}

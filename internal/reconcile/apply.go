@@ -57,6 +57,9 @@ type ApplyResult struct {
 	// HubCalls counts the hub requests apply made, by kind, when the runner counts them
 	// (hubclient.Client does).
 	HubCalls map[string]int
+	// HubWait is what apply spent waiting on a throttling hub (nil: nothing throttled, or the
+	// runner does not measure it).
+	HubWait *HubWait
 }
 
 // Success reports whether every job completed and every targeted device succeeded.
@@ -171,6 +174,10 @@ func Apply(ctx context.Context, plan *Plan, runner JobRunner, hook Hook, opts ..
 	if cc, ok := runner.(callCounter); ok {
 		before := cc.Calls()
 		defer func() { res.HubCalls = callsSince(cc, before) }()
+	}
+	if wr, ok := runner.(waitReporter); ok {
+		before := waitOf(wr)
+		defer func() { res.HubWait = waitSince(wr, before) }()
 	}
 	for i := range plan.Resources {
 		rc := &plan.Resources[i]

@@ -69,6 +69,9 @@ type Plan struct {
 	Resources []ResourceChange `json:"resources"`
 	// HubCalls counts the hub requests planning used, by kind (see hubclient.Client.Calls).
 	HubCalls map[string]int `json:"hub_calls,omitempty"`
+	// HubWait is what planning spent waiting on a throttling hub; nil when nothing was
+	// throttled or the client does not measure it.
+	HubWait *HubWait `json:"hub_wait,omitempty"`
 }
 
 // ResourceChange is the plan for one twin or method resource.

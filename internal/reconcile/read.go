@@ -68,6 +68,11 @@ func MakePlan(ctx context.Context, q Querier, cfg *Config, opts PlanOptions) (*P
 	if counting {
 		before = cc.Calls()
 	}
+	wr, waits := q.(waitReporter)
+	var waitedBefore HubWait
+	if waits {
+		waitedBefore = waitOf(wr)
+	}
 	obs, err := Read(ctx, q, cfg, opts)
 	if err != nil {
 		return nil, err
@@ -78,6 +83,9 @@ func MakePlan(ctx context.Context, q Querier, cfg *Config, opts PlanOptions) (*P
 	}
 	if counting {
 		p.HubCalls = callsSince(cc, before)
+	}
+	if waits {
+		p.HubWait = waitSince(wr, waitedBefore)
 	}
 	return p, nil
 }

@@ -177,6 +177,9 @@ func ApplyResult(w io.Writer, res *reconcile.ApplyResult, opts ApplyOptions) err
 		if line := callsLine("Apply", res.HubCalls); line != "" {
 			out.printf("%s\n", st.style(dim, line))
 		}
+		if line := waitLine("Apply", res.HubWait); line != "" {
+			out.printf("%s\n", st.style(dim, line))
+		}
 	}()
 	switch {
 	case len(res.Jobs) == 0 && len(res.NotRun) == 0:

@@ -5,6 +5,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/iotplan/iotplan/internal/reconcile"
 )
@@ -75,6 +76,30 @@ func writeCalls(out *writer, p *reconcile.Plan, st styler) {
 	if line := callsLine("Planning", p.HubCalls); line != "" {
 		out.printf("%s\n", st.style(dim, line))
 	}
+	if line := waitLine("Planning", p.HubWait); line != "" {
+		out.printf("%s\n", st.style(dim, line))
+	}
+}
+
+// waitLine is e.g. "Planning waited 9.0s on hub throttling (3 calls answered 429)."; "" when
+// nothing was throttled.
+func waitLine(what string, w *reconcile.HubWait) string {
+	if w == nil || (w.Waited <= 0 && w.Throttled <= 0) {
+		return ""
+	}
+	return fmt.Sprintf("%s waited %s on hub throttling (%s answered 429).",
+		what, waited(w.Waited), plural(w.Throttled, "call", "calls"))
+}
+
+// waited is a wait as people read it: "850ms", "9.2s", "8m20s".
+func waited(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	return elapsed(d)
 }
 
 // callsLine is e.g. "Planning used 8 hub calls (query: 8)."; "" without counts.

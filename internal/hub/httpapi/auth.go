@@ -80,9 +80,10 @@ func (s *Server) authorize(r *http.Request, need []Rights) error {
 		return unauthorized("Unauthorized: a device token (no skn) grants only DeviceConnect, which %s %s does not accept.", r.Method, r.Pattern)
 	}
 	var pol *Policy
-	for i := range s.opts.Policies {
-		if s.opts.Policies[i].Name == tok.KeyName {
-			pol = &s.opts.Policies[i]
+	policies := s.currentPolicies()
+	for i := range policies {
+		if policies[i].Name == tok.KeyName {
+			pol = &policies[i]
 		}
 	}
 	if pol == nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/iotplan/iotplan/internal/hub/huberr"
+	"github.com/iotplan/iotplan/internal/hub/registry"
 	"github.com/iotplan/iotplan/internal/hubapi"
 )
 
@@ -16,6 +17,10 @@ const contentTypeJSON = "application/json; charset=utf-8"
 // writeJSON writes v with status 200. Every success body carries the JSON content type:
 // Node's SDK ignores bodies without it.
 func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, v any) {
+	status := http.StatusOK
+	if sb, ok := v.(statusBody); ok {
+		status, v = sb.status, sb.body
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		s.log.Error("httpapi: encode response", "route", r.Pattern, "err", err)
@@ -23,7 +28,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, v any) {
 		return
 	}
 	w.Header().Set("Content-Type", contentTypeJSON)
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
 
@@ -63,16 +68,35 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		// keep the message to one field.
 		msg := strings.ReplaceAll(he.Msg, ";", ",")
 		body = hubapi.ErrorBody{
-			Message:          "ErrorCode:" + he.Code.Name() + ";" + msg,
+			Message:          "ErrorCode:" + codeName(he.Code) + ";" + msg,
 			ExceptionMessage: "Tracking ID:" + id + "-G:0-TimeStamp:" + now.Format("01/02/2006 15:04:05"),
 		}
 	}
 	b, _ := json.Marshal(body)
 	h := w.Header()
-	h.Set(hubapi.HeaderErrorCode, he.Code.Name())
+	h.Set(hubapi.HeaderErrorCode, codeName(he.Code))
 	h.Set("Content-Type", contentTypeJSON)
 	w.WriteHeader(he.Code.Status())
 	_, _ = w.Write(b)
+}
+
+// codeName is the code's name for the wire: huberr's table, then the codes other hub
+// packages define until huberr names them (registry.CodeNames, extraCodeNames).
+func codeName(c huberr.Code) string {
+	if n, ok := registry.CodeNames[c]; ok {
+		return n
+	}
+	if n, ok := extraCodeNames[c]; ok {
+		return n
+	}
+	return c.Name()
+}
+
+// statusBody is a success body sent with another status than 200 (the bulk registry
+// operation answers 400 with its result when a device failed, which amenzhinsky decodes).
+type statusBody struct {
+	status int
+	body   any
 }
 
 func errNoRoute(r *http.Request) error {

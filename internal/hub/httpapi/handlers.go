@@ -28,7 +28,13 @@ const (
 
 // decodeBody reads a JSON body into v. An empty body is ArgumentNull; unparseable JSON is
 // IotHubFormatError (400006).
-func decodeBody(r *http.Request, v any) error {
+func decodeBody(r *http.Request, v any) error { return decodeBodyOpt(r, v, false) }
+
+// decodeTwinBody decodes a body carrying twin sections keeping number literals
+// (json.Number), so that the registry checks the hub's integer range exactly.
+func decodeTwinBody(r *http.Request, v any) error { return decodeBodyOpt(r, v, true) }
+
+func decodeBodyOpt(r *http.Request, v any, numbers bool) error {
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
 	if err != nil {
 		return huberr.New(huberr.GenericBadRequest, "The request body could not be read.")
@@ -39,8 +45,19 @@ func decodeBody(r *http.Request, v any) error {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return huberr.New(huberr.ArgumentNull, "The request body is empty.")
 	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return huberr.New(huberr.IotHubFormatError, "The request body is not valid JSON for this operation: %s.", strings.TrimPrefix(err.Error(), "json: "))
+	var err2 error
+	if numbers {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		err2 = dec.Decode(v)
+		if err2 == nil && len(bytes.TrimSpace(b[dec.InputOffset():])) > 0 {
+			err2 = errors.New("invalid character after top-level value")
+		}
+	} else {
+		err2 = json.Unmarshal(b, v)
+	}
+	if err2 != nil {
+		return huberr.New(huberr.IotHubFormatError, "The request body is not valid JSON for this operation: %s.", strings.TrimPrefix(err2.Error(), "json: "))
 	}
 	return nil
 }
@@ -90,7 +107,7 @@ func (s *Server) getTwin(_ http.ResponseWriter, r *http.Request) (any, error) {
 
 func (s *Server) patchTwin(_ http.ResponseWriter, r *http.Request) (any, error) {
 	var p hubapi.TwinPatch
-	if err := decodeBody(r, &p); err != nil {
+	if err := decodeTwinBody(r, &p); err != nil {
 		return nil, err
 	}
 	return s.opts.Registry.UpdateTwin(r.PathValue("id"), p, r.Header.Get("If-Match"))
@@ -98,7 +115,7 @@ func (s *Server) patchTwin(_ http.ResponseWriter, r *http.Request) (any, error) 
 
 func (s *Server) putTwin(_ http.ResponseWriter, r *http.Request) (any, error) {
 	var p hubapi.TwinPatch
-	if err := decodeBody(r, &p); err != nil {
+	if err := decodeTwinBody(r, &p); err != nil {
 		return nil, err
 	}
 	return s.opts.Registry.ReplaceTwin(r.PathValue("id"), p, r.Header.Get("If-Match"))
@@ -114,30 +131,41 @@ type methodBody struct {
 	ConnectTimeoutInSeconds  *int            `json:"connectTimeoutInSeconds"`
 }
 
-func (s *Server) invokeMethod(_ http.ResponseWriter, r *http.Request) (any, error) {
-	id := r.PathValue("id")
+// parseMethod reads and validates a direct-method body (the hub's limits: response timeout
+// 5–300 s, connect timeout 0–300 s, payload ≤ 128 KB), with errors in the JSON-in-Message
+// envelope as the hub sends them for methods.
+func parseMethod(r *http.Request) (hubapi.CloudToDeviceMethod, error) {
 	var b methodBody
 	if err := decodeBody(r, &b); err != nil {
-		return nil, err
+		return hubapi.CloudToDeviceMethod{}, err
 	}
 	m := hubapi.CloudToDeviceMethod{MethodName: b.MethodName, Payload: b.Payload, ResponseTimeoutInSeconds: 30}
 	if strings.TrimSpace(b.MethodName) == "" {
-		return nil, huberr.NewJSON(huberr.ArgumentInvalid, nil, "methodName is required.")
+		return m, huberr.NewJSON(huberr.ArgumentInvalid, nil, "methodName is required.")
 	}
 	if rt := b.ResponseTimeoutInSeconds; rt != nil {
 		if *rt < minResponseTimeout || *rt > maxResponseTimeout {
-			return nil, huberr.NewJSON(huberr.ArgumentInvalid, nil, "responseTimeoutInSeconds must be within [5; 300].")
+			return m, huberr.NewJSON(huberr.ArgumentInvalid, nil, "responseTimeoutInSeconds must be within [5; 300].")
 		}
 		m.ResponseTimeoutInSeconds = *rt
 	}
 	if ct := b.ConnectTimeoutInSeconds; ct != nil {
 		if *ct < 0 || *ct > maxConnectTimeout {
-			return nil, huberr.NewJSON(huberr.ArgumentInvalid, nil, "connectTimeoutInSeconds must be within [0; 300].")
+			return m, huberr.NewJSON(huberr.ArgumentInvalid, nil, "connectTimeoutInSeconds must be within [0; 300].")
 		}
 		m.ConnectTimeoutInSeconds = *ct
 	}
 	if len(b.Payload) > maxMethodPayload {
-		return nil, huberr.NewJSON(huberr.MessageTooLarge, nil, "The method payload is larger than 128 KB.")
+		return m, huberr.NewJSON(huberr.MessageTooLarge, nil, "The method payload is larger than 128 KB.")
+	}
+	return m, nil
+}
+
+func (s *Server) invokeMethod(_ http.ResponseWriter, r *http.Request) (any, error) {
+	id := r.PathValue("id")
+	m, err := parseMethod(r)
+	if err != nil {
+		return nil, err
 	}
 	if !s.opts.Registry.Has(id) {
 		return nil, huberr.NewJSON(huberr.DeviceNotFound, nil, "Device %s not registered.", id)
@@ -196,8 +224,8 @@ func (s *Server) queryDevices(w http.ResponseWriter, r *http.Request) (any, erro
 			} else {
 				each = s.opts.Jobs.ForEachDeviceJob
 			}
-		default: // devices.modules: the local hub has no modules yet
-			each = func(func(map[string]any) bool) {}
+		default: // devices.modules
+			each = s.opts.Registry.ForEachModuleTwin
 		}
 		rows, err := p.Run(each)
 		if err != nil {

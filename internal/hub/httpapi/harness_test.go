@@ -19,6 +19,7 @@ import (
 	"github.com/amenzhinsky/iothub/iotservice"
 	"go.etcd.io/bbolt"
 
+	"github.com/iotplan/iotplan/internal/hub/adm"
 	"github.com/iotplan/iotplan/internal/hub/httpapi"
 	"github.com/iotplan/iotplan/internal/hub/jobs"
 	"github.com/iotplan/iotplan/internal/hub/link"
@@ -59,6 +60,10 @@ func newTestHub(t testing.TB) *testHub {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfgs, err := adm.New(db, reg, adm.Options{Period: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	bundle, err := tlscert.Ensure(dir, "localhost", time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -72,13 +77,14 @@ func newTestHub(t testing.TB) *testHub {
 	for i := range policies {
 		policies[i].PrimaryKey, policies[i].SecondaryKey = registry.NewKey(), registry.NewKey()
 	}
-	srv := httpapi.New(httpapi.Options{HostName: host, Registry: reg, Methods: lh, Jobs: jm, Policies: policies})
+	srv := httpapi.New(httpapi.Options{HostName: host, Registry: reg, Methods: lh, Jobs: jm, Configurations: cfgs, Policies: policies})
 	hs := &http.Server{Handler: srv.Handler(), TLSConfig: &tls.Config{Certificates: []tls.Certificate{bundle.Cert}}}
 	go hs.ServeTLS(ln, "", "")
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = hs.Shutdown(ctx)
+		_ = cfgs.Close()
 		_ = jm.Close()
 		_ = db.Close()
 	})

@@ -441,7 +441,7 @@ func TestAPIVersionAuthAndErrors(t *testing.T) {
 func TestRouteTableRights(t *testing.T) {
 	routes := httpapi.Routes()
 	keys := slices.Sorted(maps.Keys(routes))
-	if len(keys) != 13 {
+	if len(keys) != 29 {
 		t.Fatalf("routes: %v", keys)
 	}
 	for _, k := range keys {

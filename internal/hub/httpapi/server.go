@@ -4,7 +4,7 @@
 // and the routes for devices, twins, direct methods, queries and jobs v2.
 //
 // Shape of a request: route (Go 1.22 ServeMux pattern) → count → api-version → SAS auth →
-// handler returning a value or an error → one writer for JSON (Content-Type
+// throttle (the tier's operation class, see throttle.go) → handler returning a value or an error → one writer for JSON (Content-Type
 // "application/json; charset=utf-8", which Node's SDK needs to parse a body) and one writer for
 // *huberr.Error (writeError). Handlers never write error bytes themselves.
 //
@@ -23,6 +23,22 @@
 //	GET    /jobs/v2/{id}             RegistryRead | ServiceConnect  job
 //	POST   /jobs/v2/{id}/cancel      RegistryWrite | ServiceConnect cancel job
 //	GET    /jobs/v2/query            RegistryRead | ServiceConnect  ?jobType=&jobStatus=; paging headers
+//	POST   /devices                  RegistryWrite                  bulk registry operation (≤ 100 devices)
+//	GET    /devices/{id}/modules     RegistryRead                   list a device's modules
+//	GET    /devices/{id}/modules/{mid}   RegistryRead               module identity
+//	PUT    /devices/{id}/modules/{mid}   RegistryWrite              create (no If-Match) / update (If-Match)
+//	DELETE /devices/{id}/modules/{mid}   RegistryWrite              204; If-Match
+//	GET    /twins/{id}/modules/{mid}     ServiceConnect             module twin
+//	PATCH  /twins/{id}/modules/{mid}     ServiceConnect             merge-patch; If-Match
+//	PUT    /twins/{id}/modules/{mid}     ServiceConnect             replace; If-Match
+//	POST   /twins/{id}/modules/{mid}/methods ServiceConnect         always 404103 (no module sessions)
+//	GET    /statistics/devices       RegistryRead                   total/enabled/disabled counts
+//	GET    /statistics/service       RegistryRead | ServiceConnect  connectedDeviceCount
+//	GET    /configurations           RegistryRead                   ADM configurations (?top=)
+//	GET    /configurations/{id}      RegistryRead                   configuration with metrics
+//	PUT    /configurations/{id}      RegistryWrite                  create (no If-Match) / update (If-Match)
+//	DELETE /configurations/{id}      RegistryWrite                  204; If-Match
+//	POST   /configurations/testQueries RegistryRead                 check targetCondition + metric queries
 //	anything else                    —                              404 GenericNotFound
 //
 // Query paging: the first page of a query evaluates the whole statement once (queries and
@@ -50,6 +66,7 @@ import (
 	"time"
 
 	"github.com/iotplan/iotplan/internal/hub/registry"
+	"github.com/iotplan/iotplan/internal/hub/throttle"
 	"github.com/iotplan/iotplan/internal/hubapi"
 )
 
@@ -75,10 +92,14 @@ type Options struct {
 	Registry *registry.Registry
 	Methods  Methods
 	Jobs     Jobs
+	// Configurations is the ADM engine (nil: /configurations answers 503).
+	Configurations Configurations
 	// Policies are the shared access policies; nil = none (every request is rejected).
 	Policies []Policy
 	Now      func() time.Time // nil = time.Now; for token expiry
 	Logger   *slog.Logger     // nil = discard
+	// Throttle enforces the tier's operation throttles (see throttle.go); nil = unlimited.
+	Throttle *throttle.Limiter
 }
 
 // Server serves the REST API.
@@ -90,6 +111,8 @@ type Server struct {
 	reqMu   sync.Mutex
 	reqs    map[string]*atomic.Int64
 	version func(string) bool
+	// policies, when set by SetPolicies, replaces Options.Policies (key regeneration).
+	policies atomic.Pointer[[]Policy]
 }
 
 // New builds a Server; serve Handler() over TLS.
@@ -152,6 +175,23 @@ var routeRights = map[string][]Rights{
 	"GET /jobs/v2/{id}":         {RegistryRead, ServiceConnect},
 	"POST /jobs/v2/{id}/cancel": {RegistryWrite, ServiceConnect},
 	"GET /jobs/v2/query":        {RegistryRead, ServiceConnect},
+
+	"POST /devices":                          {RegistryWrite},
+	"GET /devices/{id}/modules":              {RegistryRead},
+	"GET /devices/{id}/modules/{mid}":        {RegistryRead},
+	"PUT /devices/{id}/modules/{mid}":        {RegistryWrite},
+	"DELETE /devices/{id}/modules/{mid}":     {RegistryWrite},
+	"GET /twins/{id}/modules/{mid}":          {ServiceConnect},
+	"PATCH /twins/{id}/modules/{mid}":        {ServiceConnect},
+	"PUT /twins/{id}/modules/{mid}":          {ServiceConnect},
+	"POST /twins/{id}/modules/{mid}/methods": {ServiceConnect},
+	"GET /statistics/devices":                {RegistryRead},
+	"GET /statistics/service":                {RegistryRead, ServiceConnect},
+	"GET /configurations":                    {RegistryRead},
+	"GET /configurations/{id}":               {RegistryRead},
+	"PUT /configurations/{id}":               {RegistryWrite},
+	"DELETE /configurations/{id}":            {RegistryWrite},
+	"POST /configurations/testQueries":       {RegistryRead},
 }
 
 // handlerFunc returns a value to encode as JSON with status 200 (nil: 204 No Content), or an error.
@@ -172,10 +212,31 @@ func (s *Server) routes() {
 		"GET /jobs/v2/{id}":         s.getJob,
 		"POST /jobs/v2/{id}/cancel": s.cancelJob,
 		"GET /jobs/v2/query":        s.queryJobs,
+
+		"POST /devices":                          s.bulkDevices,
+		"GET /devices/{id}/modules":              s.listModules,
+		"GET /devices/{id}/modules/{mid}":        s.getModule,
+		"PUT /devices/{id}/modules/{mid}":        s.putModule,
+		"DELETE /devices/{id}/modules/{mid}":     s.deleteModule,
+		"GET /twins/{id}/modules/{mid}":          s.getModuleTwin,
+		"PATCH /twins/{id}/modules/{mid}":        s.patchModuleTwin,
+		"PUT /twins/{id}/modules/{mid}":          s.putModuleTwin,
+		"POST /twins/{id}/modules/{mid}/methods": s.invokeModuleMethod,
+		"GET /statistics/devices":                s.deviceStats,
+		"GET /statistics/service":                s.serviceStats,
+		"GET /configurations":                    s.listConfigurations,
+		"GET /configurations/{id}":               s.getConfiguration,
+		"PUT /configurations/{id}":               s.putConfiguration,
+		"DELETE /configurations/{id}":            s.deleteConfiguration,
+		"POST /configurations/testQueries":       s.testConfigurationQueries,
 	}
 	for pattern, fn := range h {
 		s.mux.Handle(pattern, s.wrap(pattern, routeRights[pattern], fn))
 	}
+	// Azure's Node SDK lists devices with GET /devices/?api-version=… (azure-iothub 1.16.6
+	// Registry.list, dist/registry.js:163: devicePath('') = "/devices/"), which IoT Hub
+	// serves as GET /devices; counted under that pattern.
+	s.mux.Handle("GET /devices/{$}", s.wrap("GET /devices", routeRights["GET /devices"], s.listDevices))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.count("unknown")
 		s.writeError(w, r, errNoRoute(r))
@@ -191,6 +252,10 @@ func (s *Server) wrap(pattern string, rights []Rights, fn handlerFunc) http.Hand
 		}
 		if err := s.authorize(r, rights); err != nil {
 			s.writeError(w, r, err)
+			return
+		}
+		if err := s.admit(r, pattern); err != nil {
+			s.writeThrottled(w, r, err)
 			return
 		}
 		v, err := fn(w, r)

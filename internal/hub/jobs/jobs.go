@@ -36,7 +36,10 @@
 // Persistence: buckets "jobs" (jobId → record JSON) and "devicejobs" (jobId "/" deviceId →
 // hubapi.DeviceJob JSON) in the hub's bbolt file.
 //
-// Imports: hubapi, huberr, query, bbolt, stdlib.
+// History: finished jobs and their device rows are purged HistoryTTL (30 days) after they
+// ended, at New and then hourly (retention.go).
+//
+// Imports: hubapi, huberr, registry (error-code names only), query, bbolt, stdlib.
 package jobs
 
 import (
@@ -189,10 +192,15 @@ func New(db *bbolt.DB, twins Twins, inv Invoker, opts Options) (*Manager, error)
 		return nil, fmt.Errorf("jobs: open store: %w", err)
 	}
 	m.rows = newRowStore(db)
+	// Job history older than HistoryTTL goes at start and then periodically (retention.go).
+	if _, err := m.purgeExpired(); err != nil {
+		return nil, fmt.Errorf("jobs: purge expired history: %w", err)
+	}
 	m.ctx, m.stop = context.WithCancelCause(context.Background())
-	m.wg.Add(2)
+	m.wg.Add(3)
 	go m.rows.loop(m.ctx, &m.wg)
 	go m.schedule()
+	go m.retain()
 	return m, nil
 }
 

@@ -13,8 +13,25 @@
 //   - PATCH is a JSON merge patch (RFC 7386: null deletes, objects merge recursively, arrays and
 //     scalars replace); PUT replaces tags and desired wholesale (an absent section becomes {}).
 //
-// Storage: the bbolt buckets "devices" (identity JSON per id), "twins" (twin state JSON per id)
-// and "meta" (schema version). Every write is one bbolt transaction. At Open the whole registry
+// Limits (limits.go, iothub-api.md §2.5), enforced by the registry so that every path gets
+// them (REST PATCH/PUT, jobs, the devices' MQTT reported patches, bulk and seeding): key names,
+// depth 10, string values 4 KB and integers ±2^52 → 400004 ArgumentInvalid; tags 8 KB and
+// desired/reported 32 KB each → 403100 DeviceModelMaxPropertiesExceeded with the hub's message.
+//
+// Modules (modules.go): module identities and module twins under their device (bucket
+// "modules", key "deviceId/moduleId"); deleting a device deletes its modules. Codes: 404010
+// ModuleNotFound, 409301 ModuleAlreadyExistsOnDevice.
+//
+// Bulk (bulk.go): the POST /devices registry operation with per-device results; statistics.
+//
+// Volatile state: connectionState, connectionStateUpdatedTime and lastActivityTime change in
+// memory only (SetConnectionState, RecordActivity): a million devices connecting costs no store
+// transactions. Flush (called by the hub on Close) writes the devices whose state changed; Open
+// marks every device Disconnected, as a restarted IoT Hub shows no sessions. The twin's
+// "configurations" member (ADM statuses, SetTwinConfigurations) is volatile too.
+//
+// Storage: the bbolt buckets "devices" (identity JSON per id), "twins" (twin state JSON per id),
+// "modules" and "meta" (schema version). Every write is one bbolt transaction. At Open the whole registry
 // is loaded into memory; each twin is kept as an immutable rendered document (copy-on-write:
 // an update builds a new document that shares untouched subtrees with the old one), so queries
 // and jobs read documents without copying or locking them, and a page cache may keep
@@ -30,7 +47,10 @@
 // package expects. Integers beyond ±2^53 cannot be represented; the hub's own limit is ±2^52.
 //
 // Errors are *huberr.Error: 404001 DeviceNotFound, 409001 DeviceAlreadyExists, 412001
-// PreconditionFailed, 400004 ArgumentInvalid for bad ids, keys or patches.
+// PreconditionFailed, 400004 ArgumentInvalid for bad ids, keys or patches, and the codes of
+// CodeNames (which huberr does not name yet).
+//
+// Benchmark: BenchmarkConnectFleet (IOTPLAN_BENCH_DEVICES sets the fleet size, default 100,000).
 //
 // Imports: bbolt, hubapi, huberr, stdlib.
 package registry

@@ -5,15 +5,11 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/iotplan/iotplan/internal/hub/huberr"
 )
-
-// maxDepth is the hub's nesting limit for tags, desired and reported ("maximum depth of the
-// object is 10").
-const maxDepth = 10
 
 // normalize deep-copies v into the JSON data model (map[string]any, []any, string, float64,
 // bool, nil), so that callers' maps are never aliased by the store and Go integers from seeds
@@ -35,6 +31,15 @@ func normalize(v any) (any, error) {
 	case uint64:
 		return float64(x), nil
 	case json.Number:
+		// A literal without fraction or exponent is an integer to the hub, which accepts
+		// only ±2^52 (the exact check; decoded float64 values get checkValue's).
+		if !strings.ContainsAny(string(x), ".eE") {
+			n, err := strconv.ParseInt(string(x), 10, 64)
+			if err != nil || n < minInt || n > maxInt {
+				return nil, fmt.Errorf("the integer %s is out of range: integer values must be within %d and %d", x, int64(minInt), int64(maxInt))
+			}
+			return float64(n), nil
+		}
 		f, err := x.Float64()
 		if err != nil {
 			return nil, err
@@ -110,38 +115,6 @@ func deepCopyMap(m map[string]any) map[string]any {
 		return nil
 	}
 	return deepCopy(m).(map[string]any)
-}
-
-// checkKeys validates property names and depth the way the hub does: no '$', '.', space or
-// control characters in keys, keys ≤ 1 KB of UTF-8, at most maxDepth levels. section names the
-// part of the twin in messages ("tags", "properties.desired").
-func checkKeys(section string, m map[string]any) error {
-	return checkKeysAt(section, m, 1)
-}
-
-func checkKeysAt(path string, m map[string]any, depth int) error {
-	if depth > maxDepth {
-		return huberr.New(huberr.ArgumentInvalid, "%s: nesting is deeper than %d levels.", path, maxDepth)
-	}
-	for k, v := range m {
-		if k == "" {
-			return huberr.New(huberr.ArgumentInvalid, "%s: property names cannot be empty.", path)
-		}
-		if len(k) > 1024 || !utf8.ValidString(k) {
-			return huberr.New(huberr.ArgumentInvalid, "%s: property name is longer than 1 KB or not UTF-8.", path)
-		}
-		for _, r := range k {
-			if r == '$' || r == '.' || r == ' ' || r < 0x20 || (r >= 0x7f && r <= 0x9f) {
-				return huberr.New(huberr.ArgumentInvalid, "%s: property name %q contains a character that is not allowed ('$', '.', space or a control character).", path, k)
-			}
-		}
-		if sub, ok := v.(map[string]any); ok {
-			if err := checkKeysAt(path+"."+k, sub, depth+1); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // mergePatch applies an RFC 7386 merge patch copy-on-write: old is never modified; the result

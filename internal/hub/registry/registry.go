@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -23,6 +25,7 @@ var (
 	bucketDevices = []byte("devices")
 	bucketTwins   = []byte("twins")
 	bucketMeta    = []byte("meta")
+	bucketModules = []byte("modules")
 	keySchema     = []byte("schema")
 )
 
@@ -102,10 +105,18 @@ type twinState struct {
 // doc's sections are the same maps plus $metadata and $version), which halves the maps a twin
 // holds; clone restores them for a write.
 type entry struct {
-	dev  Device
-	devN int64 // identity etag counter
+	dev  Device // for a module: its identity's common fields (DeviceID is the parent device)
+	devN int64  // identity etag counter
+	mod  *moduleInfo
 	tw   twinState
 	doc  map[string]any
+	cfg  map[string]any // the twin's "configurations" member (ADM statuses); volatile
+}
+
+// moduleInfo marks a module entry: its id and managedBy.
+type moduleInfo struct {
+	ModuleID  string
+	ManagedBy string
 }
 
 // finalize renders the document and drops the duplicate section maps.
@@ -117,7 +128,7 @@ func (e *entry) finalize() {
 // clone returns an unpublished copy of a published entry with its sections restored, to be
 // changed, persisted and published in place of e.
 func (e *entry) clone() *entry {
-	n := &entry{dev: e.dev, devN: e.devN, tw: e.tw}
+	n := &entry{dev: e.dev, devN: e.devN, mod: e.mod, tw: e.tw, cfg: e.cfg}
 	props := e.doc["properties"].(map[string]any)
 	n.tw.Desired = sectionValues(props["desired"].(map[string]any))
 	n.tw.Reported = sectionValues(props["reported"].(map[string]any))
@@ -160,6 +171,15 @@ type Registry struct {
 	mu   sync.RWMutex
 	byID map[string]*entry
 	ids  []string // sorted; the iteration order of ForEachTwin and ListDevices
+	// Modules, keyed moduleKey(deviceID, moduleID); modKeys sorted (module ids cannot
+	// contain '/', so a device's modules are contiguous).
+	mods    map[string]*entry
+	modKeys []string
+	// dirty: devices whose volatile state (connection, lastActivityTime) changed since it
+	// was last written; Flush writes them.
+	dirty map[string]bool
+	// gen counts writes of identities and twins (not volatile state): Generation.
+	gen atomic.Uint64
 }
 
 // Open loads the registry from db, creating its buckets on first use.
@@ -167,10 +187,11 @@ func Open(db *bbolt.DB, opts Options) (*Registry, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	r := &Registry{db: db, opts: opts, byID: map[string]*entry{}}
+	r := &Registry{db: db, opts: opts, byID: map[string]*entry{}, mods: map[string]*entry{}, dirty: map[string]bool{}}
+	now := ""
 	interned := map[string]map[string]any{}
 	err := db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketDevices, bucketTwins, bucketMeta} {
+		for _, b := range [][]byte{bucketDevices, bucketTwins, bucketMeta, bucketModules} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -185,7 +206,7 @@ func Open(db *bbolt.DB, opts Options) (*Registry, error) {
 			return fmt.Errorf("registry: data was written by an incompatible version (schema %s, want %s)", v, schemaVersion)
 		}
 		twins := tx.Bucket(bucketTwins)
-		return tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
+		err := tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
 			var rec deviceRecord
 			if err := json.Unmarshal(v, &rec); err != nil {
 				return fmt.Errorf("registry: device %q: %w", k, err)
@@ -200,37 +221,37 @@ func Open(db *bbolt.DB, opts Options) (*Registry, error) {
 			}
 			tw.DesiredMeta = internMeta(tw.DesiredMeta, interned)
 			tw.ReportedMeta = internMeta(tw.ReportedMeta, interned)
+			// No device session survives a restart: connection state is volatile (it is
+			// kept in memory only, see SetConnectionState).
+			if rec.Device.ConnectionState == "Connected" {
+				if now == "" {
+					now = r.now()
+				}
+				rec.Device.ConnectionStateUpdatedTime = now
+			}
+			rec.Device.ConnectionState = "Disconnected"
 			e := &entry{dev: rec.Device, devN: rec.ETagN, tw: tw}
 			e.finalize()
 			r.byID[rec.DeviceID] = e
 			r.ids = append(r.ids, rec.DeviceID) // bbolt iterates keys in byte order = sorted
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketModules).ForEach(func(k, v []byte) error {
+			e, err := decodeModule(v, interned)
+			if err != nil {
+				return fmt.Errorf("registry: module %q: %w", k, err)
+			}
+			e.finalize()
+			r.mods[string(k)] = e
+			r.modKeys = append(r.modKeys, string(k))
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, err
-	}
-	// No device session survives a restart: whoever shows Connected from the last run is not.
-	var stale []*entry
-	now := ""
-	for _, id := range r.ids {
-		if e := r.byID[id]; e.dev.ConnectionState == "Connected" {
-			if now == "" {
-				now = r.now()
-			}
-			n := e.clone()
-			n.dev.ConnectionState = "Disconnected"
-			n.dev.ConnectionStateUpdatedTime = now
-			stale = append(stale, n)
-		}
-	}
-	if len(stale) > 0 {
-		if err := r.persist(stale, true, false); err != nil {
-			return nil, err
-		}
-		for _, e := range stale {
-			r.publish(e)
-		}
 	}
 	return r, nil
 }
@@ -453,6 +474,15 @@ func render(e *entry) map[string]any {
 	if d.StatusReason != nil {
 		doc["statusReason"] = *d.StatusReason
 	}
+	if len(e.cfg) > 0 {
+		doc["configurations"] = e.cfg
+	}
+	if e.mod != nil {
+		// A module twin: moduleId, the module identity's etag as deviceEtag, no
+		// capabilities (those belong to devices) [inferred from the swagger Twin model].
+		doc["moduleId"] = e.mod.ModuleID
+		delete(doc, "capabilities")
+	}
 	return doc
 }
 
@@ -471,6 +501,12 @@ func (r *Registry) persist(es []*entry, withDevice, withTwin bool) error {
 	err := r.db.Update(func(tx *bbolt.Tx) error {
 		devs, twins := tx.Bucket(bucketDevices), tx.Bucket(bucketTwins)
 		for _, e := range es {
+			if e.mod != nil {
+				if err := putJSON(tx.Bucket(bucketModules), moduleKey(e.dev.DeviceID, e.mod.ModuleID), moduleRecordOf(e)); err != nil {
+					return err
+				}
+				continue
+			}
 			if withDevice {
 				if err := putJSON(devs, e.dev.DeviceID, deviceRecord{Device: e.dev, ETagN: e.devN}); err != nil {
 					return err
@@ -501,6 +537,16 @@ func storeError(err error) error {
 // publish replaces e's entry in memory; callers hold r.mu.
 func (r *Registry) publish(e *entry) {
 	e.finalize()
+	r.gen.Add(1)
+	if e.mod != nil {
+		k := moduleKey(e.dev.DeviceID, e.mod.ModuleID)
+		if _, ok := r.mods[k]; !ok {
+			i, _ := slices.BinarySearch(r.modKeys, k)
+			r.modKeys = slices.Insert(r.modKeys, i, k)
+		}
+		r.mods[k] = e
+		return
+	}
 	if _, ok := r.byID[e.dev.DeviceID]; !ok {
 		i, _ := slices.BinarySearch(r.ids, e.dev.DeviceID)
 		r.ids = slices.Insert(r.ids, i, e.dev.DeviceID)
@@ -639,19 +685,23 @@ func (r *Registry) DeleteDevice(deviceID, ifMatch string) error {
 	if want := parseIfMatch(ifMatch); want != "" && want != old.dev.ETag {
 		return preconditionFailed()
 	}
+	lo, hi := r.moduleRange(deviceID)
+	modKeys := slices.Clone(r.modKeys[lo:hi])
 	err := r.db.Update(func(tx *bbolt.Tx) error {
 		if err := tx.Bucket(bucketDevices).Delete([]byte(deviceID)); err != nil {
 			return err
+		}
+		for _, k := range modKeys {
+			if err := tx.Bucket(bucketModules).Delete([]byte(k)); err != nil {
+				return err
+			}
 		}
 		return tx.Bucket(bucketTwins).Delete([]byte(deviceID))
 	})
 	if err != nil {
 		return storeError(err)
 	}
-	delete(r.byID, deviceID)
-	if i, ok := slices.BinarySearch(r.ids, deviceID); ok {
-		r.ids = slices.Delete(r.ids, i, i+1)
-	}
+	r.removeLocked(deviceID)
 	return nil
 }
 
@@ -680,15 +730,17 @@ func (r *Registry) Import(devs []SeedDevice) error {
 			return err
 		}
 		for _, sec := range []struct {
-			name string
-			in   map[string]any
-			out  *map[string]any
-			meta *map[string]any
-			st   *stamp
+			name  string
+			in    map[string]any
+			out   *map[string]any
+			meta  *map[string]any
+			st    *stamp
+			size  string
+			limit int
 		}{
-			{"tags", s.Tags, &e.tw.Tags, nil, nil},
-			{"properties.desired", s.Desired, &e.tw.Desired, &e.tw.DesiredMeta, dst},
-			{"properties.reported", s.Reported, &e.tw.Reported, &e.tw.ReportedMeta, rst},
+			{"tags", s.Tags, &e.tw.Tags, nil, nil, sizeTags, maxTagsBytes},
+			{"properties.desired", s.Desired, &e.tw.Desired, &e.tw.DesiredMeta, dst, sizeDesired, maxPropertiesBytes},
+			{"properties.reported", s.Reported, &e.tw.Reported, &e.tw.ReportedMeta, rst, sizeReported, maxPropertiesBytes},
 		} {
 			m, err := normalizeMap(sec.in)
 			if err != nil {
@@ -700,6 +752,9 @@ func (r *Registry) Import(devs []SeedDevice) error {
 			}
 			if m != nil {
 				*sec.out = m
+			}
+			if err := checkSize(sec.size, sec.limit, nil, *sec.out); err != nil {
+				return err
 			}
 			if sec.meta != nil {
 				*sec.meta = freshMeta(*sec.out, sec.st)
@@ -728,36 +783,80 @@ func (r *Registry) Import(devs []SeedDevice) error {
 }
 
 // SetConnectionState records a device (dis)connecting: connectionState,
-// connectionStateUpdatedTime and lastActivityTime.
+// connectionStateUpdatedTime and lastActivityTime. It writes memory only: connection state is
+// volatile (as on Azure after a restart, Open marks every device Disconnected), so a fleet
+// of a million devices connecting costs no store transactions. The new document shares
+// everything but its root with the old one.
 func (r *Registry) SetConnectionState(deviceID string, connected bool, at time.Time) error {
+	state := "Disconnected"
+	if connected {
+		state = "Connected"
+	}
+	ts := FormatTime(at)
+	return r.setVolatile(deviceID, func(d *Device) {
+		d.ConnectionState = state
+		d.ConnectionStateUpdatedTime = ts
+		d.LastActivityTime = ts
+	})
+}
+
+// RecordActivity sets a device's lastActivityTime (device traffic: telemetry, twin requests,
+// method answers), in memory only like SetConnectionState.
+func (r *Registry) RecordActivity(deviceID string, at time.Time) error {
+	ts := FormatTime(at)
+	return r.setVolatile(deviceID, func(d *Device) { d.LastActivityTime = ts })
+}
+
+func (r *Registry) setVolatile(deviceID string, change func(d *Device)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.byID[deviceID]
 	if old == nil {
 		return notFound(deviceID)
 	}
-	e := old.clone()
-	e.dev.ConnectionState = "Disconnected"
-	if connected {
-		e.dev.ConnectionState = "Connected"
-	}
-	e.dev.ConnectionStateUpdatedTime = FormatTime(at)
-	e.dev.LastActivityTime = FormatTime(at)
-	if err := r.persist([]*entry{e}, true, false); err != nil {
-		return err
-	}
-	r.publish(e)
+	n := *old
+	change(&n.dev)
+	r.dirty[deviceID] = true
+	doc := maps.Clone(old.doc)
+	doc["connectionState"] = n.dev.ConnectionState
+	doc["lastActivityTime"] = n.dev.LastActivityTime
+	n.doc = doc
+	r.byID[deviceID] = &n
 	return nil
 }
 
-// twinWrite is the common path of UpdateTwin, ReplaceTwin and PatchReported.
-func (r *Registry) twinWrite(deviceID, ifMatch string, change func(e *entry, now string) error) (*entry, error) {
+// Flush writes the volatile state (connectionStateUpdatedTime, lastActivityTime) of the
+// devices whose state changed since the last write, in one transaction, so that
+// lastActivityTime survives a restart (the connection state itself does not: Open marks every
+// device Disconnected). The hub calls it when it closes.
+func (r *Registry) Flush() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.dirty) == 0 {
+		return nil
+	}
+	es := make([]*entry, 0, len(r.dirty))
+	for id := range r.dirty {
+		if e := r.byID[id]; e != nil {
+			es = append(es, e)
+		}
+	}
+	if err := r.persist(es, true, false); err != nil {
+		return err
+	}
+	clear(r.dirty)
+	return nil
+}
+
+// twinWrite is the common path of UpdateTwin, ReplaceTwin and PatchReported for devices
+// (moduleID "") and modules.
+func (r *Registry) twinWrite(deviceID, moduleID, ifMatch string, change func(e *entry, now string) error) (*entry, error) {
 	now := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old := r.byID[deviceID]
-	if old == nil {
-		return nil, notFound(deviceID)
+	old, err := r.lookupLocked(deviceID, moduleID)
+	if err != nil {
+		return nil, err
 	}
 	if want := parseIfMatch(ifMatch); want != "" && want != etagString(old.tw.ETag) {
 		return nil, preconditionFailed()
@@ -771,6 +870,23 @@ func (r *Registry) twinWrite(deviceID, ifMatch string, change func(e *entry, now
 	}
 	r.publish(e)
 	return e, nil
+}
+
+// lookupLocked finds a device (moduleID "") or module entry; callers hold r.mu.
+func (r *Registry) lookupLocked(deviceID, moduleID string) (*entry, error) {
+	if moduleID == "" {
+		if e := r.byID[deviceID]; e != nil {
+			return e, nil
+		}
+		return nil, notFound(deviceID)
+	}
+	if e := r.mods[moduleKey(deviceID, moduleID)]; e != nil {
+		return e, nil
+	}
+	if r.byID[deviceID] == nil {
+		return nil, notFound(deviceID)
+	}
+	return nil, moduleNotFound(deviceID, moduleID)
 }
 
 func patchSections(p hubapi.TwinPatch) (tags, desired map[string]any, err error) {
@@ -791,28 +907,48 @@ func patchSections(p hubapi.TwinPatch) (tags, desired map[string]any, err error)
 	return tags, desired, nil
 }
 
+// Section names in the hub's size messages.
+const (
+	sizeTags     = "Tags"
+	sizeDesired  = "Properties.Desired"
+	sizeReported = "Properties.Reported"
+)
+
 // UpdateTwin merge-patches tags and desired properties (PATCH /twins/{id}). Read-only members
 // of the patch (deviceId, etag, properties.reported, ...) are ignored, as the hub does. ifMatch
 // is the If-Match header ("" or "*" = unconditional). Returns the new twin document (a copy).
+// The hub's limits apply (see checkKeys and checkSize).
 func (r *Registry) UpdateTwin(deviceID string, patch hubapi.TwinPatch, ifMatch string) (map[string]any, error) {
+	return r.updateTwin(deviceID, "", patch, ifMatch)
+}
+
+func (r *Registry) updateTwin(deviceID, moduleID string, patch hubapi.TwinPatch, ifMatch string) (map[string]any, error) {
 	tags, desired, err := patchSections(patch)
 	if err != nil {
 		return nil, err
 	}
 	var notify map[string]any
-	e, err := r.twinWrite(deviceID, ifMatch, func(e *entry, now string) error {
+	e, err := r.twinWrite(deviceID, moduleID, ifMatch, func(e *entry, now string) error {
 		if len(tags) == 0 && len(desired) == 0 {
 			return nil // nothing to write: versions stay (the hub answers with the twin)
 		}
 		e.tw.ETag++
 		if len(tags) > 0 {
-			e.tw.Tags = mergePatch(e.tw.Tags, tags)
+			nt := mergePatch(e.tw.Tags, tags)
+			if err := checkSize(sizeTags, maxTagsBytes, e.tw.Tags, nt); err != nil {
+				return err
+			}
+			e.tw.Tags = nt
 			e.tw.TagsVersion++
 		}
 		if len(desired) > 0 {
+			nd := mergePatch(e.tw.Desired, desired)
+			if err := checkSize(sizeDesired, maxPropertiesBytes, e.tw.Desired, nd); err != nil {
+				return err
+			}
 			e.tw.DesiredVersion++
 			e.tw.DesiredMeta = mergeMeta(e.tw.DesiredMeta, e.tw.Desired, desired, newStamp(now, e.tw.DesiredVersion, true))
-			e.tw.Desired = mergePatch(e.tw.Desired, desired)
+			e.tw.Desired = nd
 			notify = desired
 		}
 		return nil
@@ -820,7 +956,7 @@ func (r *Registry) UpdateTwin(deviceID string, patch hubapi.TwinPatch, ifMatch s
 	if err != nil {
 		return nil, err
 	}
-	if notify != nil && r.opts.OnDesired != nil {
+	if moduleID == "" && notify != nil && r.opts.OnDesired != nil {
 		r.opts.OnDesired(deviceID, deepCopyMap(notify), e.tw.DesiredVersion)
 	}
 	return deepCopyMap(e.doc), nil
@@ -829,6 +965,10 @@ func (r *Registry) UpdateTwin(deviceID string, patch hubapi.TwinPatch, ifMatch s
 // ReplaceTwin replaces tags and desired properties (PUT /twins/{id}); an absent section
 // becomes empty and nulls inside the body mean "absent".
 func (r *Registry) ReplaceTwin(deviceID string, twin hubapi.TwinPatch, ifMatch string) (map[string]any, error) {
+	return r.replaceTwin(deviceID, "", twin, ifMatch)
+}
+
+func (r *Registry) replaceTwin(deviceID, moduleID string, twin hubapi.TwinPatch, ifMatch string) (map[string]any, error) {
 	tags, desired, err := patchSections(twin)
 	if err != nil {
 		return nil, err
@@ -840,7 +980,13 @@ func (r *Registry) ReplaceTwin(deviceID string, twin hubapi.TwinPatch, ifMatch s
 	if desired == nil {
 		desired = map[string]any{}
 	}
-	e, err := r.twinWrite(deviceID, ifMatch, func(e *entry, now string) error {
+	e, err := r.twinWrite(deviceID, moduleID, ifMatch, func(e *entry, now string) error {
+		if err := checkSize(sizeTags, maxTagsBytes, e.tw.Tags, tags); err != nil {
+			return err
+		}
+		if err := checkSize(sizeDesired, maxPropertiesBytes, e.tw.Desired, desired); err != nil {
+			return err
+		}
 		e.tw.ETag++
 		e.tw.TagsVersion++
 		e.tw.Tags = tags
@@ -853,15 +999,20 @@ func (r *Registry) ReplaceTwin(deviceID string, twin hubapi.TwinPatch, ifMatch s
 	if err != nil {
 		return nil, err
 	}
-	if r.opts.OnDesired != nil {
+	if moduleID == "" && r.opts.OnDesired != nil {
 		r.opts.OnDesired(deviceID, deepCopyMap(desired), e.tw.DesiredVersion)
 	}
 	return deepCopyMap(e.doc), nil
 }
 
 // PatchReported merge-patches reported properties (the device side) and returns the new
-// reported $version. Keys starting with '$' are rejected (400004), as the hub does.
+// reported $version. Keys starting with '$' are rejected (400004), as the hub does, and the
+// other twin limits apply (checkKeys, checkSize).
 func (r *Registry) PatchReported(deviceID string, patch map[string]any) (int64, error) {
+	return r.patchReported(deviceID, "", patch)
+}
+
+func (r *Registry) patchReported(deviceID, moduleID string, patch map[string]any) (int64, error) {
 	p, err := normalizeMap(patch)
 	if err != nil {
 		return 0, patchError("properties.reported", err)
@@ -869,10 +1020,14 @@ func (r *Registry) PatchReported(deviceID string, patch map[string]any) (int64, 
 	if err := checkKeys("properties.reported", p); err != nil {
 		return 0, err
 	}
-	e, err := r.twinWrite(deviceID, "", func(e *entry, now string) error {
+	e, err := r.twinWrite(deviceID, moduleID, "", func(e *entry, now string) error {
+		nr := mergePatch(e.tw.Reported, p)
+		if err := checkSize(sizeReported, maxPropertiesBytes, e.tw.Reported, nr); err != nil {
+			return err
+		}
 		e.tw.ReportedVersion++
 		e.tw.ReportedMeta = mergeMeta(e.tw.ReportedMeta, e.tw.Reported, p, newStamp(now, e.tw.ReportedVersion, false))
-		e.tw.Reported = mergePatch(e.tw.Reported, p)
+		e.tw.Reported = nr
 		return nil
 	})
 	if err != nil {

@@ -33,7 +33,7 @@ type desiredCall struct {
 	version int64
 }
 
-func openDB(t *testing.T, path string) *bbolt.DB {
+func openDB(t testing.TB, path string) *bbolt.DB {
 	t.Helper()
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
 	if err != nil {
@@ -42,7 +42,7 @@ func openDB(t *testing.T, path string) *bbolt.DB {
 	return db
 }
 
-func newRegistry(t *testing.T) (*Registry, *[]desiredCall, string) {
+func newRegistry(t testing.TB) (*Registry, *[]desiredCall, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "hub.db")
 	db := openDB(t, path)
@@ -350,6 +350,10 @@ func TestPersistenceAcrossReopen(t *testing.T) {
 	}
 	var before []map[string]any
 	r.ForEachTwin(func(d map[string]any) bool { before = append(before, d); return true })
+	// Connection state is volatile; Flush (the hub calls it on Close) keeps lastActivityTime.
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	r.db.Close()
 
 	db := openDB(t, dbPath)

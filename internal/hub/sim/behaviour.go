@@ -61,11 +61,16 @@ func pickFraction(ids []string, fraction float64, salt string) []bool {
 // Latency is the delay before deviceID answers its call-th call (1-based) of m: uniform in
 // [LatencyMin, LatencyMax], reproducible.
 func (m *Method) Latency(deviceID string, call int64) time.Duration {
-	span := m.LatencyMax - m.LatencyMin
+	return uniform(m.LatencyMin, m.LatencyMax, "latency/"+m.Name, deviceID, uint64(call))
+}
+
+// uniform is a reproducible duration in [lo, hi] for (salt, id, n).
+func uniform(lo, hi time.Duration, salt, id string, n uint64) time.Duration {
+	span := hi - lo
 	if span <= 0 {
-		return m.LatencyMin
+		return lo
 	}
-	return m.LatencyMin + time.Duration(hash64("latency/"+m.Name, deviceID, uint64(call))%uint64(span+1))
+	return lo + time.Duration(hash64(salt, id, n)%uint64(span+1))
 }
 
 // OfflineDevices returns, for each device of g, whether it never connects (nil = all online).

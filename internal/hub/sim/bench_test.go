@@ -1,12 +1,18 @@
 package sim
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,7 +127,7 @@ func BenchmarkSimOnly(b *testing.B) {
 		runtime.ReadMemStats(&ms0)
 		l := link.New(link.Options{})
 		seed := &nopSeeder{}
-		s, err := Start(context.Background(), f, db, seed, seed, l)
+		s, err := Start(context.Background(), f, db, seed, seed, l, Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -131,4 +137,192 @@ func BenchmarkSimOnly(b *testing.B) {
 		s.Close()
 		db.Close()
 	}
+}
+
+// benchDevices is IOTPLAN_BENCH_DEVICES, or def.
+func benchDevices(b *testing.B, def int) int {
+	if s := os.Getenv("IOTPLAN_BENCH_DEVICES"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			b.Fatalf("IOTPLAN_BENCH_DEVICES=%q: want a positive integer", s)
+		}
+		return n
+	}
+	return def
+}
+
+// procStatus reads a "VmRSS"-style field of /proc/self/status in bytes (0 if unavailable).
+func procStatus(field string) float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// memoryFleet is the default fleet's door controller at scale: two tags, two desired and
+// three reported properties per twin, one method, 2% offline, 2% failing.
+func memoryFleet(b *testing.B, n int) *Fleet {
+	f, diags := ParseFleet("memory.hcl", []byte(fmt.Sprintf(`group "doors" {
+  count = %d
+  id    = "door-%%07d"
+  tags = {
+    kind     = "door-controller"
+    building = element(["41", "42", "43"], index)
+  }
+  desired = {
+    building = element(["41", "42", "43"], index)
+    floor    = index %% 5 + 1
+  }
+  reported = {
+    firmware = "1.4.2"
+    building = element(["41", "42", "43"], index)
+    floor    = index %% 5 + 1
+  }
+  offline_fraction = 0.02
+  method "lockDoor" {
+    status           = 200
+    payload          = { locked = true }
+    failure_fraction = 0.02
+  }
+}`, n)))
+	if diags.HasErrors() {
+		b.Fatal(diags.Error())
+	}
+	return f
+}
+
+// BenchmarkFleetMemory measures what a fleet of in-process devices costs the hub: the real
+// registry (every twin in memory), link sessions and simulated devices, N from
+// IOTPLAN_BENCH_DEVICES (default 10000). Reported after a forced GC: live heap per device,
+// the Go runtime's total (Sys) and the process's RSS and peak RSS (VmHWM, which includes the
+// start's garbage), plus the start time. IOTPLAN_BENCH_HEAPPROFILE=file writes a heap profile
+// of the running fleet. Use -benchtime 1x.
+//
+//	IOTPLAN_BENCH_DEVICES=1000000 go test -run X -bench FleetMemory -benchtime 1x -timeout 30m ./internal/hub/sim
+func BenchmarkFleetMemory(b *testing.B) {
+	n := benchDevices(b, 10000)
+	f := memoryFleet(b, n)
+	for i := 0; i < b.N; i++ {
+		var ms0, ms1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms0)
+		start := time.Now()
+		h := startHub(b, filepath.Join(b.TempDir(), "hub.db"), f)
+		secs := time.Since(start).Seconds()
+		runtime.GC()
+		debug.FreeOSMemory()
+		runtime.ReadMemStats(&ms1)
+		if p := os.Getenv("IOTPLAN_BENCH_HEAPPROFILE"); p != "" {
+			out, err := os.Create(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := pprof.WriteHeapProfile(out); err != nil {
+				b.Fatal(err)
+			}
+			out.Close()
+		}
+		if h.reg.DeviceCount() != n {
+			b.Fatalf("%d devices in the registry", h.reg.DeviceCount())
+		}
+		b.ReportMetric(float64(int64(ms1.HeapAlloc)-int64(ms0.HeapAlloc))/float64(n), "heapB/device")
+		b.ReportMetric(float64(ms1.HeapAlloc)/(1<<30), "heapGiB")
+		b.ReportMetric(float64(ms1.Sys)/(1<<30), "sysGiB")
+		b.ReportMetric(procStatus("VmRSS")/(1<<30), "rssGiB")
+		b.ReportMetric(procStatus("RssAnon")/(1<<30), "rssAnonGiB")
+		b.ReportMetric(procStatus("RssFile")/(1<<30), "rssFileGiB")
+		b.ReportMetric(procStatus("VmHWM")/(1<<30), "peakRssGiB")
+		b.ReportMetric(secs, "s-start")
+		h.close()
+	}
+}
+
+// BenchmarkMQTTMethodRoundTrip measures direct-method round trips through the MQTT endpoint:
+// N mqtt-mode devices (IOTPLAN_BENCH_MQTT_DEVICES, default 1000) connected over TLS on
+// loopback, and callers (IOTPLAN_BENCH_CALLERS, default 256) invoking "ping" on them round
+// robin through link, as the REST handler and the job workers do: hub → PUBLISH →
+// device → PUBLISH res → hub. Reports round trips/s, connect time, and the heap per
+// connected MQTT device (client and server side together).
+//
+//	go test -run X -bench MQTTMethodRoundTrip -benchtime 20000x ./internal/hub/sim
+func BenchmarkMQTTMethodRoundTrip(b *testing.B) {
+	n := 1000
+	if s := os.Getenv("IOTPLAN_BENCH_MQTT_DEVICES"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	callers := 256
+	if s := os.Getenv("IOTPLAN_BENCH_CALLERS"); s != "" {
+		callers, _ = strconv.Atoi(s)
+	}
+	f, diags := ParseFleet("mqtt.hcl", []byte(fmt.Sprintf(`group "m" {
+  count = %d
+  id    = "m-%%05d"
+  mode  = "mqtt"
+  reported_echo_delay = "off"
+  method "ping" {
+    status  = 200
+    payload = { pong = true }
+  }
+}`, n)))
+	if diags.HasErrors() {
+		b.Fatal(diags.Error())
+	}
+	var ms0, ms1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms0)
+	start := time.Now()
+	h := startMQTTHub(b, f, true)
+	connectSecs := time.Since(start).Seconds()
+	runtime.GC()
+	runtime.ReadMemStats(&ms1)
+	if got := h.mqtt.Stats().Connected; got != int64(n) {
+		b.Fatalf("%d of %d devices connected", got, n)
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = f.Groups[0].ID(i)
+	}
+	var next atomic.Int64
+	errs := make(chan error, callers)
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				r, err := h.link.Invoke(context.Background(), ids[i%int64(n)], hubapi.CloudToDeviceMethod{MethodName: "ping", ResponseTimeoutInSeconds: 30})
+				if err == nil && r.Status != 200 {
+					err = fmt.Errorf("status %d", r.Status)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "roundtrips/s")
+	b.ReportMetric(connectSecs, "s-connect")
+	b.ReportMetric(float64(int64(ms1.HeapAlloc)-int64(ms0.HeapAlloc))/float64(n), "heapB/mqttdevice")
+	b.ReportMetric(float64(runtime.NumGoroutine())/float64(n), "goroutines/device")
 }

@@ -27,7 +27,7 @@ type echoItem struct {
 }
 
 type echoJob struct {
-	id    string
+	d     *device
 	patch map[string]any
 }
 
@@ -88,7 +88,7 @@ func (e *echoer) loop() {
 		e.mu.Lock()
 		for len(e.due) > 0 && !e.due[0].at.After(now) {
 			it := heap.Pop(&e.due).(echoItem)
-			ready = append(ready, echoJob{id: it.d.id, patch: it.d.pending})
+			ready = append(ready, echoJob{d: it.d, patch: it.d.pending})
 			it.d.pending = nil
 		}
 		wait := time.Hour
@@ -124,7 +124,11 @@ func (e *echoer) report() {
 	for j := range e.work {
 		// A failure (device deleted meanwhile, hub closing) only loses this echo, as it
 		// would for a real device.
-		_, _ = e.rep.PatchReported(j.id, j.patch)
+		if j.d.mq != nil {
+			j.d.mq.report(j.patch)
+			continue
+		}
+		_, _ = e.rep.PatchReported(j.d.id, j.patch)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -37,8 +38,9 @@ func (f *Fleet) Size() int {
 	return n
 }
 
-// Modes of a group. Only in-process devices exist so far; MQTT-mode devices (real MQTT
-// clients over TLS on loopback) will share the same behaviour definitions.
+// Modes of a group: in-process devices are a few hundred bytes each inside the hub (no
+// socket); MQTT-mode devices are real MQTT clients over TLS on loopback, connected to the
+// hub's MQTT endpoint. Both run the same behaviour definitions.
 const (
 	ModeInProcess = "in_process"
 	ModeMQTT      = "mqtt"
@@ -57,7 +59,8 @@ type Group struct {
 	Offline         bool    // device blocks: never connects
 	OfflineFraction float64 // groups: this fraction of devices never connects
 	EchoDelay       time.Duration
-	Echo            bool // false: the devices never report their desired properties back
+	Echo            bool   // false: the devices never report their desired properties back
+	Churn           *Churn // nil: connected devices stay connected
 	Methods         []*Method
 	DeclRange       hcl.Range
 
@@ -96,12 +99,45 @@ type Method struct {
 	DeclRange       hcl.Range
 }
 
+// Churn is a group's connect/disconnect behaviour: each churning device disconnects once per
+// interval (uniform in [IntervalMin, IntervalMax]; the first one at a random point of the
+// first interval, so a group does not disconnect in one wave), stays away for a downtime
+// (uniform in [DowntimeMin, DowntimeMax]) and reconnects. The group's disconnect rate is
+// about count·Fraction/interval per second.
+type Churn struct {
+	IntervalMin, IntervalMax time.Duration
+	DowntimeMin, DowntimeMax time.Duration
+	Fraction                 float64 // this fraction of the group's online devices churns
+	DeclRange                hcl.Range
+}
+
+// Interval is how long deviceID stays connected before its cycle-th disconnect (cycle ≥ 1),
+// reproducible.
+func (c *Churn) Interval(deviceID string, cycle uint64) time.Duration {
+	return uniform(c.IntervalMin, c.IntervalMax, "churn/interval", deviceID, cycle)
+}
+
+// Downtime is how long deviceID stays disconnected after its cycle-th disconnect, reproducible.
+func (c *Churn) Downtime(deviceID string, cycle uint64) time.Duration {
+	return uniform(c.DowntimeMin, c.DowntimeMax, "churn/downtime", deviceID, cycle)
+}
+
+// ChurningDevices returns, for each device of g, whether it churns (nil = none). Offline
+// devices never connect, so they never churn either.
+func (g *Group) ChurningDevices() []bool {
+	if g.Churn == nil {
+		return nil
+	}
+	return pickFraction(g.ids, g.Churn.Fraction, "churn")
+}
+
 // valueExpr is an object-valued attribute (tags, desired, reported) that may use the
 // variables `index` and `id`. A constant one is evaluated once.
 type valueExpr struct {
 	expr     hcl.Expression
 	constant map[string]any
 	isConst  bool
+	leaves   interner
 }
 
 func (v *valueExpr) eval(i int, id string) (map[string]any, error) {
@@ -111,11 +147,41 @@ func (v *valueExpr) eval(i int, id string) (map[string]any, error) {
 	if v.isConst {
 		return v.constant, nil
 	}
-	m, diags := evalObject(v.expr, deviceCtx(i, id))
+	m, diags := evalObjectWith(v.expr, deviceCtx(i, id), &v.leaves)
 	if diags.HasErrors() {
 		return nil, diags
 	}
 	return m, nil
+}
+
+// interner shares equal scalar leaves (strings, numbers, bools) between the devices of a
+// group: the registry keeps every device's values, and a fleet's values repeat ("41", 3,
+// "1.4.2"), so a million twins hold a few shared boxes instead of a million copies (about
+// 100 B per device with the default fleet's shape). It stops growing at maxInterned values,
+// so unique values (ids, serials) cost a lookup, not memory.
+type interner struct {
+	mu sync.Mutex
+	m  map[any]any
+}
+
+const maxInterned = 4096
+
+func (in *interner) intern(v any) any {
+	if in == nil {
+		return v
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if c, ok := in.m[v]; ok {
+		return c
+	}
+	if in.m == nil {
+		in.m = make(map[any]any)
+	}
+	if len(in.m) < maxInterned {
+		in.m[v] = v
+	}
+	return v
 }
 
 var functions = map[string]function.Function{
@@ -147,7 +213,7 @@ var deviceSchema = &hcl.BodySchema{
 		{Name: "tags"}, {Name: "desired"}, {Name: "reported"},
 		{Name: "offline"}, {Name: "reported_echo_delay"}, {Name: "mode"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "method", LabelNames: []string{"name"}}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "method", LabelNames: []string{"name"}}, {Type: "churn"}},
 }
 
 var groupSchema = &hcl.BodySchema{
@@ -156,8 +222,12 @@ var groupSchema = &hcl.BodySchema{
 		{Name: "tags"}, {Name: "desired"}, {Name: "reported"},
 		{Name: "offline_fraction"}, {Name: "reported_echo_delay"}, {Name: "mode"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "method", LabelNames: []string{"name"}}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "method", LabelNames: []string{"name"}}, {Type: "churn"}},
 }
+
+var churnSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "interval", Required: true}, {Name: "downtime"}, {Name: "fraction"},
+}}
 
 var methodSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "status"}, {Name: "payload"}, {Name: "latency"}, {Name: "respond"},
@@ -166,7 +236,10 @@ var methodSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 
 // Limits that keep a fleet file from exhausting the hub.
 const (
-	MaxGroupCount       = 10_000_000
+	MaxGroupCount = 10_000_000
+	// MaxMQTTDevices bounds a fleet's mqtt-mode devices: each is a TLS connection and a few
+	// goroutines in the hub's process.
+	MaxMQTTDevices      = 20_000
 	maxMethodsPerDevice = 64
 )
 
@@ -191,7 +264,7 @@ func ParseFleet(filename string, src []byte) (*Fleet, hcl.Diagnostics) {
 	diags = append(diags, more...)
 	f := &Fleet{Filename: filename, Source: src}
 	seen := map[string]hcl.Range{} // device id → where it was defined
-	total := 0
+	total, mqttTotal := 0, 0
 	for _, b := range content.Blocks {
 		var g *Group
 		var gd hcl.Diagnostics
@@ -205,6 +278,14 @@ func ParseFleet(filename string, src []byte) (*Fleet, hcl.Diagnostics) {
 			continue
 		}
 		total += g.Count
+		if g.Mode == ModeMQTT {
+			if mqttTotal += g.Count; mqttTotal > MaxMQTTDevices {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Too many MQTT devices",
+					Detail:  fmt.Sprintf(`Each device in mode "mqtt" is a real MQTT connection inside the hub's process; a fleet may have at most %d (use "in_process" for larger fleets).`, MaxMQTTDevices),
+					Subject: b.DefRange.Ptr()})
+				return nil, diags
+			}
+		}
 		if total > MaxGroupCount {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Fleet too large",
 				Detail: fmt.Sprintf("The fleet defines more than %d devices.", MaxGroupCount), Subject: b.DefRange.Ptr()})
@@ -331,11 +412,10 @@ func decodeCommon(g *Group, content *hcl.BodyContent) hcl.Diagnostics {
 			switch mode := v.AsString(); mode {
 			case ModeInProcess:
 			case ModeMQTT:
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unsupported mode",
-					Detail: `mode = "mqtt" (devices as real MQTT clients) is not available yet; use "in_process".`, Subject: a.Expr.Range().Ptr()})
+				g.Mode = ModeMQTT
 			default:
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid mode",
-					Detail: fmt.Sprintf("mode must be %q; got %q.", ModeInProcess, mode), Subject: a.Expr.Range().Ptr()})
+					Detail: fmt.Sprintf("mode must be %q or %q; got %q.", ModeInProcess, ModeMQTT, mode), Subject: a.Expr.Range().Ptr()})
 			}
 		}
 	}
@@ -372,6 +452,19 @@ func decodeCommon(g *Group, content *hcl.BodyContent) hcl.Diagnostics {
 	}
 	seen := map[string]hcl.Range{}
 	for _, mb := range content.Blocks {
+		if mb.Type == "churn" {
+			if g.Churn != nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate churn block",
+					Detail: fmt.Sprintf("A churn block is already defined at %s.", g.Churn.DeclRange), Subject: mb.DefRange.Ptr()})
+				continue
+			}
+			c, d := decodeChurn(mb)
+			diags = append(diags, d...)
+			if c != nil {
+				g.Churn = c
+			}
+			continue
+		}
 		m, d := decodeMethod(mb)
 		diags = append(diags, d...)
 		if m == nil {
@@ -410,6 +503,10 @@ func decodeValueExpr(g *Group, a *hcl.Attribute) (*valueExpr, hcl.Diagnostics) {
 }
 
 func evalObject(expr hcl.Expression, ctx *hcl.EvalContext) (map[string]any, hcl.Diagnostics) {
+	return evalObjectWith(expr, ctx, nil)
+}
+
+func evalObjectWith(expr hcl.Expression, ctx *hcl.EvalContext, in *interner) (map[string]any, hcl.Diagnostics) {
 	v, diags := expr.Value(ctx)
 	if diags.HasErrors() {
 		return nil, diags
@@ -423,7 +520,7 @@ func evalObject(expr hcl.Expression, ctx *hcl.EvalContext) (map[string]any, hcl.
 			Subject: expr.Range().Ptr()}}
 	}
 	var m map[string]any
-	if err := toGo(v, &m); err != nil {
+	if err := toGo(v, &m, in); err != nil {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid value", Detail: err.Error(), Subject: expr.Range().Ptr()}}
 	}
 	return m, nil
@@ -431,8 +528,8 @@ func evalObject(expr hcl.Expression, ctx *hcl.EvalContext) (map[string]any, hcl.
 
 // toGo converts a cty value to the JSON data model (map[string]any, []any, string, float64,
 // bool, nil) directly: it runs once per device and attribute when seeding a fleet.
-func toGo(v cty.Value, out *map[string]any) error {
-	g, err := ctyToGo(v)
+func toGo(v cty.Value, out *map[string]any, in *interner) error {
+	g, err := ctyToGo(v, in)
 	if err != nil {
 		return err
 	}
@@ -440,7 +537,7 @@ func toGo(v cty.Value, out *map[string]any) error {
 	return nil
 }
 
-func ctyToGo(v cty.Value) (any, error) {
+func ctyToGo(v cty.Value, in *interner) (any, error) {
 	if v.IsNull() {
 		return nil, nil
 	}
@@ -450,7 +547,7 @@ func ctyToGo(v cty.Value) (any, error) {
 	t := v.Type()
 	switch {
 	case t == cty.String:
-		return v.AsString(), nil
+		return in.intern(v.AsString()), nil
 	case t == cty.Bool:
 		return v.True(), nil
 	case t == cty.Number:
@@ -458,23 +555,24 @@ func ctyToGo(v cty.Value) (any, error) {
 		if math.IsInf(f, 0) || math.IsNaN(f) {
 			return nil, errors.New("the number is not finite, which JSON cannot represent")
 		}
-		return f, nil
+		return in.intern(f), nil
 	case t.IsObjectType() || t.IsMapType():
 		m := make(map[string]any, v.LengthInt())
 		for it := v.ElementIterator(); it.Next(); {
 			k, e := it.Element()
-			g, err := ctyToGo(e)
+			g, err := ctyToGo(e, in)
 			if err != nil {
 				return nil, err
 			}
-			m[k.AsString()] = g
+			key, _ := in.intern(k.AsString()).(string)
+			m[key] = g
 		}
 		return m, nil
 	case t.IsTupleType() || t.IsListType() || t.IsSetType():
 		a := make([]any, 0, v.LengthInt())
 		for it := v.ElementIterator(); it.Next(); {
 			_, e := it.Element()
-			g, err := ctyToGo(e)
+			g, err := ctyToGo(e, in)
 			if err != nil {
 				return nil, err
 			}
@@ -557,16 +655,73 @@ func decodeMethod(b *hcl.Block) (*Method, hcl.Diagnostics) {
 
 // parseLatency reads "50ms" or a uniform range "20ms..80ms".
 func parseLatency(s string) (lo, hi time.Duration, err error) {
+	lo, hi, ok := parseRange(s, 0, 10*time.Minute)
+	if !ok {
+		return 0, 0, fmt.Errorf(`latency must be a duration such as "50ms", or a range such as "20ms..80ms" (at most 10m); got %q`, s)
+	}
+	return lo, hi, nil
+}
+
+// parseRange reads a duration "50ms" or a uniform range "20ms..80ms" within [min, max].
+func parseRange(s string, min, max time.Duration) (lo, hi time.Duration, ok bool) {
 	a, b, isRange := strings.Cut(s, "..")
-	lo, err = time.ParseDuration(strings.TrimSpace(a))
+	lo, err := time.ParseDuration(strings.TrimSpace(a))
 	hi = lo
 	if err == nil && isRange {
 		hi, err = time.ParseDuration(strings.TrimSpace(b))
 	}
-	if err != nil || lo < 0 || hi < lo || hi > 10*time.Minute {
-		return 0, 0, fmt.Errorf(`latency must be a duration such as "50ms", or a range such as "20ms..80ms" (at most 10m); got %q`, s)
+	if err != nil || lo < min || hi < lo || hi > max {
+		return 0, 0, false
 	}
-	return lo, hi, nil
+	return lo, hi, true
+}
+
+// Churn limits: a reconnect costs a TLS handshake in mqtt mode and a registry write in both.
+const (
+	minChurnInterval = 100 * time.Millisecond
+	maxChurnInterval = 24 * time.Hour
+	maxChurnDowntime = time.Hour
+	defaultDowntime  = time.Second
+)
+
+func decodeChurn(b *hcl.Block) (*Churn, hcl.Diagnostics) {
+	content, diags := b.Body.Content(churnSchema)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	c := &Churn{DowntimeMin: defaultDowntime, DowntimeMax: defaultDowntime, Fraction: 1, DeclRange: b.DefRange}
+	a := content.Attributes["interval"]
+	v, d := staticValue(a, cty.String)
+	diags = append(diags, d...)
+	if !d.HasErrors() {
+		var ok bool
+		if c.IntervalMin, c.IntervalMax, ok = parseRange(v.AsString(), minChurnInterval, maxChurnInterval); !ok {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid churn interval",
+				Detail:  fmt.Sprintf(`interval is how long a device stays connected between disconnects: a duration such as "5m", or a range such as "1m..10m", from %v to %v; got %q.`, minChurnInterval, maxChurnInterval, v.AsString()),
+				Subject: a.Expr.Range().Ptr()})
+		}
+	}
+	if a := content.Attributes["downtime"]; a != nil {
+		v, d := staticValue(a, cty.String)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			var ok bool
+			if c.DowntimeMin, c.DowntimeMax, ok = parseRange(v.AsString(), 0, maxChurnDowntime); !ok {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid churn downtime",
+					Detail:  fmt.Sprintf(`downtime is how long a device stays disconnected: a duration such as "2s", or a range such as "1s..5s", at most %v; got %q.`, maxChurnDowntime, v.AsString()),
+					Subject: a.Expr.Range().Ptr()})
+			}
+		}
+	}
+	if a := content.Attributes["fraction"]; a != nil {
+		f, d := staticFraction(a)
+		diags = append(diags, d...)
+		c.Fraction = f
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return c, diags
 }
 
 func staticValue(a *hcl.Attribute, want cty.Type) (cty.Value, hcl.Diagnostics) {

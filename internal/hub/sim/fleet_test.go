@@ -223,7 +223,13 @@ func TestParseFleetInvalid(t *testing.T) {
 		{"not object", "device \"d\" {\n  tags = \"x\"\n}", "Object required", 2, 10},
 		{"index in static", "group \"g\" {\n  count = index\n  id = \"g-%d\"\n}", "Variables not allowed", 2, 11},
 		// 1/0 is +Inf in HCL, which JSON cannot carry: caught on the group's last device.
-		{"mqtt mode", "device \"d\" {\n  mode = \"mqtt\"\n}", "Unsupported mode", 2, 10},
+		{"bad mode", "device \"d\" {\n  mode = \"amqp\"\n}", "Invalid mode", 2, 10},
+		{"too many mqtt", "group \"g\" {\n  count = 20001\n  id = \"g-%d\"\n  mode = \"mqtt\"\n}", "Too many MQTT devices", 1, 1},
+		{"churn no interval", "device \"d\" {\n  churn {\n  }\n}", "Missing required argument", 2, 9},
+		{"churn interval", "device \"d\" {\n  churn {\n    interval = \"10ms\"\n  }\n}", "Invalid churn interval", 3, 16},
+		{"churn downtime", "device \"d\" {\n  churn {\n    interval = \"1m\"\n    downtime = \"2s..1s\"\n  }\n}", "Invalid churn downtime", 4, 16},
+		{"churn fraction", "device \"d\" {\n  churn {\n    interval = \"1m\"\n    fraction = -1\n  }\n}", "Invalid fraction", 4, 16},
+		{"two churns", "device \"d\" {\n  churn {\n    interval = \"1m\"\n  }\n  churn {\n    interval = \"1m\"\n  }\n}", "Duplicate churn block", 5, 3},
 		{"bad expr per device", "group \"g\" {\n  count = 3\n  id = \"g-%d\"\n  tags = { x = 1 / (index - 2) }\n}", "Invalid value", 4, 10},
 	}
 	for _, c := range cases {
@@ -249,6 +255,58 @@ func TestParseFleetInvalid(t *testing.T) {
 				t.Fatalf("rendered:\n%s", buf.String())
 			}
 		})
+	}
+}
+
+func TestParseFleetModesAndChurn(t *testing.T) {
+	f, diags := ParseFleet("fleet.hcl", []byte(`
+group "mq" {
+  count = 10
+  id    = "mq-%02d"
+  mode  = "mqtt"
+  churn {
+    interval = "1m..2m"
+    downtime = "1s..3s"
+    fraction = 0.3
+  }
+  method "m" {}
+}
+device "local" {
+  mode = "in_process"
+  churn { interval = "30s" }
+}
+`))
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	mq, local := f.Groups[0], f.Groups[1]
+	if mq.Mode != ModeMQTT || local.Mode != ModeInProcess {
+		t.Fatalf("modes %q %q", mq.Mode, local.Mode)
+	}
+	c := mq.Churn
+	if c == nil || c.IntervalMin != time.Minute || c.IntervalMax != 2*time.Minute || c.DowntimeMin != time.Second || c.DowntimeMax != 3*time.Second || c.Fraction != 0.3 {
+		t.Fatalf("churn = %+v", c)
+	}
+	if lc := local.Churn; lc == nil || lc.IntervalMin != 30*time.Second || lc.IntervalMax != lc.IntervalMin || lc.DowntimeMin != time.Second || lc.Fraction != 1 {
+		t.Fatalf("default churn = %+v", lc)
+	}
+	n := 0
+	for _, x := range mq.ChurningDevices() {
+		if x {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d churning devices, want exactly 3 of 10", n)
+	}
+	for cycle := uint64(1); cycle < 20; cycle++ {
+		iv, dt := c.Interval("mq-01", cycle), c.Downtime("mq-01", cycle)
+		if iv < time.Minute || iv > 2*time.Minute || dt < time.Second || dt > 3*time.Second || iv != c.Interval("mq-01", cycle) {
+			t.Fatalf("cycle %d: interval %v downtime %v", cycle, iv, dt)
+		}
+	}
+	if (&Group{}).ChurningDevices() != nil {
+		t.Fatal("a group without churn has churning devices")
 	}
 }
 

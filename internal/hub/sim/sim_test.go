@@ -40,7 +40,7 @@ func startHub(t testing.TB, path string, f *Fleet) *testHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.sim, err = Start(context.Background(), f, db, h.reg, h.reg, h.link)
+	h.sim, err = Start(context.Background(), f, db, h.reg, h.reg, h.link, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

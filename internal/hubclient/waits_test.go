@@ -1,0 +1,89 @@
+package hubclient
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iotplan/iotplan/internal/hubapi"
+)
+
+// Throttled calls are retried and the waits before the retries are measured; a 429 is retried
+// for writes too (the hub refused before acting), a 5xx on a write is not.
+func TestThrottledCallsAreRetriedAndWaitsMeasured(t *testing.T) {
+	f := &faultServer{reply: func(n int, r *http.Request, w http.ResponseWriter) {
+		switch {
+		case r.Method == http.MethodPost && n <= 2: // the first two queries are throttled
+			hubError(w, 429, "ThrottlingException", "The request has been throttled.")
+		case r.Method == http.MethodPost:
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `[{"n":1}]`)
+		case r.Method == http.MethodPatch && n == 4:
+			hubError(w, 429, "ThrottlingException", "The request has been throttled.")
+		case r.Method == http.MethodPatch && n == 5:
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"deviceId":"d1","etag":"AAAA","properties":{"desired":{"x":1}}}`)
+		case r.Method == http.MethodPatch:
+			hubError(w, 503, "ServiceUnavailable", "busy")
+		}
+	}}
+	c := f.start(t) // retry: 4 attempts, backoff 1 ms doubling to 4 ms
+	c.retry = retryPolicy{attempts: 4, base: 40 * time.Millisecond, max: 80 * time.Millisecond}
+	if c.Waited() != 0 || c.Throttled() != 0 {
+		t.Fatal("a new client has waited")
+	}
+	if _, err := c.Query(context.Background(), "SELECT COUNT() AS n FROM devices"); err != nil {
+		t.Fatal(err)
+	}
+	// Two waits: ≥ 20 ms (half of 40) and ≥ 40 ms (half of 80).
+	if w := c.Waited(); w < 60*time.Millisecond || w > 5*time.Second {
+		t.Errorf("waited %v after two throttled queries, want ≥ 60ms", w)
+	}
+	if c.Throttled() != 2 || c.Calls()["query"] != 3 {
+		t.Errorf("throttled %d, calls %v", c.Throttled(), c.Calls())
+	}
+	before := c.Waited()
+	if _, err := c.UpdateTwin(context.Background(), "d1", hubapi.TwinPatch{Tags: map[string]any{"x": 1}}, "*"); err != nil {
+		t.Fatalf("throttled twin update was not retried: %v", err)
+	}
+	if c.Waited() <= before || c.Throttled() != 3 {
+		t.Errorf("twin update: waited %v (was %v), throttled %d", c.Waited(), before, c.Throttled())
+	}
+	// A 503 on a write may have landed: not re-sent.
+	before = c.Waited()
+	_, err := c.UpdateTwin(context.Background(), "d1", hubapi.TwinPatch{Tags: map[string]any{"x": 2}}, "*")
+	if !IsStatus(err, 503) || c.Calls()["twin.update"] != 3 || c.Waited() != before {
+		t.Errorf("503 on a write: %v, calls %v, waited %v", err, c.Calls(), c.Waited()-before)
+	}
+	if got := strings.Count(strings.Join(f.log, ","), "PATCH"); got != 3 {
+		t.Errorf("%d PATCHes, want 3", got)
+	}
+}
+
+func TestCreateJobWaitsAreMeasured(t *testing.T) {
+	f := &faultServer{reply: func(n int, r *http.Request, w http.ResponseWriter) {
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			hubError(w, 429, "ThrottlingMaxActiveJobCountExceeded", "one job at a time")
+			return
+		}
+		io.WriteString(w, `{"jobId":"iotplan-t-1","type":"scheduleUpdateTwin","status":"queued"}`)
+	}}
+	c := f.start(t)
+	req := hubapi.JobRequest{JobID: "iotplan-t-1", Type: hubapi.JobTypeUpdateTwin, QueryCondition: "*",
+		UpdateTwin: &hubapi.TwinPatch{ETag: "*", Tags: map[string]any{"a": "b"}}}
+	start := time.Now()
+	if _, err := c.CreateJob(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	// Retry-After: 1 is honoured (the policy's own backoff is 1 ms) and measured.
+	if w := c.Waited(); w < time.Second || w > time.Since(start) {
+		t.Errorf("waited %v, want ≥ 1s (Retry-After) and ≤ the call's %v", w, time.Since(start))
+	}
+	if c.Throttled() != 1 || c.Calls()["job.create"] != 2 {
+		t.Errorf("throttled %d calls %v", c.Throttled(), c.Calls())
+	}
+}
