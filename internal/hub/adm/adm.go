@@ -46,28 +46,16 @@ import (
 	"github.com/iotplan/iotplan/internal/query"
 )
 
-// Error codes of configurations (iothub-api.md §5.3); huberr does not name them yet, so
-// CodeNames carries their names for the transports.
+// Error codes of configurations (iothub-api.md §5.3).
 const (
-	InvalidConfigurationTargetCondition       huberr.Code = 400401
-	InvalidConfigurationContent               huberr.Code = 400402
-	CannotModifyImmutableConfigurationContent huberr.Code = 400403
-	InvalidConfigurationCustomMetricsQuery    huberr.Code = 400404
-	ConfigurationNotFound                     huberr.Code = 404301
-	ConfigurationAlreadyExists                huberr.Code = 409401
-	ConfigurationCountLimitExceeded           huberr.Code = 413101
+	InvalidConfigurationTargetCondition       = huberr.InvalidConfigurationTargetCondition
+	InvalidConfigurationContent               = huberr.InvalidConfigurationContent
+	CannotModifyImmutableConfigurationContent = huberr.CannotModifyImmutableConfigurationContent
+	InvalidConfigurationCustomMetricsQuery    = huberr.InvalidConfigurationCustomMetricsQuery
+	ConfigurationNotFound                     = huberr.ConfigurationNotFound
+	ConfigurationAlreadyExists                = huberr.ConfigurationAlreadyExists
+	ConfigurationCountLimitExceeded           = huberr.ConfigurationCountLimitExceeded
 )
-
-// CodeNames names the codes above.
-var CodeNames = map[huberr.Code]string{
-	InvalidConfigurationTargetCondition:       "InvalidConfigurationTargetCondition",
-	InvalidConfigurationContent:               "InvalidConfigurationContent",
-	CannotModifyImmutableConfigurationContent: "CannotModifyImmutableConfigurationContent",
-	InvalidConfigurationCustomMetricsQuery:    "InvalidConfigurationCustomMetricsQuery",
-	ConfigurationNotFound:                     "ConfigurationNotFound",
-	ConfigurationAlreadyExists:                "ConfigurationAlreadyExists",
-	ConfigurationCountLimitExceeded:           "ConfigurationCountLimitExceeded",
-}
 
 // Limits.
 const (

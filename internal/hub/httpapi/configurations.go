@@ -17,12 +17,6 @@ type Configurations interface {
 	TestQueries(in adm.TestQueriesInput) adm.TestQueriesResult
 }
 
-func init() {
-	for c, n := range adm.CodeNames {
-		extraCodeNames[c] = n
-	}
-}
-
 func (s *Server) configs() (Configurations, error) {
 	if s.opts.Configurations == nil {
 		return nil, huberr.New(huberr.ServiceUnavailable, "Configurations are not available on this hub.")

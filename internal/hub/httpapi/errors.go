@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/iotplan/iotplan/internal/hub/huberr"
-	"github.com/iotplan/iotplan/internal/hub/registry"
 	"github.com/iotplan/iotplan/internal/hubapi"
 )
 
@@ -68,28 +67,16 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		// keep the message to one field.
 		msg := strings.ReplaceAll(he.Msg, ";", ",")
 		body = hubapi.ErrorBody{
-			Message:          "ErrorCode:" + codeName(he.Code) + ";" + msg,
+			Message:          "ErrorCode:" + he.Code.Name() + ";" + msg,
 			ExceptionMessage: "Tracking ID:" + id + "-G:0-TimeStamp:" + now.Format("01/02/2006 15:04:05"),
 		}
 	}
 	b, _ := json.Marshal(body)
 	h := w.Header()
-	h.Set(hubapi.HeaderErrorCode, codeName(he.Code))
+	h.Set(hubapi.HeaderErrorCode, he.Code.Name())
 	h.Set("Content-Type", contentTypeJSON)
 	w.WriteHeader(he.Code.Status())
 	_, _ = w.Write(b)
-}
-
-// codeName is the code's name for the wire: huberr's table, then the codes other hub
-// packages define until huberr names them (registry.CodeNames, extraCodeNames).
-func codeName(c huberr.Code) string {
-	if n, ok := registry.CodeNames[c]; ok {
-		return n
-	}
-	if n, ok := extraCodeNames[c]; ok {
-		return n
-	}
-	return c.Name()
 }
 
 // statusBody is a success body sent with another status than 200 (the bulk registry

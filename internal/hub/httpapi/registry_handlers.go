@@ -8,9 +8,6 @@ import (
 	"github.com/iotplan/iotplan/internal/hubapi"
 )
 
-// extraCodeNames names codes the httpapi produces that huberr does not name yet.
-var extraCodeNames = map[huberr.Code]string{}
-
 // --- modules -----------------------------------------------------------------------------------
 
 func (s *Server) listModules(_ http.ResponseWriter, r *http.Request) (any, error) {

@@ -20,7 +20,10 @@ import (
 // table below first, then by the first path segment, so routes added later fall into the
 // class their resource belongs to (devices/… → identity registry, twins/… → twin reads or
 // updates, jobs/… → jobs operations, configurations/… → configurations). Routes whose
-// resource has no documented throttle are not throttled (class "").
+// resource has no documented throttle are not throttled (class ""). Every request costs one
+// token — a bulk POST /devices too, whatever its device count [inferred: Azure documents the
+// registry throttle per operation, not per device] — except direct methods (4 KB chunks).
+// Refused requests are still counted by Requests().
 
 // throttleClasses are the routes whose class is not what their prefix says.
 var throttleClasses = map[string]throttle.Class{

@@ -18,57 +18,79 @@ type Code int
 // The codes the local hub produces, with the names Azure uses (ErrorCode.cs in the C# SDK and
 // the troubleshooting docs; see shared/reference/iothub-api.md §5.3).
 const (
-	GenericBadRequest                   Code = 400000
-	InvalidProtocolVersion              Code = 400001
-	ArgumentInvalid                     Code = 400004
-	ArgumentNull                        Code = 400005
-	IotHubFormatError                   Code = 400006
-	IotHubUnauthorizedAccess            Code = 401002
-	IotHubUnauthorized                  Code = 401003
-	DeviceDisabled                      Code = 403012
-	JobQuotaExceeded                    Code = 403003
-	GenericNotFound                     Code = 404000
-	DeviceNotFound                      Code = 404001
-	JobNotFound                         Code = 404002
-	ModuleNotFound                      Code = 404010
-	DeviceNotOnline                     Code = 404103
-	GenericConflict                     Code = 409000
-	DeviceAlreadyExists                 Code = 409001
-	JobAlreadyExists                    Code = 409104
-	PreconditionFailed                  Code = 412001
-	MessageTooLarge                     Code = 413001
-	ThrottlingException                 Code = 429001
-	ThrottlingMaxActiveJobCountExceeded Code = 429004
-	ServerError                         Code = 500001
-	ServiceUnavailable                  Code = 503001
-	GatewayTimeout                      Code = 504101
+	GenericBadRequest                         Code = 400000
+	InvalidProtocolVersion                    Code = 400001
+	ArgumentInvalid                           Code = 400004
+	ArgumentNull                              Code = 400005
+	IotHubFormatError                         Code = 400006
+	DeviceDefinedMultipleTimes                Code = 400011
+	BulkRegistryOperationFailure              Code = 400013
+	InvalidConfigurationTargetCondition       Code = 400401
+	InvalidConfigurationContent               Code = 400402
+	CannotModifyImmutableConfigurationContent Code = 400403
+	InvalidConfigurationCustomMetricsQuery    Code = 400404
+	IotHubUnauthorizedAccess                  Code = 401002
+	IotHubUnauthorized                        Code = 401003
+	DeviceDisabled                            Code = 403012
+	DeviceModelMaxPropertiesExceeded          Code = 403100
+	JobQuotaExceeded                          Code = 403003
+	GenericNotFound                           Code = 404000
+	DeviceNotFound                            Code = 404001
+	JobNotFound                               Code = 404002
+	ModuleNotFound                            Code = 404010
+	DeviceNotOnline                           Code = 404103
+	ConfigurationNotFound                     Code = 404301
+	GenericConflict                           Code = 409000
+	DeviceAlreadyExists                       Code = 409001
+	JobAlreadyExists                          Code = 409104
+	ModuleAlreadyExistsOnDevice               Code = 409301
+	ConfigurationAlreadyExists                Code = 409401
+	PreconditionFailed                        Code = 412001
+	MessageTooLarge                           Code = 413001
+	ConfigurationCountLimitExceeded           Code = 413101
+	ThrottlingException                       Code = 429001
+	ThrottlingMaxActiveJobCountExceeded       Code = 429004
+	ServerError                               Code = 500001
+	ServiceUnavailable                        Code = 503001
+	GatewayTimeout                            Code = 504101
 )
 
 var names = map[Code]string{
-	GenericBadRequest:                   "GenericBadRequest",
-	InvalidProtocolVersion:              "InvalidProtocolVersion",
-	ArgumentInvalid:                     "ArgumentInvalid",
-	ArgumentNull:                        "ArgumentNull",
-	IotHubFormatError:                   "IotHubFormatError",
-	IotHubUnauthorizedAccess:            "IotHubUnauthorizedAccess",
-	IotHubUnauthorized:                  "IotHubUnauthorized",
-	DeviceDisabled:                      "DeviceDisabled",
-	JobQuotaExceeded:                    "JobQuotaExceeded",
-	GenericNotFound:                     "GenericNotFound",
-	DeviceNotFound:                      "DeviceNotFound",
-	JobNotFound:                         "JobNotFound",
-	ModuleNotFound:                      "ModuleNotFound",
-	DeviceNotOnline:                     "DeviceNotOnline",
-	GenericConflict:                     "GenericConflict",
-	DeviceAlreadyExists:                 "DeviceAlreadyExists",
-	JobAlreadyExists:                    "JobAlreadyExists",
-	PreconditionFailed:                  "PreconditionFailed",
-	MessageTooLarge:                     "MessageTooLarge",
-	ThrottlingException:                 "ThrottlingException",
-	ThrottlingMaxActiveJobCountExceeded: "ThrottlingMaxActiveJobCountExceeded",
-	ServerError:                         "ServerError",
-	ServiceUnavailable:                  "ServiceUnavailable",
-	GatewayTimeout:                      "GatewayTimeout",
+	GenericBadRequest:                         "GenericBadRequest",
+	InvalidProtocolVersion:                    "InvalidProtocolVersion",
+	ArgumentInvalid:                           "ArgumentInvalid",
+	ArgumentNull:                              "ArgumentNull",
+	IotHubFormatError:                         "IotHubFormatError",
+	IotHubUnauthorizedAccess:                  "IotHubUnauthorizedAccess",
+	IotHubUnauthorized:                        "IotHubUnauthorized",
+	DeviceDisabled:                            "DeviceDisabled",
+	JobQuotaExceeded:                          "JobQuotaExceeded",
+	GenericNotFound:                           "GenericNotFound",
+	DeviceNotFound:                            "DeviceNotFound",
+	JobNotFound:                               "JobNotFound",
+	ModuleNotFound:                            "ModuleNotFound",
+	DeviceNotOnline:                           "DeviceNotOnline",
+	GenericConflict:                           "GenericConflict",
+	DeviceAlreadyExists:                       "DeviceAlreadyExists",
+	JobAlreadyExists:                          "JobAlreadyExists",
+	PreconditionFailed:                        "PreconditionFailed",
+	MessageTooLarge:                           "MessageTooLarge",
+	ThrottlingException:                       "ThrottlingException",
+	ThrottlingMaxActiveJobCountExceeded:       "ThrottlingMaxActiveJobCountExceeded",
+	ServerError:                               "ServerError",
+	ServiceUnavailable:                        "ServiceUnavailable",
+	GatewayTimeout:                            "GatewayTimeout",
+	DeviceDefinedMultipleTimes:                "DeviceDefinedMultipleTimes",
+	BulkRegistryOperationFailure:              "BulkRegistryOperationFailure",
+	InvalidConfigurationTargetCondition:       "InvalidConfigurationTargetCondition",
+	InvalidConfigurationContent:               "InvalidConfigurationContent",
+	CannotModifyImmutableConfigurationContent: "CannotModifyImmutableConfigurationContent",
+	InvalidConfigurationCustomMetricsQuery:    "InvalidConfigurationCustomMetricsQuery",
+	DeviceModelMaxPropertiesExceeded:          "DeviceModelMaxPropertiesExceeded",
+	ConfigurationNotFound:                     "ConfigurationNotFound",
+	ModuleAlreadyExistsOnDevice:               "ModuleAlreadyExistsOnDevice",
+	ConfigurationAlreadyExists:                "ConfigurationAlreadyExists",
+	ConfigurationCountLimitExceeded:           "ConfigurationCountLimitExceeded",
 }
 
 // Name is the code's name as sent in the iothub-errorcode header and legacy bodies.

@@ -354,7 +354,7 @@ func (m *Manager) process(ctx context.Context, j *job, deviceID string) {
 	} else {
 		he := huberr.As(opErr)
 		row.Status = hubapi.DeviceJobFailed
-		row.Error = &hubapi.DeviceJobError{Code: codeName(he.Code), Description: he.Msg}
+		row.Error = &hubapi.DeviceJobError{Code: he.Code.Name(), Description: he.Msg}
 		st.FailedCount++
 	}
 	m.mu.Unlock()

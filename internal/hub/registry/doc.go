@@ -47,8 +47,8 @@
 // package expects. Integers beyond ±2^53 cannot be represented; the hub's own limit is ±2^52.
 //
 // Errors are *huberr.Error: 404001 DeviceNotFound, 409001 DeviceAlreadyExists, 412001
-// PreconditionFailed, 400004 ArgumentInvalid for bad ids, keys or patches, and the codes of
-// CodeNames (which huberr does not name yet).
+// PreconditionFailed, 400004 ArgumentInvalid for bad ids, keys or patches, 403100
+// DeviceModelMaxPropertiesExceeded for over-size sections, and the module and bulk codes.
 //
 // Benchmark: BenchmarkConnectFleet (IOTPLAN_BENCH_DEVICES sets the fleet size, default 100,000).
 //

@@ -134,19 +134,10 @@ func checkSize(section string, limit int, before, after map[string]any) error {
 	return huberr.New(DeviceModelMaxPropertiesExceeded, "'%s' size should be less than %d bytes.", section, limit)
 }
 
-// Error codes the registry produces that huberr (owned by the hub's lead) does not name yet;
-// httpapi sends their names in the iothub-errorcode header (see httpapi/errors.go).
+// Error codes the registry produces beyond the common ones.
 const (
-	DeviceModelMaxPropertiesExceeded huberr.Code = 403100
-	ModuleAlreadyExistsOnDevice      huberr.Code = 409301
-	DeviceDefinedMultipleTimes       huberr.Code = 400011
-	BulkRegistryOperationFailure     huberr.Code = 400013
+	DeviceModelMaxPropertiesExceeded = huberr.DeviceModelMaxPropertiesExceeded
+	ModuleAlreadyExistsOnDevice      = huberr.ModuleAlreadyExistsOnDevice
+	DeviceDefinedMultipleTimes       = huberr.DeviceDefinedMultipleTimes
+	BulkRegistryOperationFailure     = huberr.BulkRegistryOperationFailure
 )
-
-// CodeNames are the names of the codes above, for transports.
-var CodeNames = map[huberr.Code]string{
-	DeviceModelMaxPropertiesExceeded: "DeviceModelMaxPropertiesExceeded",
-	ModuleAlreadyExistsOnDevice:      "ModuleAlreadyExistsOnDevice",
-	DeviceDefinedMultipleTimes:       "DeviceDefinedMultipleTimes",
-	BulkRegistryOperationFailure:     "BulkRegistryOperationFailure",
-}
