@@ -70,7 +70,8 @@ or a hub block), or, with -dev, to the built-in local IoT Hub.`,
 var longFlags = map[string]bool{
 	"out": true, "detailed-exitcode": true, "no-color": true, "auto-approve": true,
 	"var": true, "var-file": true, "dev": true, "data": true, "fleet": true, "host": true,
-	"https-port": true, "help": true, "device-connection-string": true,
+	"https-port": true, "mqtt-port": true, "help": true, "device-connection-string": true,
+	"tier": true, "units": true, "policies": true,
 }
 
 func normalizeArgs(args []string) []string {

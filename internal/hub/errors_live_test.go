@@ -26,7 +26,7 @@ import (
 )
 
 // Live error table (hub-throttle): each hub error code provoked against the assembled hub
-// (tier S1, so throttling and job concurrency answer too) the way a client meets it, checked on
+// (an unlimited one, and one of tier S1 for throttling and job concurrency) the way a client meets it, checked on
 // the wire (status, iothub-errorcode, envelope) and, where amenzhinsky's iotservice covers the
 // call, through it. Every code the hub's sources emit must have a scenario here or a reason in
 // notLive; httpapi's TestErrorTableAsClientsReadIt checks the envelope of every emission.
@@ -37,6 +37,9 @@ var notLive = map[string]string{
 	"ServiceUnavailable": "only while the hub shuts down or a throttled client goes away",
 	"IotHubUnauthorized": "MQTT only (an expired device token disconnects the session)",
 	"GenericBadRequest":  "also emitted for an unreadable request body, which net/http does not let a client send",
+	// registry/limits.go aliases it; bulk failures answer 400 with the bulk result body
+	// ({isSuccessful:false, errors:[…]}), not with an error envelope.
+	"BulkRegistryOperationFailure": "declared but not sent as an error envelope",
 }
 
 type liveResp struct {
@@ -152,17 +155,22 @@ device "offline-1" {
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h, err := hub.Start(context.Background(), hub.Options{DataDir: filepath.Join(dir, "hub"), HTTPSAddr: "127.0.0.1:0", FleetFile: fleet, Tier: "S1"})
-	if err != nil {
-		t.Fatal(err)
+	startLive := func(name, tier string) (*liveHub, *iotservice.Client) {
+		h, err := hub.Start(context.Background(), hub.Options{DataDir: filepath.Join(dir, name), HTTPSAddr: "127.0.0.1:0", FleetFile: fleet, Tier: tier})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		l := &liveHub{t: t, h: h, hc: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: h.RootCAs()}}, Timeout: time.Minute}}
+		l.owner = l.token("iothubowner")
+		amz, err := iotservice.NewFromConnectionString(h.ServiceConnectionString(), iotservice.WithHTTPClient(l.hc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l, amz
 	}
-	defer h.Close()
-	l := &liveHub{t: t, h: h, hc: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: h.RootCAs()}}, Timeout: time.Minute}}
-	l.owner = l.token("iothubowner")
-	amz, err := iotservice.NewFromConnectionString(h.ServiceConnectionString(), iotservice.WithHTTPClient(l.hc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, amz := startLive("hub", "")
+	s1, s1amz := startLive("hub-s1", "S1")
 	ctx := context.Background()
 	future := time.Now().Add(time.Hour).UTC()
 	twinJob := func(id string) hubapi.JobRequest {
@@ -221,9 +229,12 @@ device "offline-1" {
 			}
 			return l.do("PUT", "/jobs/v2/job-1", "", "", jsonBody(twinJob("job-1")))
 		}},
-		// S1 runs one job at a time; job-1 (scheduled an hour ahead) counts.
+		// S1 runs one job at a time; a job scheduled an hour ahead counts.
 		{"ThrottlingMaxActiveJobCountExceeded", false, func(t *testing.T) liveResp {
-			return l.do("PUT", "/jobs/v2/job-2", "", "", jsonBody(twinJob("job-2")))
+			if r := s1.do("PUT", "/jobs/v2/job-1", "", "", jsonBody(twinJob("job-1"))); r.status != 200 {
+				t.Fatalf("first job: %d %s", r.status, r.body)
+			}
+			return s1.do("PUT", "/jobs/v2/job-2", "", "", jsonBody(twinJob("job-2")))
 		}},
 		{"PreconditionFailed", false, func(t *testing.T) liveResp {
 			if _, err := amz.UpdateDeviceTwin(ctx, &iotservice.Twin{DeviceID: "online-1", ETag: "AAAAAAAAAAk=", Tags: map[string]any{"x": 1}}); amzStatus(err) != 412 {
@@ -243,7 +254,7 @@ device "offline-1" {
 			q := jsonBody(map[string]any{"query": "SELECT * FROM devices"})
 			var r liveResp
 			for i := 0; i < 4; i++ {
-				r = l.do("POST", "/devices/query", "", "", q)
+				r = s1.do("POST", "/devices/query", "", "", q)
 				q = jsonBody(map[string]any{"query": "SELECT * FROM devices"})
 			}
 			ra, err := strconv.Atoi(r.header.Get("Retry-After"))
@@ -254,9 +265,61 @@ device "offline-1" {
 				t.Errorf("message %s", r.body)
 			}
 			// amenzhinsky meets the same refusal.
-			err = amz.QueryDevices(ctx, "SELECT * FROM devices", func(map[string]any) error { return nil })
+			err = s1amz.QueryDevices(ctx, "SELECT * FROM devices", func(map[string]any) error { return nil })
 			if amzStatus(err) != 429 {
 				t.Errorf("amenzhinsky QueryDevices: %v", err)
+			}
+			return r
+		}},
+		{"DeviceDefinedMultipleTimes", false, func(t *testing.T) liveResp {
+			return l.do("POST", "/devices", "", "", jsonBody([]map[string]any{{"id": "dup-1", "importMode": "create"}, {"id": "dup-1", "importMode": "create"}}))
+		}},
+		{"DeviceModelMaxPropertiesExceeded", false, func(t *testing.T) liveResp {
+			desired := map[string]any{}
+			for i := 0; i < 12; i++ {
+				desired[fmt.Sprintf("k%02d", i)] = strings.Repeat("a", 3000) // 36 KB > 32 KB
+			}
+			return l.do("PATCH", "/twins/online-1", "", "", jsonBody(map[string]any{"properties": map[string]any{"desired": desired}}))
+		}},
+		{"ModuleAlreadyExistsOnDevice", false, func(t *testing.T) liveResp {
+			m := map[string]any{"deviceId": "online-1", "moduleId": "m1"}
+			if r := l.do("PUT", "/devices/online-1/modules/m1", "", "", jsonBody(m)); r.status != 200 {
+				t.Fatalf("first module: %d %s", r.status, r.body)
+			}
+			return l.do("PUT", "/devices/online-1/modules/m1", "", "", jsonBody(m))
+		}},
+		{"ConfigurationNotFound", false, func(t *testing.T) liveResp { return l.do("GET", "/configurations/nope", "", "", nil) }},
+		{"ConfigurationAlreadyExists", false, func(t *testing.T) liveResp {
+			if r := l.do("PUT", "/configurations/c1", "", "", jsonBody(config("c1", "*"))); r.status != 200 {
+				t.Fatalf("first configuration: %d %s", r.status, r.body)
+			}
+			return l.do("PUT", "/configurations/c1", "", "", jsonBody(config("c1", "*")))
+		}},
+		{"CannotModifyImmutableConfigurationContent", false, func(t *testing.T) liveResp {
+			c := config("c1", "*")
+			c["content"] = map[string]any{"deviceContent": map[string]any{"properties.desired.other": 2}}
+			return l.do("PUT", "/configurations/c1", "", "", jsonBody(c), "If-Match", "*")
+		}},
+		{"InvalidConfigurationTargetCondition", false, func(t *testing.T) liveResp {
+			return l.do("PUT", "/configurations/c2", "", "", jsonBody(config("c2", "tags.x = = 1")))
+		}},
+		{"InvalidConfigurationContent", false, func(t *testing.T) liveResp {
+			c := config("c3", "*")
+			c["content"] = map[string]any{}
+			return l.do("PUT", "/configurations/c3", "", "", jsonBody(c))
+		}},
+		{"InvalidConfigurationCustomMetricsQuery", false, func(t *testing.T) liveResp {
+			c := config("c4", "*")
+			c["metrics"] = map[string]any{"queries": map[string]any{"m": "SELECT FROM nowhere"}}
+			return l.do("PUT", "/configurations/c4", "", "", jsonBody(c))
+		}},
+		{"ConfigurationCountLimitExceeded", false, func(t *testing.T) liveResp {
+			var r liveResp
+			for i := 0; i < 101; i++ { // c1 exists: the 100th new one is the 101st
+				id := fmt.Sprintf("n%03d", i)
+				if r = l.do("PUT", "/configurations/"+id, "", "", jsonBody(config(id, "*"))); r.status != 200 {
+					break
+				}
 			}
 			return r
 		}},
@@ -293,6 +356,12 @@ device "offline-1" {
 	if len(missing) > 0 {
 		t.Errorf("hub error codes without a live scenario (add one, or a reason in notLive): %s", strings.Join(missing, ", "))
 	}
+}
+
+// config is a valid configuration body setting one desired property.
+func config(id, target string) map[string]any {
+	return map[string]any{"id": id, "targetCondition": target, "priority": 1,
+		"content": map[string]any{"deviceContent": map[string]any{"properties.desired.floor": 3}}}
 }
 
 type srcCode struct {

@@ -205,6 +205,9 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 			Link:      h.link,
 			Policies:  h.devicePolicy,
 			Logger:    h.log,
+			AdmitConnect: func(ctx context.Context) error {
+				return h.throttle.Wait(ctx, throttle.DeviceConnections, 1)
+			},
 		})
 		if err != nil {
 			return nil, explainListen(opts.MQTTAddr, "--mqtt-port 18883", "8883", err)

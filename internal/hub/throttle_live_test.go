@@ -10,6 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amenzhinsky/iothub/iotdevice"
+	iotmqtt "github.com/amenzhinsky/iothub/iotdevice/transport/mqtt"
+	"github.com/amenzhinsky/iothub/logger"
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/iotplan/iotplan/internal/hub"
 	"github.com/iotplan/iotplan/internal/hub/throttle"
 )
@@ -75,5 +80,38 @@ func TestStartRejectsUnknownTierBeforeCreatingAnything(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("the data directory was created: %v", err)
+	}
+}
+
+// MQTT CONNECTs of a tiered hub pass its new-device-connections throttle.
+func TestDeviceConnectionsAreThrottled(t *testing.T) {
+	h, err := hub.Start(context.Background(), hub.Options{DataDir: filepath.Join(t.TempDir(), "hub"), HTTPSAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Tier: "S1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	cs, err := h.DeviceConnectionString("myDeviceId")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := iotmqtt.New(iotmqtt.WithClientOptionsConfig(func(o *paho.ClientOptions) {
+		o.Servers = nil
+		o.AddBroker("tls://" + h.MQTTAddr().String())
+		o.SetTLSConfig(&tls.Config{RootCAs: h.RootCAs(), ServerName: "localhost", MinVersion: tls.VersionTLS12})
+		o.SetConnectTimeout(5 * time.Second)
+	}))
+	c, err := iotdevice.NewFromConnectionString(tr, cs, iotdevice.WithLogger(logger.New(logger.LevelOff, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := h.Throttle().Stats()[throttle.DeviceConnections]
+	if st.Served != 1 || st.Rate != 100 || st.Burst != 1000 {
+		t.Errorf("S1 device connections: %+v, want 1 served at 100/s, burst 1000", st)
 	}
 }

@@ -2,6 +2,7 @@ package mqttapi
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"time"
 
@@ -38,6 +39,13 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		s.stats.rejected.Add(1)
 		s.log.Info("MQTT CONNECT refused", "clientId", pk.Connect.ClientIdentifier, "remote", cl.Net.Remote, "reason", err.Error())
 		return false
+	}
+	if s.opts.AdmitConnect != nil {
+		if err := s.opts.AdmitConnect(context.Background()); err != nil {
+			s.stats.rejected.Add(1)
+			s.log.Info("MQTT CONNECT throttled", "clientId", pk.Connect.ClientIdentifier, "remote", cl.Net.Remote, "reason", err.Error())
+			return false
+		}
 	}
 	return true
 }

@@ -71,6 +71,11 @@ type Options struct {
 	// SessionExpiry is how long a disconnected clean=false session keeps its subscriptions;
 	// 0 = one hour. (IoT Hub's own retention is not documented.)
 	SessionExpiry time.Duration
+	// AdmitConnect, when set, is asked before an authenticated CONNECT is accepted: the hub's
+	// new-device-connections throttle (internal/hub/throttle). It may hold the attempt for a
+	// while; an error refuses it like a failed authentication (CONNACK 5: mochi maps refusals
+	// to that code; what Azure answers a throttled CONNECT with is not documented).
+	AdmitConnect func(ctx context.Context) error
 }
 
 // Stats are the endpoint's counters since Start.

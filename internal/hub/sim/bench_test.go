@@ -59,6 +59,7 @@ func TestNoGoroutinePerDevice(t *testing.T) {
 // BenchmarkMethodJob runs a scheduleDeviceMethod job over N in-process devices through the
 // real registry, link and job manager (N from IOTPLAN_BENCH_DEVICES, default 10000), and
 // reports devices/s and the heap per simulated device (registry twin included).
+// IOTPLAN_BENCH_CPUPROFILE=file profiles the job phase only.
 func BenchmarkMethodJob(b *testing.B) {
 	n := 10000
 	if s := os.Getenv("IOTPLAN_BENCH_DEVICES"); s != "" {
@@ -78,6 +79,17 @@ func BenchmarkMethodJob(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer m.Close()
+	if p := os.Getenv("IOTPLAN_BENCH_CPUPROFILE"); p != "" {
+		// The job phase only, without the fleet's start.
+		out, err := os.Create(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(out); err != nil {
+			b.Fatal(err)
+		}
+		defer func() { pprof.StopCPUProfile(); out.Close() }()
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		id := fmt.Sprintf("bench-%d", i)
@@ -236,7 +248,9 @@ func BenchmarkFleetMemory(b *testing.B) {
 		}
 		b.ReportMetric(float64(int64(ms1.HeapAlloc)-int64(ms0.HeapAlloc))/float64(n), "heapB/device")
 		b.ReportMetric(float64(ms1.HeapAlloc)/(1<<30), "heapGiB")
+		b.ReportMetric(float64(ms1.HeapInuse)/(1<<30), "heapInuseGiB")
 		b.ReportMetric(float64(ms1.Sys)/(1<<30), "sysGiB")
+		b.ReportMetric(float64(ms1.GCSys+ms1.OtherSys+ms1.StackSys+ms1.MSpanSys+ms1.MCacheSys+ms1.BuckHashSys)/(1<<30), "runtimeGiB")
 		b.ReportMetric(procStatus("VmRSS")/(1<<30), "rssGiB")
 		b.ReportMetric(procStatus("RssAnon")/(1<<30), "rssAnonGiB")
 		b.ReportMetric(procStatus("RssFile")/(1<<30), "rssFileGiB")
@@ -248,7 +262,7 @@ func BenchmarkFleetMemory(b *testing.B) {
 
 // BenchmarkMQTTMethodRoundTrip measures direct-method round trips through the MQTT endpoint:
 // N mqtt-mode devices (IOTPLAN_BENCH_MQTT_DEVICES, default 1000) connected over TLS on
-// loopback, and callers (IOTPLAN_BENCH_CALLERS, default 256) invoking "ping" on them round
+// loopback, and callers (IOTPLAN_BENCH_CALLERS, default 64) invoking "ping" on them round
 // robin through link, as the REST handler and the job workers do: hub → PUBLISH →
 // device → PUBLISH res → hub. Reports round trips/s, connect time, and the heap per
 // connected MQTT device (client and server side together).
@@ -259,7 +273,7 @@ func BenchmarkMQTTMethodRoundTrip(b *testing.B) {
 	if s := os.Getenv("IOTPLAN_BENCH_MQTT_DEVICES"); s != "" {
 		n, _ = strconv.Atoi(s)
 	}
-	callers := 256
+	callers := 64
 	if s := os.Getenv("IOTPLAN_BENCH_CALLERS"); s != "" {
 		callers, _ = strconv.Atoi(s)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -490,4 +491,25 @@ func TestChurn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMQTTCloseLeavesNothing: Close ends every MQTT client (paho's goroutines included) and
+// says DISCONNECT, so the endpoint's sessions end as well.
+func TestMQTTCloseLeavesNothing(t *testing.T) {
+	before := runtime.NumGoroutine()
+	h := startMQTTHub(t, parse(t, `group "g" {
+  count = 30
+  id    = "g-%02d"
+  mode  = "mqtt"
+  churn { interval = "200ms" }
+  method "m" {}
+}`), true)
+	if runtime.NumGoroutine()-before < 30 {
+		t.Fatalf("30 MQTT clients run only %d goroutines", runtime.NumGoroutine()-before)
+	}
+	time.Sleep(300 * time.Millisecond) // churn under way
+	h.sim.Close()
+	eventually(t, "the endpoint's sessions to end", func() bool { return h.mqtt.Stats().Connected == 0 && h.link.ConnectedCount() == 0 })
+	h.close()
+	eventually(t, "the clients' goroutines to end", func() bool { return runtime.NumGoroutine()-before <= 2 })
 }

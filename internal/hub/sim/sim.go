@@ -82,7 +82,7 @@
 //
 //	IOTPLAN_BENCH_DEVICES=1000000 go test -run X -bench FleetMemory -benchtime 1x -timeout 30m ./internal/hub/sim
 //	IOTPLAN_BENCH_DEVICES=1000000 go test -run X -bench MethodJob -benchtime 1x -timeout 30m ./internal/hub/sim
-//	go test -run X -bench MQTTMethodRoundTrip -benchtime 20000x ./internal/hub/sim  # IOTPLAN_BENCH_MQTT_DEVICES=1000, IOTPLAN_BENCH_CALLERS=256
+//	go test -run X -bench MQTTMethodRoundTrip -benchtime 20000x ./internal/hub/sim  # IOTPLAN_BENCH_MQTT_DEVICES=1000, IOTPLAN_BENCH_CALLERS=64
 //	IOTPLAN_BENCH_DEVICES=1000000 go test -run X -bench SimOnly -benchtime 1x ./internal/hub/sim
 //
 // FleetMemory reports the live heap per in-process device with its registry twin, and the

@@ -10,6 +10,12 @@
 // Tier "" is unlimited: every request passes at once, which is the local hub's default.
 // Units: F1 takes 1, S1 and S2 1–200, S3 1–10 (as Azure allows).
 //
+// Where the classes are enforced: the REST API admits every authorized request through the
+// class of its route (httpapi/throttle.go); the MQTT endpoint admits every authenticated
+// CONNECT through DeviceConnections (mqttapi.Options.AdmitConnect); the jobs engine paces job
+// device operations (below). Twin reads/updates made by devices over MQTT, device-to-cloud and
+// cloud-to-device sends are not throttled yet.
+//
 // Direct methods are metered in 4 KB chunks of request payload (160 KB/s/unit on S1 = 40
 // chunks/s/unit); every other class costs one token per request.
 //
