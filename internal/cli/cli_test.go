@@ -356,3 +356,55 @@ func TestDevPrintsDeviceConnectionString(t *testing.T) {
 		t.Errorf("device connection string = %q", line)
 	}
 }
+
+func TestDevRegeneratesPolicyKeys(t *testing.T) {
+	dir := t.TempDir()
+	h1, err := hub.Start(context.Background(), hub.Options{DataDir: dir, HTTPSAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := h1.ServiceConnectionString()
+	h1.Close()
+
+	r := iotplan(t, "dev", "--data", dir, "--https-port", "8443", "--regenerate-key", "iothubowner")
+	if r.code != 0 {
+		t.Fatalf("regenerate: exit %d: %s", r.code, r.err)
+	}
+	fresh := strings.TrimSpace(r.out)
+	if !strings.HasPrefix(fresh, "HostName=localhost:8443;SharedAccessKeyName=iothubowner;SharedAccessKey=") {
+		t.Fatalf("new connection string = %q", fresh)
+	}
+
+	// The hub now accepts the new key and refuses the old one.
+	h2, err := hub.Start(context.Background(), hub.Options{DataDir: dir, HTTPSAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withHost := func(cs string) string {
+		return strings.Replace(cs, "HostName=localhost:8443", "HostName="+h2.HostName(), 1)
+	}
+	_, oldKey, _ := strings.Cut(old, "SharedAccessKey=")
+	_, newKey, _ := strings.Cut(fresh, "SharedAccessKey=")
+	if oldKey == newKey {
+		t.Fatal("the key did not change")
+	}
+	for cs, wantOK := range map[string]bool{withHost(fresh): true, h2.ServiceConnectionString(): true, withHost(strings.Replace(fresh, newKey, oldKey, 1)): false} {
+		c, err := hubclient.New(cs, hubclient.WithRootCAs(h2.RootCAs()), hubclient.WithRetry(1, time.Millisecond, time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Query(context.Background(), "SELECT COUNT() AS n FROM devices")
+		c.Close()
+		if (err == nil) != wantOK {
+			t.Errorf("query with key ...%s: err %v, want ok=%v", cs[len(cs)-6:], err, wantOK)
+		}
+	}
+	h2.Close()
+
+	if r := iotplan(t, "dev", "--data", dir, "--regenerate-key", "iothubowner/tertiary"); r.code != exitError {
+		t.Errorf("bad key name: exit %d", r.code)
+	}
+	if r := iotplan(t, "dev", "--data", dir, "--regenerate-key", "nosuchpolicy"); r.code != exitError || !strings.Contains(r.err, "nosuchpolicy") {
+		t.Errorf("unknown policy: exit %d, %q", r.code, r.err)
+	}
+}

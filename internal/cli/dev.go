@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -30,6 +31,7 @@ type devOptions struct {
 	tier      string
 	units     int
 	policies  bool
+	regenKey  string
 }
 
 func newDevCmd(s Streams) *cobra.Command {
@@ -57,7 +59,12 @@ S3). Without --tier the hub is unlimited.
 service, device, registryRead, registryReadWrite), to test what each may do.
 
 --device-connection-string ID prints that device's connection string and exits
-(from the running hub of --data if there is one).`,
+(from the running hub of --data if there is one).
+
+--regenerate-key POLICY[/primary|/secondary] gives a shared access policy a new key,
+prints its new connection string and exits (Azure: az iot hub policy renew-key).
+Tokens signed with the old key are refused from then on. Stop a running hub of --data
+first: the keys are part of its configuration.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDev(cmd, s, o) },
 	}
@@ -71,6 +78,7 @@ service, device, registryRead, registryReadWrite), to test what each may do.
 	fs.StringVar(&o.tier, "tier", "", "enforce the throttles of IoT Hub tier `F1|S1|S2|S3` (default: unlimited)")
 	fs.IntVar(&o.units, "units", 1, "number of IoT Hub units of --tier (S1/S2: 1-200, S3: 1-10, F1: 1)")
 	fs.BoolVar(&o.policies, "policies", false, "print the connection string of every shared access policy")
+	fs.StringVar(&o.regenKey, "regenerate-key", "", "give shared access policy `POLICY[/primary|/secondary]` a new key and exit")
 	return cmd
 }
 
@@ -94,6 +102,9 @@ func runDev(cmd *cobra.Command, s Streams, o *devOptions) error {
 	ctx := cmd.Context()
 	if o.deviceCS != "" {
 		return printDeviceConnectionString(ctx, s, o)
+	}
+	if o.regenKey != "" {
+		return regenerateKey(ctx, s, o)
 	}
 	logger := slog.New(slog.NewTextHandler(s.Err, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	h, err := hub.Start(ctx, hub.Options{
@@ -222,4 +233,51 @@ func writePolicies(out io.Writer, h *hub.Hub) {
 		fmt.Fprintf(out, "  %s (%s):\n    %s\n", p.Name, p.Rights, cs)
 	}
 	fmt.Fprintln(out)
+}
+
+// regenerateKey renews one key of a shared access policy in the hub's store. The running hub
+// owns the store, so this refuses while one runs rather than change keys under it.
+func regenerateKey(ctx context.Context, s Streams, o *devOptions) error {
+	policy, which, _ := strings.Cut(o.regenKey, "/")
+	if which == "" {
+		which = "primary"
+	}
+	if which != "primary" && which != "secondary" {
+		return flagErrorf("--regenerate-key %s: the key is primary or secondary, not %q", o.regenKey, which)
+	}
+	if e, ok := readRunningEndpoint(o.dataDir); ok {
+		return fmt.Errorf("the local hub in %s is running (pid %d): stop it, then regenerate the key", o.dataDir, e.PID)
+	}
+	h, err := hub.Start(ctx, hub.Options{DataDir: o.dataDir, HostName: o.host, HTTPSAddr: "127.0.0.1:0", FleetFile: o.fleetFile})
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if _, err := h.RegeneratePolicyKey(policy, which); err != nil {
+		return err
+	}
+	// The hub here listens on a throwaway port: print the string for the port 'iotplan dev'
+	// will use.
+	cs, err := h.PolicyConnectionString(policy)
+	if err != nil {
+		return err
+	}
+	parsed, err := sas.ParseConnectionString(cs)
+	if err != nil {
+		return err
+	}
+	parsed.HostName = o.host
+	if o.httpsPort != 443 {
+		parsed.HostName = net.JoinHostPort(o.host, strconv.Itoa(o.httpsPort))
+	}
+	if which == "secondary" {
+		for _, p := range h.Policies() {
+			if p.Name == policy {
+				parsed.SharedAccessKey = p.SecondaryKey
+			}
+		}
+	}
+	fmt.Fprintf(s.Err, "Regenerated the %s key of policy %s. Its connection string is now:\n", which, policy)
+	fmt.Fprintln(s.Out, parsed.String())
+	return nil
 }

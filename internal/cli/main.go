@@ -71,7 +71,7 @@ var longFlags = map[string]bool{
 	"out": true, "detailed-exitcode": true, "no-color": true, "auto-approve": true,
 	"var": true, "var-file": true, "dev": true, "data": true, "fleet": true, "host": true,
 	"https-port": true, "mqtt-port": true, "help": true, "device-connection-string": true,
-	"tier": true, "units": true, "policies": true,
+	"tier": true, "units": true, "policies": true, "regenerate-key": true,
 }
 
 func normalizeArgs(args []string) []string {

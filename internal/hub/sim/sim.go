@@ -145,7 +145,7 @@ func DefaultFleet() *Fleet {
 
 const (
 	bucketFleet = "fleet"
-	seedBatch   = 1000
+	seedBatch   = 10000
 )
 
 // Sim is the set of running simulated devices.
@@ -225,20 +225,6 @@ func Start(ctx context.Context, f *Fleet, db *bbolt.DB, seed Seeder, rep Reporte
 		f = &Fleet{}
 	}
 	same := remembered != nil && bytes.Equal(remembered.Source, f.Source)
-	if newHub {
-		if err := seedDevices(ctx, f, seed, nil); err != nil {
-			return nil, err
-		}
-	} else if has, ok := seed.(existence); ok && !same {
-		if err := seedDevices(ctx, f, seed, has); err != nil {
-			return nil, err
-		}
-	}
-	if !same && f.Source != nil {
-		if err := remember(db, f); err != nil {
-			return nil, err
-		}
-	}
 
 	s := &Sim{fleet: f, devices: make(map[string]*device, f.Size()), done: make(chan struct{}), mqtt: opts.MQTT, log: opts.Logger}
 	if s.log == nil {
@@ -287,6 +273,19 @@ func Start(ctx context.Context, f *Fleet, db *bbolt.DB, seed Seeder, rep Reporte
 				churning = append(churning, d)
 			}
 		}
+	}
+	var seedErr error
+	if newHub {
+		seedErr = seedDevices(ctx, f, seed, nil)
+	} else if has, ok := seed.(existence); ok && !same {
+		seedErr = seedDevices(ctx, f, seed, has)
+	}
+	if seedErr == nil && !same && f.Source != nil {
+		seedErr = remember(db, f)
+	}
+	if seedErr != nil {
+		s.Close()
+		return nil, seedErr
 	}
 	for i, d := range inProcess {
 		if i%1024 == 0 && ctx.Err() != nil {
