@@ -137,6 +137,7 @@ type valueExpr struct {
 	expr     hcl.Expression
 	constant map[string]any
 	isConst  bool
+	fields   []objectField // non-nil: an object constructor evaluated field by field
 	leaves   interner
 }
 
@@ -146,6 +147,13 @@ func (v *valueExpr) eval(i int, id string) (map[string]any, error) {
 	}
 	if v.isConst {
 		return v.constant, nil
+	}
+	if v.fields != nil {
+		m, diags := v.evalFields(deviceCtx(i, id))
+		if diags.HasErrors() {
+			return nil, diags
+		}
+		return m, nil
 	}
 	m, diags := evalObjectWith(v.expr, deviceCtx(i, id), &v.leaves)
 	if diags.HasErrors() {
@@ -499,7 +507,79 @@ func decodeValueExpr(g *Group, a *hcl.Attribute) (*valueExpr, hcl.Diagnostics) {
 			break
 		}
 	}
+	if !ve.isConst {
+		ve.fields = splitObject(a.Expr)
+	}
 	return ve, nil
+}
+
+// objectField is one attribute of an object constructor `{ k = v, ... }` whose value is
+// either the same for every device (evaluated once) or depends on index/id.
+type objectField struct {
+	key      string
+	constant any
+	expr     hcl.Expression // nil: constant
+}
+
+// splitObject splits an object constructor with constant keys into its fields, so that a
+// group's per-device evaluation only runs the attributes that use index or id (seeding a
+// million devices spends most of its time in HCL evaluation otherwise). It returns nil for
+// any other expression, which is then evaluated whole.
+func splitObject(expr hcl.Expression) []objectField {
+	oc, ok := expr.(*hclsyntax.ObjectConsExpr)
+	if !ok {
+		return nil
+	}
+	fields := make([]objectField, 0, len(oc.Items))
+	seen := map[string]bool{}
+	for _, item := range oc.Items {
+		if len(item.KeyExpr.Variables()) != 0 {
+			return nil
+		}
+		kv, diags := item.KeyExpr.Value(staticCtx)
+		if diags.HasErrors() || kv.IsNull() || !kv.IsKnown() {
+			return nil
+		}
+		kv, err := convert.Convert(kv, cty.String)
+		if err != nil || seen[kv.AsString()] {
+			return nil
+		}
+		f := objectField{key: kv.AsString()}
+		seen[f.key] = true
+		if len(item.ValueExpr.Variables()) == 0 {
+			v, diags := item.ValueExpr.Value(staticCtx)
+			if diags.HasErrors() {
+				return nil
+			}
+			if f.constant, err = ctyToGo(v, nil); err != nil {
+				return nil
+			}
+		} else {
+			f.expr = item.ValueExpr
+		}
+		fields = append(fields, f)
+	}
+	return fields
+}
+
+func (v *valueExpr) evalFields(ctx *hcl.EvalContext) (map[string]any, hcl.Diagnostics) {
+	m := make(map[string]any, len(v.fields))
+	for _, f := range v.fields {
+		if f.expr == nil {
+			m[f.key] = f.constant
+			continue
+		}
+		val, diags := f.expr.Value(ctx)
+		if diags.HasErrors() {
+			return nil, diags
+		}
+		g, err := ctyToGo(val, &v.leaves)
+		if err != nil {
+			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid value", Detail: err.Error(), Subject: f.expr.Range().Ptr()}}
+		}
+		m[f.key] = g
+	}
+	return m, nil
 }
 
 func evalObject(expr hcl.Expression, ctx *hcl.EvalContext) (map[string]any, hcl.Diagnostics) {

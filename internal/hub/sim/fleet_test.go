@@ -316,3 +316,51 @@ func TestLoadFleetMissingFile(t *testing.T) {
 		t.Fatalf("diags = %v", diags)
 	}
 }
+
+// TestFieldwiseEvaluation: an object constructor is evaluated field by field per device
+// (constants once); the result is what evaluating the whole expression gives.
+func TestFieldwiseEvaluation(t *testing.T) {
+	f, diags := ParseFleet("fleet.hcl", []byte(`group "g" {
+  count = 50
+  id    = "g-%02d"
+  tags = {
+    kind     = "door"
+    "quoted" = 1
+    building = element(["41", "42", "43"], index)
+    me       = id
+    nested   = { floor = index % 5, fixed = [1, "a", true, null] }
+    gone     = index % 2 == 0 ? null : "odd"
+  }
+  desired  = merge({ a = 1 }, { b = index })
+  reported = { fw = "1.0", n = 10 * (index + 1) }
+}`))
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	g := f.Groups[0]
+	if g.tags.fields == nil || g.reported.fields == nil || g.desired.fields != nil {
+		t.Fatalf("field-wise: tags %v reported %v desired %v", g.tags.fields != nil, g.reported.fields != nil, g.desired.fields != nil)
+	}
+	for i := range 50 {
+		sd, err := g.Seed(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, pair := range map[string]struct {
+			got  map[string]any
+			expr *valueExpr
+		}{"tags": {sd.Tags, g.tags}, "desired": {sd.Desired, g.desired}, "reported": {sd.Reported, g.reported}} {
+			want, diags := evalObject(pair.expr.expr, deviceCtx(i, g.ID(i)))
+			if diags.HasErrors() {
+				t.Fatal(diags.Error())
+			}
+			if fmt.Sprint(pair.got) != fmt.Sprint(want) {
+				t.Fatalf("device %d %s: %v, want %v", i, name, pair.got, want)
+			}
+		}
+	}
+	sd, _ := g.Seed(3)
+	if sd.Tags["building"] != "41" || sd.Tags["me"] != "g-03" || sd.Tags["gone"] != "odd" || sd.Tags["quoted"] != 1.0 || sd.Reported["n"] != 40.0 {
+		t.Fatalf("seed 3 = %+v", sd)
+	}
+}

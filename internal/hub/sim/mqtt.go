@@ -169,15 +169,17 @@ func (md *mqttDevice) connect(ctx context.Context) error {
 	md.mu.Lock()
 	md.client = c
 	md.mu.Unlock()
-	st := c.SubscribeMultiple(md.filters(), nil)
-	if err := wait(st); err != nil {
-		c.Disconnect(0)
-		return fmt.Errorf("subscribe: %w", err)
-	}
-	for f, code := range st.(*paho.SubscribeToken).Result() {
-		if code == 0x80 {
+	if filters := md.filters(); len(filters) > 0 { // a SUBSCRIBE needs at least one filter
+		st := c.SubscribeMultiple(filters, nil)
+		if err := wait(st); err != nil {
 			c.Disconnect(0)
-			return fmt.Errorf("subscribe: the hub refused %s", f)
+			return fmt.Errorf("subscribe: %w", err)
+		}
+		for f, code := range st.(*paho.SubscribeToken).Result() {
+			if code == 0x80 {
+				c.Disconnect(0)
+				return fmt.Errorf("subscribe: the hub refused %s", f)
+			}
 		}
 	}
 	md.mu.Lock()

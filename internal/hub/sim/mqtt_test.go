@@ -513,3 +513,18 @@ func TestMQTTCloseLeavesNothing(t *testing.T) {
 	h.close()
 	eventually(t, "the clients' goroutines to end", func() bool { return runtime.NumGoroutine()-before <= 2 })
 }
+
+// TestMQTTDeviceWithNothingToHear: a device with no methods and no echo subscribes to
+// nothing and still connects; a call finds it not subscribed (404103).
+func TestMQTTDeviceWithNothingToHear(t *testing.T) {
+	h := startMQTTHub(t, parse(t, `device "mute" {
+  mode = "mqtt"
+  reported_echo_delay = "off"
+}`), true)
+	if !h.link.Connected("mute") || h.mqtt.Stats().Connected != 1 {
+		t.Fatal("mute is not connected")
+	}
+	if _, err := h.link.Invoke(context.Background(), "mute", hubapi.CloudToDeviceMethod{MethodName: "x"}); !huberr.Is(err, huberr.DeviceNotOnline) {
+		t.Fatalf("call: %v, want 404103", err)
+	}
+}

@@ -145,7 +145,7 @@ func DefaultFleet() *Fleet {
 
 const (
 	bucketFleet = "fleet"
-	seedBatch   = 10000
+	seedBatch   = 1000
 )
 
 // Sim is the set of running simulated devices.
