@@ -99,7 +99,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -110,6 +109,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/iotplan/iotplan/examples"
 	"github.com/iotplan/iotplan/internal/hub/link"
 	"github.com/iotplan/iotplan/internal/hub/registry"
 )
@@ -128,8 +128,9 @@ type Reporter interface {
 // existence is optionally implemented by a Seeder (*registry.Registry has it).
 type existence interface{ Has(deviceID string) bool }
 
-//go:embed fleet.hcl
-var defaultFleetSource []byte
+// defaultFleetSource is examples/fleet.hcl, embedded by the examples package so the file
+// users copy is the one the hub runs.
+var defaultFleetSource = examples.Fleet
 
 // DefaultFleetFilename names the default fleet in diagnostics.
 const DefaultFleetFilename = "examples/fleet.hcl"
