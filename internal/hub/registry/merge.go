@@ -90,19 +90,20 @@ func normalizeMap(m map[string]any) (map[string]any, error) {
 	return v.(map[string]any), nil
 }
 
-// deepCopy copies a JSON value (maps and slices; scalars are immutable).
-func deepCopy(v any) any {
+// CloneJSON copies a JSON value (maps and slices; scalars are immutable), for callers that
+// must change a document they got from the registry.
+func CloneJSON(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
 		m := make(map[string]any, len(x))
 		for k, e := range x {
-			m[k] = deepCopy(e)
+			m[k] = CloneJSON(e)
 		}
 		return m
 	case []any:
 		a := make([]any, len(x))
 		for i, e := range x {
-			a[i] = deepCopy(e)
+			a[i] = CloneJSON(e)
 		}
 		return a
 	default:
@@ -114,7 +115,7 @@ func deepCopyMap(m map[string]any) map[string]any {
 	if m == nil {
 		return nil
 	}
-	return deepCopy(m).(map[string]any)
+	return CloneJSON(m).(map[string]any)
 }
 
 // mergePatch applies an RFC 7386 merge patch copy-on-write: old is never modified; the result

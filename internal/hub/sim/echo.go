@@ -2,6 +2,7 @@ package sim
 
 import (
 	"container/heap"
+	"github.com/iotplan/iotplan/internal/hub/registry"
 	"strings"
 	"sync"
 	"time"
@@ -154,24 +155,6 @@ func mergeInto(dst, patch map[string]any) {
 			mergeInto(dm, pm)
 			continue
 		}
-		dst[k] = deepCopy(v)
+		dst[k] = registry.CloneJSON(v)
 	}
-}
-
-func deepCopy(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			m[k] = deepCopy(e)
-		}
-		return m
-	case []any:
-		a := make([]any, len(x))
-		for i, e := range x {
-			a[i] = deepCopy(e)
-		}
-		return a
-	}
-	return v
 }
