@@ -2,10 +2,11 @@ package sim
 
 import (
 	"container/heap"
-	"github.com/iotplan/iotplan/internal/hub/registry"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/iotplan/iotplan/internal/hub/registry"
 )
 
 // echoer reports desired changes back as reported properties after each device's delay, for
