@@ -102,11 +102,17 @@ func (l *loader) decodeVariable(b *hcl.Block) *Variable {
 		if good && ok {
 			cv, err := convert.Convert(val, v.Type)
 			if err != nil {
+				// A sensitive default is reported at the block header: the snippet of
+				// the default's line would print the secret.
+				subject := a.Expr.Range().Ptr()
+				if v.Sensitive {
+					subject = b.DefRange.Ptr()
+				}
 				l.diags = append(l.diags, &hcl.Diagnostic{
 					Severity: hcl.DiagError,
 					Summary:  "Invalid default value for variable",
 					Detail:   fmt.Sprintf("This default value does not match the variable's type %s: %s.", typeexpr.TypeString(v.Type), convertErrText(err)),
-					Subject:  a.Expr.Range().Ptr(),
+					Subject:  subject,
 				})
 				ok = false
 			} else {

@@ -24,8 +24,12 @@ func (f *configFlags) variables() (map[string]string, error) {
 	for _, kv := range f.vars {
 		name, value, ok := strings.Cut(kv, "=")
 		name = strings.TrimSpace(name)
-		if !ok || name == "" {
+		if !ok {
 			return nil, flagErrorf("-var %q: expected name=value", kv)
+		}
+		if name == "" {
+			// What follows "=" is the value, maybe a secret: never echo it.
+			return nil, flagErrorf("-var: expected name=value, but the name before \"=\" is empty (the value is not shown)")
 		}
 		vars[name] = value
 	}

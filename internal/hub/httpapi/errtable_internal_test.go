@@ -328,4 +328,9 @@ func TestErrorTableAsClientsReadIt(t *testing.T) {
 		list = append(list, fmt.Sprintf("%d %s", int(e.code), e.name))
 	}
 	t.Logf("%d emissions: %s", len(ems), strings.Join(list, ", "))
+	// The scan of the hub's source must have found the table; an empty or broken scan would
+	// otherwise pass without checking anything.
+	if len(ems) < 20 {
+		t.Fatalf("only %d error emissions found in the hub's source; the scan is broken", len(ems))
+	}
 }

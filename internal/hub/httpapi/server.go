@@ -104,13 +104,12 @@ type Options struct {
 
 // Server serves the REST API.
 type Server struct {
-	opts    Options
-	log     *slog.Logger
-	mux     *http.ServeMux
-	pager   *pager
-	reqMu   sync.Mutex
-	reqs    map[string]*atomic.Int64
-	version func(string) bool
+	opts  Options
+	log   *slog.Logger
+	mux   *http.ServeMux
+	pager *pager
+	reqMu sync.Mutex
+	reqs  map[string]*atomic.Int64
 	// policies, when set by SetPolicies, replaces Options.Policies (key regeneration).
 	policies atomic.Pointer[[]Policy]
 }
