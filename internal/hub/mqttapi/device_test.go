@@ -3,6 +3,7 @@ package mqttapi
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -253,5 +254,23 @@ func TestDisconnectDevice(t *testing.T) {
 	waitFor(t, "connection closed", func() bool { return !c.IsConnectionOpen() && !e.link.Connected("d1") })
 	if _, err := e.raw("d1", nodeUsername(testHost, "d1"), deviceToken(t, testHost, "d1", key, time.Now().Add(time.Hour)), true); err == nil {
 		t.Error("disabled device reconnected")
+	}
+}
+
+// A device may send IoT Hub's largest message (256 KB); a larger packet ends its connection
+// instead of being buffered.
+func TestOversizePacketClosesTheConnection(t *testing.T) {
+	e := newEnv(t)
+	key, _ := e.addDevice("d1", "")
+	c := e.rawDevice("d1", key, true)
+	publish(t, c, "devices/d1/messages/events/", 1, strings.Repeat("a", 256*1024))
+	waitFor(t, "256 KB telemetry counted", func() bool { return e.srv.Stats().Telemetry == 1 })
+	if !c.IsConnectionOpen() {
+		t.Fatal("a 256 KB message closed the connection")
+	}
+	c.Publish("devices/d1/messages/events/", 1, false, strings.Repeat("a", MaxPacketSize+1))
+	waitFor(t, "connection closed", func() bool { return !e.link.Connected("d1") })
+	if n := e.srv.Stats().Telemetry; n != 1 {
+		t.Errorf("telemetry count = %d after the oversize packet, want 1", n)
 	}
 }

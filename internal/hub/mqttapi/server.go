@@ -117,6 +117,13 @@ type Server struct {
 
 const listenerID = "mqtts"
 
+// MaxPacketSize bounds one MQTT packet from a device: IoT Hub's device-to-cloud message
+// limit is 256 KB, plus room for the topic and its property bag [inferred: the hub's exact
+// packet bound is not documented]. A larger packet closes the connection, as the broker
+// does for any oversize packet; without a bound one client could make the hub buffer
+// any amount.
+const MaxPacketSize = 256*1024 + 8*1024
+
 // Start listens on opts.Addr and serves until Close or until ctx is done.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	switch {
@@ -148,6 +155,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	caps.SharedSubAvailable = 0     // no $share subscriptions on IoT Hub
 	caps.MinimumProtocolVersion = 4 // MQTT 3.1.1
 	caps.MaximumSessionExpiryInterval = uint32(opts.SessionExpiry / time.Second)
+	caps.MaximumPacketSize = MaxPacketSize
 	broker := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		// mochi logs every listener and, as warnings, every connection that ends; keep its
