@@ -521,9 +521,9 @@ func TestMQTTDeviceWithNothingToHear(t *testing.T) {
   mode = "mqtt"
   reported_echo_delay = "off"
 }`), true)
-	if !h.link.Connected("mute") || h.mqtt.Stats().Connected != 1 {
-		t.Fatal("mute is not connected")
-	}
+	// With nothing to subscribe to, Start's readiness is the CONNACK, which the client can
+	// see just before the endpoint has put the session in link.
+	eventually(t, "mute to be connected", func() bool { return h.link.Connected("mute") && h.mqtt.Stats().Connected == 1 })
 	if _, err := h.link.Invoke(context.Background(), "mute", hubapi.CloudToDeviceMethod{MethodName: "x"}); !huberr.Is(err, huberr.DeviceNotOnline) {
 		t.Fatalf("call: %v, want 404103", err)
 	}
