@@ -98,6 +98,13 @@ type Twin struct {
 	DesiredRange hcl.Range // zero when absent
 	Tags         map[string]any
 	TagsRange    hcl.Range // zero when absent
+
+	// Sensitive names the managed keys whose values come from sensitive variables, as plans
+	// show keys ("desired.token", "tags.owner"; "desired" when the whole section does), so
+	// that plans print "(sensitive value)" in their place. TargetSensitive: the target uses
+	// a sensitive value.
+	Sensitive       []string
+	TargetSensitive bool
 }
 
 // Method is a method block: a direct method invoked, as one scheduled hub
@@ -113,6 +120,10 @@ type Method struct {
 
 	Method  string // the direct method's name on the device
 	Payload any    // JSON-like (see Twin.Desired); nil = JSON null
+
+	// PayloadSensitive and TargetSensitive: they use sensitive values (plans hide them).
+	PayloadSensitive bool
+	TargetSensitive  bool
 
 	ResponseTimeout time.Duration // default 30s; the hub accepts 5s..300s; whole seconds
 	ConnectTimeout  time.Duration // default 0 (devices must be online); 0..300s; whole seconds

@@ -129,27 +129,33 @@ func (l *loader) decodeTwin(b *hcl.Block, ctx *hcl.EvalContext) *Twin {
 
 	if a, found := content.Attributes["target"]; found {
 		t.TargetRange = a.Expr.Range()
-		e, src, good := l.target(a, phaseTwins, ctx)
+		e, src, sensitive, good := l.target(a, phaseTwins, ctx)
 		if good {
-			t.Target, t.TargetSrc = e, src
-			l.twinVals[name] = cty.ObjectVal(map[string]cty.Value{"target": cty.StringVal(src)})
+			t.Target, t.TargetSrc, t.TargetSensitive = e, src, sensitive
+			tv := cty.StringVal(src)
+			if sensitive {
+				tv = tv.Mark(sensitiveMark) // a method targeting the same devices hides it too
+			}
+			l.twinVals[name] = cty.ObjectVal(map[string]cty.Value{"target": tv})
 		}
 		ok = ok && good
 	}
 	// A section that failed to evaluate counts as set: its error is enough.
 	desiredSet, tagsSet := false, false
 	if a, found := content.Attributes["desired"]; found {
-		m, set, good := l.twinSection(a, "desired", MaxDesiredBytes, ctx)
+		m, secret, set, good := l.twinSection(a, "desired", MaxDesiredBytes, ctx)
 		if set {
 			t.Desired, t.DesiredRange = m, a.Expr.Range()
+			t.Sensitive = append(t.Sensitive, secret...)
 		}
 		desiredSet = set || !good
 		ok = ok && good
 	}
 	if a, found := content.Attributes["tags"]; found {
-		m, set, good := l.twinSection(a, "tags", MaxTagsBytes, ctx)
+		m, secret, set, good := l.twinSection(a, "tags", MaxTagsBytes, ctx)
 		if set {
 			t.Tags, t.TagsRange = m, a.Expr.Range()
+			t.Sensitive = append(t.Sensitive, secret...)
 		}
 		tagsSet = set || !good
 		ok = ok && good
@@ -171,16 +177,61 @@ func (l *loader) decodeTwin(b *hcl.Block, ctx *hcl.EvalContext) *Twin {
 
 // twinSection evaluates desired or tags. set is false for null (which, as
 // for any HCL attribute, means "not set"): the section is then not managed.
-func (l *loader) twinSection(a *hcl.Attribute, section string, maxBytes int, ctx *hcl.EvalContext) (m map[string]any, set, ok bool) {
+// secret names the keys whose values are sensitive (see Twin.Sensitive).
+func (l *loader) twinSection(a *hcl.Attribute, section string, maxBytes int, ctx *hcl.EvalContext) (m map[string]any, secret []string, set, ok bool) {
+	var marked cty.Value
+	m, marked, set, ok = l.twinSectionValue(a, section, maxBytes, ctx)
+	if set && ok {
+		secret = sensitiveKeys(section, marked)
+	}
+	return m, secret, set, ok
+}
+
+// sensitiveKeys names, as plans show keys, the parts of a section's value that carry the
+// sensitive mark: a marked object key names itself; a mark inside an array (managed whole)
+// names the array; a mark on the whole value names the section.
+func sensitiveKeys(section string, v cty.Value) []string {
+	_, pvms := v.UnmarkDeepWithPaths()
+	var names []string
+	seen := map[string]bool{}
+	for _, pvm := range pvms {
+		if _, marked := pvm.Marks[sensitiveMark]; !marked {
+			continue
+		}
+		name := section
+	path:
+		for _, step := range pvm.Path {
+			switch st := step.(type) {
+			case cty.GetAttrStep:
+				name += "." + st.Name
+			case cty.IndexStep:
+				if st.Key.Type() != cty.String {
+					break path // an array element: the array is the managed leaf
+				}
+				name += "." + st.Key.AsString()
+			}
+		}
+		if !seen[name] {
+			seen[name] = true
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// twinSectionValue is twinSection's evaluation; marked is the value before its marks were
+// taken off.
+func (l *loader) twinSectionValue(a *hcl.Attribute, section string, maxBytes int, ctx *hcl.EvalContext) (m map[string]any, marked cty.Value, set, ok bool) {
 	v, good := l.eval(a.Expr, phaseTwins, ctx)
 	if !good {
-		return nil, false, false
+		return nil, v, false, false
 	}
+	marked = v
 	// Report duplicate keys and then go on, so one run shows every problem.
 	dupsOK := l.checkDuplicateKeys(a.Expr, ctx)
 	v, _ = v.UnmarkDeep()
 	if v.IsNull() {
-		return nil, false, dupsOK
+		return nil, marked, false, dupsOK
 	}
 	ty := v.Type()
 	if !ty.IsObjectType() && !ty.IsMapType() {
@@ -190,12 +241,12 @@ func (l *loader) twinSection(a *hcl.Attribute, section string, maxBytes int, ctx
 			Detail:   fmt.Sprintf("%s must be an object of the keys to manage, like { building = \"43\", floor = 3 }, not a %s.", section, ty.FriendlyName()),
 			Subject:  a.Expr.Range().Ptr(),
 		})
-		return nil, false, false
+		return nil, marked, false, false
 	}
 	c := newConverter(l, ctx, true)
 	out, _ := c.convert(v, a.Expr, true, section, 1).(map[string]any)
 	if !c.ok || !dupsOK {
-		return nil, false, false
+		return nil, marked, false, false
 	}
 	if c.size > maxBytes {
 		l.diags = append(l.diags, &hcl.Diagnostic{
@@ -204,7 +255,7 @@ func (l *loader) twinSection(a *hcl.Attribute, section string, maxBytes int, ctx
 			Detail:   fmt.Sprintf("These %s add up to %d bytes as the hub counts them (key and value lengths); the hub limits %s to %d bytes per device.", section, c.size, section, maxBytes),
 			Subject:  a.Expr.Range().Ptr(),
 		})
-		return nil, false, false
+		return nil, marked, false, false
 	}
 	if len(out) == 0 {
 		l.diags = append(l.diags, &hcl.Diagnostic{
@@ -214,7 +265,7 @@ func (l *loader) twinSection(a *hcl.Attribute, section string, maxBytes int, ctx
 			Subject:  a.Expr.Range().Ptr(),
 		})
 	}
-	return out, true, true
+	return out, marked, true, true
 }
 
 // decodeMethods decodes every method block.
@@ -245,8 +296,8 @@ func (l *loader) decodeMethod(b *hcl.Block, ctx *hcl.EvalContext) *Method {
 
 	if a, found := content.Attributes["target"]; found {
 		m.TargetRange = a.Expr.Range()
-		e, src, good := l.target(a, phaseMethods, ctx)
-		m.Target, m.TargetSrc = e, src
+		e, src, sensitive, good := l.target(a, phaseMethods, ctx)
+		m.Target, m.TargetSrc, m.TargetSensitive = e, src, sensitive
 		ok = ok && good
 	}
 	if a, found := content.Attributes["method"]; found {
@@ -266,8 +317,8 @@ func (l *loader) decodeMethod(b *hcl.Block, ctx *hcl.EvalContext) *Method {
 		ok = ok && good
 	}
 	if a, found := content.Attributes["payload"]; found {
-		p, good := l.payload(a, ctx)
-		m.Payload = p
+		p, sensitive, good := l.payload(a, ctx)
+		m.Payload, m.PayloadSensitive = p, sensitive
 		ok = ok && good
 	}
 	durations := []struct {
@@ -337,17 +388,19 @@ func methodNameProblem(s string) string {
 }
 
 // payload evaluates a method payload: any JSON value up to the hub's size.
-func (l *loader) payload(a *hcl.Attribute, ctx *hcl.EvalContext) (any, bool) {
-	v, ok := l.eval(a.Expr, phaseMethods, ctx)
-	if !ok {
-		return nil, false
+// payload evaluates a method payload; sensitive: it uses sensitive values.
+func (l *loader) payload(a *hcl.Attribute, ctx *hcl.EvalContext) (p any, sensitive, ok bool) {
+	v, good := l.eval(a.Expr, phaseMethods, ctx)
+	if !good {
+		return nil, false, false
 	}
 	dupsOK := l.checkDuplicateKeys(a.Expr, ctx)
-	v, _ = v.UnmarkDeep()
+	v, marks := v.UnmarkDeep()
+	sensitive = len(marks) > 0
 	c := newConverter(l, ctx, false)
-	p := c.convert(v, a.Expr, true, "payload", 1)
+	p = c.convert(v, a.Expr, true, "payload", 1)
 	if !c.ok || !dupsOK {
-		return nil, false
+		return nil, false, false
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -357,7 +410,7 @@ func (l *loader) payload(a *hcl.Attribute, ctx *hcl.EvalContext) (any, bool) {
 			Detail:   "The payload cannot be encoded as JSON: " + err.Error(),
 			Subject:  a.Expr.Range().Ptr(),
 		})
-		return nil, false
+		return nil, false, false
 	}
 	if len(b) > MaxPayloadBytes {
 		l.diags = append(l.diags, &hcl.Diagnostic{
@@ -366,9 +419,9 @@ func (l *loader) payload(a *hcl.Attribute, ctx *hcl.EvalContext) (any, bool) {
 			Detail:   fmt.Sprintf("The payload is %d bytes as JSON; the hub accepts method payloads of at most %d bytes (128 KB).", len(b), MaxPayloadBytes),
 			Subject:  a.Expr.Range().Ptr(),
 		})
-		return nil, false
+		return nil, false, false
 	}
-	return p, true
+	return p, sensitive, true
 }
 
 // duration parses a Go/Terraform duration string ("15s", "5m", "1h30m")

@@ -14,13 +14,13 @@ import (
 
 // target evaluates and parses a target attribute. ok is false when the
 // target is unusable (reported, or unknown because of an earlier error).
-func (l *loader) target(a *hcl.Attribute, ph phase, ctx *hcl.EvalContext) (query.Expr, string, bool) {
-	v, ok := l.eval(a.Expr, ph, ctx)
-	if !ok {
-		return nil, "", false
+func (l *loader) target(a *hcl.Attribute, ph phase, ctx *hcl.EvalContext) (e query.Expr, src string, sensitive, ok bool) {
+	v, good := l.eval(a.Expr, ph, ctx)
+	if !good {
+		return nil, "", false, false
 	}
 	v, marks := v.UnmarkDeep()
-	sensitive := len(marks) > 0
+	sensitive = len(marks) > 0
 	if v.IsNull() {
 		l.diags = append(l.diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
@@ -28,15 +28,15 @@ func (l *loader) target(a *hcl.Attribute, ph phase, ctx *hcl.EvalContext) (query
 			Detail:   `target is null. It must be a query condition such as "deviceId IN ['door-1']", or "*" for every device.`,
 			Subject:  a.Expr.Range().Ptr(),
 		})
-		return nil, "", false
+		return nil, "", false, false
 	}
 	// Strictly a string: a number or bool would convert, and then parse as
 	// a condition nobody meant.
 	if v.Type() != cty.String {
 		l.diags = append(l.diags, attrTypeDiag(a, "a query condition string"))
-		return nil, "", false
+		return nil, "", false, false
 	}
-	src := v.AsString()
+	src = v.AsString()
 	if strings.TrimSpace(src) == "" {
 		l.diags = append(l.diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
@@ -44,7 +44,7 @@ func (l *loader) target(a *hcl.Attribute, ph phase, ctx *hcl.EvalContext) (query
 			Detail:   `target selects devices with a query condition, such as "deviceId IN ['door-1']". Use "*" to select every device.`,
 			Subject:  a.Expr.Range().Ptr(),
 		})
-		return nil, "", false
+		return nil, "", false, false
 	}
 	// Parse, then check what parsing alone does not (property paths,
 	// function arguments, the hub's length limit), so that every mistake in
@@ -58,9 +58,9 @@ func (l *loader) target(a *hcl.Attribute, ph phase, ctx *hcl.EvalContext) (query
 	}
 	if err != nil {
 		l.diags = append(l.diags, l.queryDiag(a.Expr, src, err, sensitive))
-		return nil, "", false
+		return nil, "", false, false
 	}
-	return e, src, true
+	return e, src, sensitive, true
 }
 
 // queryDiag turns a query parse error into a diagnostic pointing into the

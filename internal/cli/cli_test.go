@@ -408,3 +408,49 @@ func TestDevRegeneratesPolicyKeys(t *testing.T) {
 		t.Errorf("unknown policy: exit %d, %q", r.code, r.err)
 	}
 }
+
+// Values of sensitive variables never appear in plan or apply output, but apply still sends
+// them to the devices.
+func TestSensitiveValuesAreHiddenInPlans(t *testing.T) {
+	h, dir := testHub(t, "")
+	cfg := filepath.Join(t.TempDir(), "secret.hcl")
+	os.WriteFile(cfg, []byte(`
+variable "token" {
+  type      = string
+  sensitive = true
+}
+variable "device" {
+  type      = string
+  sensitive = true
+}
+twin "creds" {
+  target  = "deviceId = ${quote(var.device)}"
+  desired = { token = var.token, floor = 3 }
+}
+method "rotate" {
+  target  = twin.creds.target
+  method  = "lockDoor"
+  payload = { token = var.token }
+}
+`), 0o644)
+	const secret = "s3cr3t-t0ken-value"
+	r := iotplan(t, "apply", "-dev", "-data", dir, "-auto-approve", "-var", "token="+secret, "-var", "device=myDeviceId", cfg)
+	if r.code != 0 {
+		t.Fatalf("apply exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	if strings.Contains(r.out+r.err, secret) || strings.Contains(r.out+r.err, "myDeviceId'") {
+		t.Errorf("output shows a sensitive value:\n%s%s", r.out, r.err)
+	}
+	for _, want := range []string{"+ desired.token = (sensitive value)", "+ desired.floor = 3", "target = (sensitive value)", "payload          = (sensitive value)"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("plan lacks %q:\n%s", want, r.out)
+		}
+	}
+	twin, err := testClient(t, h).GetTwin(context.Background(), "myDeviceId")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := twin["properties"].(map[string]any)["desired"].(map[string]any)["token"]; got != secret {
+		t.Errorf("desired.token on the device = %v, want the secret", got)
+	}
+}

@@ -307,6 +307,7 @@ func diffTwin(t Twin, o *TwinObserved, p *Plan, opts PlanOptions) (ResourceChang
 	rc := ResourceChange{
 		Addr: t.Addr, Kind: KindTwin, Action: NoOp,
 		Target: query.Format(normTarget(t.Target)), TargetedDevices: o.Targeted,
+		SensitiveKeys: t.Sensitive, SensitiveTarget: t.TargetSensitive,
 	}
 	if len(pt.leaves) == 0 {
 		rc.Notes = append(rc.Notes, "declares no desired properties or tags: nothing to manage")
@@ -361,6 +362,7 @@ func diffMethod(m Method, o *MethodObserved, p *Plan, opts PlanOptions) (Resourc
 	rc := ResourceChange{
 		Addr: m.Addr, Kind: KindMethod, Action: NoOp,
 		Target: query.Format(target), TargetedDevices: o.Targeted, SampleDeviceIDs: o.Samples,
+		SensitiveTarget: m.TargetSensitive, SensitivePayload: m.PayloadSensitive,
 	}
 	if m.Method == "" {
 		return rc, fmt.Errorf("%s: no method name", m.Addr)

@@ -94,6 +94,13 @@ type ResourceChange struct {
 	Job *hubapi.JobRequest `json:"job,omitempty"`
 	// Notes are things the reader of the plan must know (shown under the resource).
 	Notes []string `json:"notes,omitempty"`
+	// SensitiveKeys, SensitiveTarget and SensitivePayload say which values come from
+	// sensitive variables: renderers show "(sensitive value)" instead. The values themselves
+	// stay in the plan (in Job), because apply must send them: a saved plan is as secret as
+	// the variables it was made with.
+	SensitiveKeys    []string `json:"sensitive_keys,omitempty"`
+	SensitiveTarget  bool     `json:"sensitive_target,omitempty"`
+	SensitivePayload bool     `json:"sensitive_payload,omitempty"`
 }
 
 // Transition is one distinct change of one key: From (absent for OpAdd) becomes To (absent for

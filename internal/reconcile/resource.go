@@ -24,6 +24,10 @@ type Twin struct {
 	StartTime time.Time
 	// MaxExecution bounds the job; zero = PlanOptions.DefaultMaxExecution.
 	MaxExecution time.Duration
+	// Sensitive names managed keys ("desired.token") whose values plans must not show;
+	// TargetSensitive hides the target. Both only change what is displayed.
+	Sensitive       []string
+	TargetSensitive bool
 }
 
 // Method is a method resource: the direct method is invoked on every device its target
@@ -37,6 +41,9 @@ type Method struct {
 	ConnectTimeout  time.Duration // zero = the device must be connected already
 	MaxExecution    time.Duration // zero = PlanOptions.DefaultMaxExecution
 	StartTime       time.Time     // zero = when applied
+	// PayloadSensitive and TargetSensitive hide the payload and the target in plans.
+	PayloadSensitive bool
+	TargetSensitive  bool
 }
 
 // PlanOptions tune planning. The zero value is usable.

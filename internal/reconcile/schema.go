@@ -11,13 +11,15 @@ func FromSchema(c *schema.Config) *Config {
 		return out
 	}
 	for _, t := range c.Twins {
-		out.Twins = append(out.Twins, Twin{Addr: t.Addr, Target: t.Target, Desired: t.Desired, Tags: t.Tags})
+		out.Twins = append(out.Twins, Twin{Addr: t.Addr, Target: t.Target, Desired: t.Desired, Tags: t.Tags,
+			Sensitive: t.Sensitive, TargetSensitive: t.TargetSensitive})
 	}
 	for _, m := range c.Methods {
 		out.Methods = append(out.Methods, Method{
 			Addr: m.Addr, Target: m.Target, Method: m.Method, Payload: m.Payload,
 			ResponseTimeout: m.ResponseTimeout, ConnectTimeout: m.ConnectTimeout,
 			MaxExecution: m.MaxExecution, StartTime: m.StartTime,
+			PayloadSensitive: m.PayloadSensitive, TargetSensitive: m.TargetSensitive,
 		})
 	}
 	return out

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -121,10 +122,14 @@ func writeTwin(out *writer, r reconcile.ResourceChange, st styler) {
 	out.printf("\n%s\n", st.style(bold, fmt.Sprintf("  # %s will be updated on %s of %s targeted",
 		r.Addr, plural(r.Devices, "device", "devices"), Count(r.TargetedDevices))))
 	out.printf("  %s %s {\n", st.style(yellow, "~"), r.Addr)
-	out.printf("      target = %s\n", quoteCond(r.Target))
+	out.printf("      target = %s\n", target(r))
 	lefts := make([]string, len(r.Transitions))
 	width := 0
 	for i, t := range r.Transitions {
+		value := value
+		if isSensitive(r.SensitiveKeys, t.Key) {
+			value = func(json.RawMessage) string { return sensitiveValue }
+		}
 		switch {
 		case t.Op == reconcile.OpAdd:
 			lefts[i] = fmt.Sprintf("%s = %s", t.Key, value(t.To))
@@ -169,9 +174,13 @@ func writeMethod(out *writer, r reconcile.ResourceChange, st styler) {
 	m := r.Job.CloudToDeviceMethod
 	out.printf("\n%s\n", st.style(bold, fmt.Sprintf("  # %s will invoke %s on %s", r.Addr, m.MethodName, plural(r.Devices, "device", "devices"))))
 	out.printf("  %s %s {\n", st.style(cyan, "!"), r.Addr)
-	out.printf("      target           = %s\n", quoteCond(r.Target))
+	out.printf("      target           = %s\n", target(r))
 	out.printf("      method           = %q\n", m.MethodName)
-	out.printf("      payload          = %s\n", value(m.Payload))
+	payload := value(m.Payload)
+	if r.SensitivePayload {
+		payload = sensitiveValue
+	}
+	out.printf("      payload          = %s\n", payload)
 	out.printf("      response_timeout = %ds\n", m.ResponseTimeoutInSeconds)
 	if m.ConnectTimeoutInSeconds > 0 {
 		out.printf("      connect_timeout  = %ds\n", m.ConnectTimeoutInSeconds)
@@ -200,3 +209,25 @@ func quoteCond(s string) string {
 }
 
 func runeLen(s string) int { return len([]rune(s)) }
+
+// sensitiveValue stands in for values that come from sensitive variables, as in Terraform.
+const sensitiveValue = "(sensitive value)"
+
+// target is the resource's target as plans show it.
+func target(r reconcile.ResourceChange) string {
+	if r.SensitiveTarget {
+		return sensitiveValue
+	}
+	return quoteCond(r.Target)
+}
+
+// isSensitive reports whether key is one of the sensitive keys or lies below one
+// ("desired.creds.user" below "desired.creds", everything below "desired").
+func isSensitive(sensitive []string, key string) bool {
+	for _, s := range sensitive {
+		if key == s || strings.HasPrefix(key, s+".") {
+			return true
+		}
+	}
+	return false
+}
