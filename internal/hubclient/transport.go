@@ -1,7 +1,6 @@
 package hubclient
 
 import (
-	"context"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -105,20 +104,5 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err := t.c.wait(req.Context(), wait); err != nil {
 			return nil, err
 		}
-	}
-}
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

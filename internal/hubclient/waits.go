@@ -3,6 +3,8 @@ package hubclient
 import (
 	"context"
 	"time"
+
+	"github.com/iotplan/iotplan/internal/clock"
 )
 
 // waitStats is what the client spent waiting on the hub: measured sleeps before retries, and
@@ -42,7 +44,7 @@ func (c *Client) wait(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 	start := time.Now()
-	err := sleep(ctx, d)
+	err := clock.Sleep(ctx, d)
 	c.mu.Lock()
 	c.waits.waited += time.Since(start)
 	c.mu.Unlock()

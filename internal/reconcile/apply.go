@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/iotplan/iotplan/internal/clock"
 	"github.com/iotplan/iotplan/internal/hubapi"
 )
 
@@ -160,7 +161,7 @@ const waitGrace = 2 * time.Minute
 // non-nil when a job could not be scheduled or watched; per-device failures are not errors:
 // see ApplyResult.Success.
 func Apply(ctx context.Context, plan *Plan, runner JobRunner, hook Hook, opts ...ApplyOption) (*ApplyResult, error) {
-	cfg := applyConfig{poll: time.Second, now: time.Now, sleep: sleepCtx, maxFailures: 100, grace: waitGrace}
+	cfg := applyConfig{poll: time.Second, now: time.Now, sleep: clock.Sleep, maxFailures: 100, grace: waitGrace}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -326,15 +327,4 @@ func failureOf(r hubapi.DeviceJob) DeviceFailure {
 		f.MethodPayload = r.Outcome.DeviceMethodResponse.Payload
 	}
 	return f
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -65,6 +65,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/iotplan/iotplan/internal/clock"
 	"github.com/iotplan/iotplan/internal/hub/huberr"
 )
 
@@ -167,7 +168,7 @@ func New(opts Options) (*Limiter, error) {
 		opts.Now = time.Now
 	}
 	if opts.Sleep == nil {
-		opts.Sleep = sleep
+		opts.Sleep = clock.Sleep
 	}
 	if tier == "" {
 		if opts.Units != 1 {
@@ -420,15 +421,4 @@ func (l *Limiter) Stats() map[Class]Stats {
 
 func seconds(s float64) time.Duration {
 	return time.Duration(math.Ceil(s * float64(time.Second)))
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
