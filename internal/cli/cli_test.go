@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/iotplan/iotplan/internal/hub"
+	"github.com/iotplan/iotplan/internal/hub/hubtest"
 	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/hubclient"
 	"github.com/iotplan/iotplan/internal/reconcile"
@@ -36,12 +37,7 @@ func testHub(t *testing.T, fleetFile string) (*hub.Hub, string) {
 
 func testClient(t *testing.T, h *hub.Hub) *hubclient.Client {
 	t.Helper()
-	c, err := hubclient.New(h.ServiceConnectionString(), hubclient.WithRootCAs(h.RootCAs()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return hubtest.Client(t, h)
 }
 
 type result struct {

@@ -3,13 +3,12 @@ package hubclient_test
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/iotplan/iotplan/internal/hub"
+	"github.com/iotplan/iotplan/internal/hub/hubtest"
 	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/hubclient"
 )
@@ -39,24 +38,7 @@ group "doors" {
 
 func startHub(t *testing.T) (*hub.Hub, *hubclient.Client) {
 	t.Helper()
-	dir := t.TempDir()
-	fleet := filepath.Join(dir, "fleet.hcl")
-	if err := os.WriteFile(fleet, []byte(testFleet), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	h, err := hub.Start(ctx, hub.Options{DataDir: filepath.Join(dir, "hub"), HTTPSAddr: "127.0.0.1:0", FleetFile: fleet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	c, err := hubclient.New(h.ServiceConnectionString(), hubclient.WithRootCAs(h.RootCAs()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return h, c
+	return hubtest.Start(t, testFleet)
 }
 
 func TestQueryPagesOverLocalHub(t *testing.T) {

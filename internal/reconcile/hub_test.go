@@ -3,12 +3,11 @@ package reconcile_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/iotplan/iotplan/internal/hub"
+	"github.com/iotplan/iotplan/internal/hub/hubtest"
 	"github.com/iotplan/iotplan/internal/hubclient"
 	"github.com/iotplan/iotplan/internal/query"
 	"github.com/iotplan/iotplan/internal/reconcile"
@@ -61,24 +60,7 @@ func convergedDoors(n int) int { return (n - n/4 + 9) / 10 }
 
 func startHub(t *testing.T, devices int) (*hub.Hub, *hubclient.Client) {
 	t.Helper()
-	dir := t.TempDir()
-	fleet := filepath.Join(dir, "fleet.hcl")
-	if err := os.WriteFile(fleet, []byte(fleetFile(devices)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	h, err := hub.Start(ctx, hub.Options{DataDir: filepath.Join(dir, "hub"), HTTPSAddr: "127.0.0.1:0", FleetFile: fleet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	c, err := hubclient.New(h.ServiceConnectionString(), hubclient.WithRootCAs(h.RootCAs()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return h, c
+	return hubtest.Start(t, fleetFile(devices))
 }
 
 func doorsConfig(t *testing.T) *reconcile.Config {
