@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -166,10 +165,8 @@ func (r *Registry) CreateOrUpdateModule(m Module, ifMatch string) (Module, error
 	e.dev.ETag = deviceETag(e.devN)
 	e.mod = &moduleInfo{ModuleID: m.ModuleID, ManagedBy: m.ManagedBy}
 	if sk := m.Authentication.SymmetricKey; sk.PrimaryKey != "" || sk.SecondaryKey != "" {
-		for _, k := range []string{sk.PrimaryKey, sk.SecondaryKey} {
-			if b, err := base64.StdEncoding.DecodeString(k); err != nil || len(b) < 16 || len(b) > 64 {
-				return Module{}, huberr.New(huberr.ArgumentInvalid, "The module's symmetric keys must both be base64 encodings of 16 to 64 bytes.")
-			}
+		if err := checkSymmetricKeys(sk, "module"); err != nil {
+			return Module{}, err
 		}
 		e.dev.Authentication.SymmetricKey = sk
 	}

@@ -658,12 +658,9 @@ func (r *Registry) CreateOrUpdateDevice(d Device, ifMatch string) (Device, error
 	}
 	e.dev.StatusReason = d.StatusReason
 	e.dev.Capabilities = d.Capabilities
-	sk := d.Authentication.SymmetricKey
-	if sk.PrimaryKey != "" || sk.SecondaryKey != "" {
-		for _, k := range []string{sk.PrimaryKey, sk.SecondaryKey} {
-			if b, err := base64.StdEncoding.DecodeString(k); err != nil || len(b) < 16 || len(b) > 64 {
-				return Device{}, huberr.New(huberr.ArgumentInvalid, "The device's symmetric keys must both be base64 encodings of 16 to 64 bytes.")
-			}
+	if sk := d.Authentication.SymmetricKey; sk.PrimaryKey != "" || sk.SecondaryKey != "" {
+		if err := checkSymmetricKeys(sk, "device"); err != nil {
+			return Device{}, err
 		}
 		e.dev.Authentication.SymmetricKey = sk
 	}
@@ -1045,4 +1042,15 @@ func (r *Registry) DesiredAndReported(deviceID string) (desired, reported map[st
 	}
 	props := e.doc["properties"].(map[string]any)
 	return deepCopyMap(props["desired"].(map[string]any)), deepCopyMap(props["reported"].(map[string]any)), nil
+}
+
+// checkSymmetricKeys accepts a pair of symmetric keys given by a client (device or module identity)
+// only if both are base64 encodings of 16 to 64 bytes, as the hub requires.
+func checkSymmetricKeys(sk SymmetricKey, what string) error {
+	for _, k := range []string{sk.PrimaryKey, sk.SecondaryKey} {
+		if b, err := base64.StdEncoding.DecodeString(k); err != nil || len(b) < 16 || len(b) > 64 {
+			return huberr.New(huberr.ArgumentInvalid, "The %s's symmetric keys must both be base64 encodings of 16 to 64 bytes.", what)
+		}
+	}
+	return nil
 }

@@ -102,17 +102,7 @@ func (c *churner) loop() {
 		if wait <= 0 {
 			continue
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(wait)
-		select {
-		case <-timer.C:
-		case <-c.wake:
-		case <-c.done:
+		if !waitFor(timer, wait, c.wake, c.done) {
 			return
 		}
 	}

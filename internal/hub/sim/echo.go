@@ -105,17 +105,7 @@ func (e *echoer) loop() {
 				return
 			}
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(wait)
-		select {
-		case <-timer.C:
-		case <-e.wake:
-		case <-e.done:
+		if !waitFor(timer, wait, e.wake, e.done) {
 			return
 		}
 	}
@@ -157,5 +147,26 @@ func mergeInto(dst, patch map[string]any) {
 			continue
 		}
 		dst[k] = registry.CloneJSON(v)
+	}
+}
+
+// waitFor rearms timer for wait and blocks until it fires or wake is signalled (true), or
+// done is closed (false). It is the sleep of the fleet-wide timer goroutines (echo, churn),
+// which wake early when an earlier due time is added.
+func waitFor(timer *time.Timer, wait time.Duration, wake <-chan struct{}, done <-chan struct{}) bool {
+	if !timer.Stop() {
+		select {
+		case <-timer.C:
+		default:
+		}
+	}
+	timer.Reset(wait)
+	select {
+	case <-timer.C:
+		return true
+	case <-wake:
+		return true
+	case <-done:
+		return false
 	}
 }

@@ -450,17 +450,7 @@ func (s *Sim) goBackground(f func()) {
 // afterFunc runs f after delay unless the sim has closed by then; Close waits for it once it
 // has started.
 func (s *Sim) afterFunc(delay time.Duration, f func()) {
-	time.AfterFunc(delay, func() {
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			return
-		}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		defer s.wg.Done()
-		f()
-	})
+	time.AfterFunc(delay, func() { s.goBackground(f) })
 }
 
 // Stats are counters of the simulated devices since Start.
