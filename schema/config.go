@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -46,23 +48,32 @@ func (c *Config) Method(name string) *Method {
 // Hub is the hub block. The CLI falls back to IOTHUB_CONNECTION_STRING when
 // a configuration has none.
 type Hub struct {
-	// ConnectionString is a service connection string. It is a secret: it is
+	// ConnectionString is a service connection string, "" when the block has
+	// none (the CLI then uses IOTHUB_CONNECTION_STRING). It is a secret: it is
 	// never part of a diagnostic, String, GoString or MarshalJSON.
 	ConnectionString string
-	DeclRange        hcl.Range
+	// Tier and Units are the hub's tier ("F1", "S1", "S2", "S3") and unit
+	// count, validated with internal/tier; Tier "" = not declared.
+	Tier      string
+	Units     int
+	DeclRange hcl.Range
 }
 
 const redacted = "(sensitive value)"
 
 // String never reveals the connection string.
-func (h *Hub) String() string { return "hub { connection_string = " + redacted + " }" }
+func (h *Hub) String() string {
+	return fmt.Sprintf("hub { connection_string = %s, tier = %q, units = %d }", redacted, h.Tier, h.Units)
+}
 
 // GoString makes %#v as safe as %v.
-func (h *Hub) GoString() string { return "&schema.Hub{ConnectionString:" + `"` + redacted + `"}` }
+func (h *Hub) GoString() string {
+	return fmt.Sprintf("&schema.Hub{ConnectionString:%q, Tier:%q, Units:%d}", redacted, h.Tier, h.Units)
+}
 
 // MarshalJSON keeps the connection string out of saved plans and logs.
 func (h *Hub) MarshalJSON() ([]byte, error) {
-	return []byte(`{"connection_string":"` + redacted + `"}`), nil
+	return json.Marshal(map[string]any{"connection_string": redacted, "tier": h.Tier, "units": h.Units})
 }
 
 // Variable is a variable block with its resolved value.
@@ -105,6 +116,11 @@ type Twin struct {
 	// a sensitive value.
 	Sensitive       []string
 	TargetSensitive bool
+
+	// MaxExecution bounds each update job (whole seconds, ≥ 1s); zero = iotplan sizes it
+	// from the devices and the hub's tier. StartTime schedules the jobs; zero = now.
+	MaxExecution time.Duration
+	StartTime    time.Time
 }
 
 // Method is a method block: a direct method invoked, as one scheduled hub
@@ -127,8 +143,10 @@ type Method struct {
 
 	ResponseTimeout time.Duration // default 30s; the hub accepts 5s..300s; whole seconds
 	ConnectTimeout  time.Duration // default 0 (devices must be online); 0..300s; whole seconds
-	MaxExecution    time.Duration // default 1h (the hub's job default); whole seconds, ≥ 1s
-	StartTime       time.Time     // zero = start now; a time in the past also means now
+	// MaxExecution bounds the job (whole seconds, ≥ 1s); zero = iotplan sizes it from the
+	// devices and the hub's tier.
+	MaxExecution time.Duration
+	StartTime    time.Time // zero = start now; a time in the past also means now
 }
 
 // Defaults and hub limits for method blocks.
@@ -138,7 +156,6 @@ const (
 	MaxResponseTimeout     = 300 * time.Second
 	DefaultConnectTimeout  = 0
 	MaxConnectTimeout      = 300 * time.Second
-	DefaultMaxExecution    = time.Hour
 	// MaxPayloadBytes is the hub's limit on a direct method's JSON payload.
 	MaxPayloadBytes = 128 * 1024
 )

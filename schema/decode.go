@@ -2,6 +2,7 @@ package schema
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -11,11 +12,11 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 
 	"github.com/iotplan/iotplan/internal/sas"
+	"github.com/iotplan/iotplan/internal/tier"
 )
 
-// decodeHub decodes the hub block. Diagnostics about the connection string
-// point at the block header, never at the value, so that no snippet of the
-// file shows it.
+// decodeHub decodes the hub block: its connection string (optional: the CLI falls back to
+// IOTHUB_CONNECTION_STRING), tier and units.
 func (l *loader) decodeHub() {
 	if len(l.hubBlocks) == 0 {
 		return
@@ -26,11 +27,71 @@ func (l *loader) decodeHub() {
 	if content == nil {
 		return
 	}
-	a, found := content.Attributes["connection_string"]
-	if !found {
-		return
-	}
 	hub := &Hub{DeclRange: b.DefRange}
+	ok := !diags.HasErrors()
+	if a, found := content.Attributes["connection_string"]; found {
+		cs, good := l.hubConnectionString(b, a)
+		hub.ConnectionString, ok = cs, ok && good
+	}
+	ok = l.hubTier(content, hub) && ok
+	if ok {
+		l.cfg.Hub = hub
+	}
+}
+
+// hubTier decodes tier and units and checks them with internal/tier (the one table of tiers).
+func (l *loader) hubTier(content *hcl.BodyContent, hub *Hub) bool {
+	ok := true
+	ctx := l.evalContext(phaseHub)
+	if a, found := content.Attributes["tier"]; found {
+		s, good := l.stringAttr(a, phaseHub, ctx)
+		hub.Tier, ok = strings.ToUpper(strings.TrimSpace(s)), good
+	}
+	unitsAttr, found := content.Attributes["units"]
+	if found {
+		n, good := l.intAttr(unitsAttr, phaseHub, ctx)
+		hub.Units, ok = n, ok && good
+	}
+	if !ok {
+		return false
+	}
+	if _, err := tier.Parse(hub.Tier, hub.Units); err != nil {
+		subject := content.Attributes["tier"]
+		if errors.Is(err, tier.ErrUnits) && found {
+			subject = unitsAttr
+		}
+		d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid hub tier", Detail: upperFirst(err.Error()) + "."}
+		if subject != nil {
+			d.Subject = subject.Expr.Range().Ptr()
+		}
+		l.diags = append(l.diags, d)
+		return false
+	}
+	return true
+}
+
+// intAttr evaluates an attribute that must be a whole number.
+func (l *loader) intAttr(a *hcl.Attribute, ph phase, ctx *hcl.EvalContext) (int, bool) {
+	v, ok := l.eval(a.Expr, ph, ctx)
+	if !ok {
+		return 0, false
+	}
+	v, _ = v.UnmarkDeep()
+	nv, err := convert.Convert(v, cty.Number)
+	if err == nil && !nv.IsNull() {
+		if bf := nv.AsBigFloat(); bf.IsInt() {
+			if n, acc := bf.Int64(); acc == 0 && n >= -1<<31 && n < 1<<31 {
+				return int(n), true
+			}
+		}
+	}
+	l.diags = append(l.diags, attrTypeDiag(a, "whole number"))
+	return 0, false
+}
+
+// hubConnectionString decodes connection_string. Diagnostics about it point at the block
+// header, never at the value, so that no snippet of the file shows it.
+func (l *loader) hubConnectionString(b *hcl.Block, a *hcl.Attribute) (string, bool) {
 	// The subject is the block header, unless the value is written on that
 	// same line: then the snippet would show it, so the diagnostic gets no
 	// subject and names the place in its detail instead.
@@ -43,9 +104,12 @@ func (l *loader) decodeHub() {
 	report := func(sev hcl.DiagnosticSeverity, summary, detail string) {
 		l.diags = append(l.diags, &hcl.Diagnostic{Severity: sev, Summary: summary, Detail: where + detail, Subject: subject})
 	}
-	bad := func(summary, detail string) { report(hcl.DiagError, summary, detail) }
+	bad := func(summary, detail string) (string, bool) {
+		report(hcl.DiagError, summary, detail)
+		return "", false
+	}
 	if !l.checkRefs(a.Expr, phaseHub) {
-		return
+		return "", false
 	}
 	v, vdiags := a.Expr.Value(l.evalContext(phaseHub))
 	if vdiags.HasErrors() {
@@ -53,37 +117,33 @@ func (l *loader) decodeHub() {
 		// keep them but re-point them at the block header.
 		for _, d := range vdiags {
 			if d.Severity == hcl.DiagError {
-				bad(d.Summary, d.Detail)
+				report(hcl.DiagError, d.Summary, d.Detail)
 			}
 		}
-		return
+		return "", false
 	}
 	if !v.IsWhollyKnown() {
 		l.requireEarlierError(b.DefRange)
-		return
+		return "", false
 	}
 	v, _ = v.UnmarkDeep()
 	if v.IsNull() {
-		bad("Missing connection string", "connection_string is null. Set it to a service connection string (HostName=...;SharedAccessKeyName=...;SharedAccessKey=...), or remove the hub block to use IOTHUB_CONNECTION_STRING.")
-		return
+		return bad("Missing connection string", "connection_string is null. Set it to a service connection string (HostName=...;SharedAccessKeyName=...;SharedAccessKey=...), or leave it out to use IOTHUB_CONNECTION_STRING.")
 	}
 	sv, err := convert.Convert(v, cty.String)
 	if err != nil {
-		bad("Incorrect attribute value type", `Inappropriate value for attribute "connection_string": string required.`)
-		return
+		return bad("Incorrect attribute value type", `Inappropriate value for attribute "connection_string": string required.`)
 	}
 	cs := sv.AsString()
 	if msg := connectionStringProblem(cs); msg != "" {
-		bad("Invalid connection string", msg+" (The value is not shown because it is a secret.)")
-		return
+		return bad("Invalid connection string", msg+" (The value is not shown because it is a secret.)")
 	}
-	hub.ConnectionString = cs
-	l.cfg.Hub = hub
 	// A literal secret in a file tends to end up in version control.
 	if len(a.Expr.Variables()) == 0 {
 		report(hcl.DiagWarning, "Connection string written in the configuration",
 			"The hub block holds the connection string itself. Prefer a sensitive variable (connection_string = var.hub_connection_string) or the IOTHUB_CONNECTION_STRING environment variable, so the key stays out of files.")
 	}
+	return cs, true
 }
 
 // connectionStringProblem checks a service connection string with the same
@@ -160,6 +220,7 @@ func (l *loader) decodeTwin(b *hcl.Block, ctx *hcl.EvalContext) *Twin {
 		tagsSet = set || !good
 		ok = ok && good
 	}
+	ok = l.jobTiming(content, ctx, &t.MaxExecution, &t.StartTime) && ok
 	if !desiredSet && !tagsSet {
 		l.diags = append(l.diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
@@ -278,6 +339,27 @@ func (l *loader) decodeMethods() {
 	}
 }
 
+// maxExecutionRule is the detail of a max_execution out of range.
+const maxExecutionRule = "A job must be allowed to run at least 1s."
+
+// jobTiming decodes a twin block's max_execution and start_time.
+func (l *loader) jobTiming(content *hcl.BodyContent, ctx *hcl.EvalContext, maxExec *time.Duration, start *time.Time) bool {
+	ok := true
+	if a, found := content.Attributes["max_execution"]; found {
+		v, set, good := l.duration(a, phaseTwins, ctx, time.Second, 0, maxExecutionRule)
+		if set {
+			*maxExec = v
+		}
+		ok = good
+	}
+	if a, found := content.Attributes["start_time"]; found {
+		t, good := l.startTime(a, phaseTwins, ctx)
+		*start = t
+		ok = ok && good
+	}
+	return ok
+}
+
 // decodeMethod returns nil if the block has errors (reported).
 func (l *loader) decodeMethod(b *hcl.Block, ctx *hcl.EvalContext) *Method {
 	name := b.Labels[0]
@@ -285,7 +367,6 @@ func (l *loader) decodeMethod(b *hcl.Block, ctx *hcl.EvalContext) *Method {
 		Name: name, Addr: "method." + name, DeclRange: b.DefRange,
 		ResponseTimeout: DefaultResponseTimeout,
 		ConnectTimeout:  DefaultConnectTimeout,
-		MaxExecution:    DefaultMaxExecution,
 	}
 	content, diags := b.Body.Content(methodSchema)
 	l.diags = append(l.diags, diags...)
@@ -329,21 +410,21 @@ func (l *loader) decodeMethod(b *hcl.Block, ctx *hcl.EvalContext) *Method {
 	}{
 		{"response_timeout", &m.ResponseTimeout, MinResponseTimeout, MaxResponseTimeout, "The hub accepts response timeouts from 5s to 300s (5m)."},
 		{"connect_timeout", &m.ConnectTimeout, 0, MaxConnectTimeout, "The hub accepts connect timeouts from 0s (devices must be online) to 300s (5m)."},
-		{"max_execution", &m.MaxExecution, time.Second, 0, "A job must be allowed to run at least 1s."},
+		{"max_execution", &m.MaxExecution, time.Second, 0, maxExecutionRule},
 	}
 	for _, d := range durations {
 		a, found := content.Attributes[d.name]
 		if !found {
 			continue
 		}
-		v, set, good := l.duration(a, ctx, d.min, d.max, d.rule)
+		v, set, good := l.duration(a, phaseMethods, ctx, d.min, d.max, d.rule)
 		if set {
 			*d.dst = v
 		}
 		ok = ok && good
 	}
 	if a, found := content.Attributes["start_time"]; found {
-		t, good := l.startTime(a, ctx)
+		t, good := l.startTime(a, phaseMethods, ctx)
 		m.StartTime = t
 		ok = ok && good
 	}
@@ -427,8 +508,8 @@ func (l *loader) payload(a *hcl.Attribute, ctx *hcl.EvalContext) (p any, sensiti
 // duration parses a Go/Terraform duration string ("15s", "5m", "1h30m")
 // and checks it against [min, max] (max 0 = no upper bound). The hub counts
 // in whole seconds, so fractions are refused rather than rounded.
-func (l *loader) duration(a *hcl.Attribute, ctx *hcl.EvalContext, min, max time.Duration, rule string) (d time.Duration, set, ok bool) {
-	v, ok := l.eval(a.Expr, phaseMethods, ctx)
+func (l *loader) duration(a *hcl.Attribute, ph phase, ctx *hcl.EvalContext, min, max time.Duration, rule string) (d time.Duration, set, ok bool) {
+	v, ok := l.eval(a.Expr, ph, ctx)
 	if !ok {
 		return 0, false, false
 	}
@@ -466,8 +547,8 @@ func (l *loader) duration(a *hcl.Attribute, ctx *hcl.EvalContext, min, max time.
 }
 
 // startTime parses an RFC 3339 time ("2026-12-01T02:00:00Z").
-func (l *loader) startTime(a *hcl.Attribute, ctx *hcl.EvalContext) (time.Time, bool) {
-	v, ok := l.eval(a.Expr, phaseMethods, ctx)
+func (l *loader) startTime(a *hcl.Attribute, ph phase, ctx *hcl.EvalContext) (time.Time, bool) {
+	v, ok := l.eval(a.Expr, ph, ctx)
 	if !ok {
 		return time.Time{}, false
 	}

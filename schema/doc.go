@@ -5,17 +5,18 @@
 // A configuration is one or more *.hcl files (native HCL syntax) or
 // *.hcl.json files (HCL's JSON syntax) holding these top-level blocks:
 //
-//	hub { connection_string = ... }        optional; else IOTHUB_CONNECTION_STRING
+//	hub { connection_string, tier, units } optional; else IOTHUB_CONNECTION_STRING
 //	variable "name" { type, default, description, sensitive }
 //	locals { name = expr ... }
-//	twin "name"   { target, desired, tags }
+//	twin "name"   { target, desired, tags, max_execution, start_time }
 //	method "name" { target, method, payload, response_timeout,
 //	                connect_timeout, max_execution, start_time }
 //
 // Load evaluates in phases, each seeing only what earlier phases produced:
 // variables (from -var values, IOTPLAN_VAR_<name> or the default), then
 // locals (in dependency order), then twins, then methods (which may refer to
-// twin.<name>.target). Every problem is an hcl.Diagnostic whose Subject points
+// twin.<name>.target). The hub block's tier and units are checked against
+// internal/tier, the one table of tiers. Every problem is an hcl.Diagnostic whose Subject points
 // into the file; Load keeps going after errors so that one run reports them
 // all. docs/language.md is the user-facing reference.
 //

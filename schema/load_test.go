@@ -186,7 +186,8 @@ func dumpConfig(t *testing.T, cfg *Config) []byte {
 	out := map[string]any{}
 	if cfg.Hub != nil {
 		// The golden file shows that the secret is there, not what it is.
-		out["hub"] = map[string]any{"connection_string_length": len(cfg.Hub.ConnectionString), "decl": at(cfg.Hub.DeclRange)}
+		out["hub"] = map[string]any{"connection_string_length": len(cfg.Hub.ConnectionString), "decl": at(cfg.Hub.DeclRange),
+			"tier": cfg.Hub.Tier, "units": cfg.Hub.Units}
 	}
 	var vars []any
 	for _, v := range cfg.Variables {
@@ -210,7 +211,7 @@ func dumpConfig(t *testing.T, cfg *Config) []byte {
 		twins = append(twins, map[string]any{
 			"name": tw.Name, "addr": tw.Addr, "decl": at(tw.DeclRange),
 			"target_src": tw.TargetSrc, "target": query.Format(tw.Target), "target_at": at(tw.TargetRange),
-			"desired": tw.Desired, "tags": tw.Tags,
+			"desired": tw.Desired, "tags": tw.Tags, "max_execution": tw.MaxExecution.String(),
 		})
 	}
 	out["twins"] = twins

@@ -19,7 +19,9 @@ var fileSchema = &hcl.BodySchema{
 
 var hubSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
-		{Name: "connection_string", Required: true},
+		{Name: "connection_string"},
+		{Name: "tier"},
+		{Name: "units"},
 	},
 }
 
@@ -37,6 +39,8 @@ var twinSchema = &hcl.BodySchema{
 		{Name: "target", Required: true},
 		{Name: "desired"},
 		{Name: "tags"},
+		{Name: "max_execution"},
+		{Name: "start_time"},
 	},
 }
 

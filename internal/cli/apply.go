@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +20,7 @@ type applyOptions struct {
 	config      configFlags
 	hub         hubFlags
 	autoApprove bool
+	slotTimeout time.Duration
 }
 
 func newApplyCmd(s Streams) *cobra.Command {
@@ -41,6 +43,7 @@ Exit codes: 0 every targeted device succeeded (or nothing to do), 1 otherwise.`,
 	o.config.register(fs)
 	o.hub.register(fs)
 	fs.BoolVar(&o.autoApprove, "auto-approve", false, "apply without asking for confirmation")
+	fs.DurationVar(&o.slotTimeout, "job-slot-timeout", 0, "give up when the hub's job slots stay held this long (0 = wait as long as they are held)")
 	return cmd
 }
 
@@ -76,7 +79,7 @@ func runApply(cmd *cobra.Command, s Streams, o *applyOptions, args []string) err
 			return err
 		}
 		defer hs.Close()
-		p, err = reconcile.MakePlan(ctx, hs.client, reconcile.FromSchema(cfg), reconcile.PlanOptions{Hub: hs.client.HostName()})
+		p, err = reconcile.MakePlan(ctx, hs.client, reconcile.FromSchema(cfg), hs.planOptions())
 		if err != nil {
 			return fmt.Errorf("reading the fleet from %s: %w", hs.name, err)
 		}
@@ -102,9 +105,13 @@ func runApply(cmd *cobra.Command, s Streams, o *applyOptions, args []string) err
 
 	fmt.Fprintln(s.Out)
 	view := render.NewApplyView(s.Err, render.ApplyOptions{Options: render.Options{Color: colorOn(s.ErrTTY, &o.config)}, TTY: s.ErrTTY})
-	res, applyErr := reconcile.Apply(ctx, p, hs.client, view)
+	tierOpt := reconcile.WithTier(hs.tier)
+	if saved && hs.tierAssumed {
+		tierOpt = reconcile.WithTier(p.HubTier()) // the tier the saved plan was sized for
+	}
+	res, applyErr := reconcile.Apply(ctx, p, hs.client, view, tierOpt, reconcile.WithSlotTimeout(o.slotTimeout))
 	if res != nil {
-		if err := render.ApplyResult(s.Out, res, render.ApplyOptions{Options: render.Options{Color: color}}); err != nil {
+		if err := render.ApplyResult(s.Out, res, applyErr != nil, render.ApplyOptions{Options: render.Options{Color: color}}); err != nil {
 			return err
 		}
 	}

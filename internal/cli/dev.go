@@ -18,8 +18,10 @@ import (
 	"github.com/iotplan/iotplan/internal/hub"
 	"github.com/iotplan/iotplan/internal/hub/throttle"
 	"github.com/iotplan/iotplan/internal/hubclient"
+	"github.com/iotplan/iotplan/internal/query"
 	"github.com/iotplan/iotplan/internal/render"
 	"github.com/iotplan/iotplan/internal/sas"
+	"github.com/iotplan/iotplan/internal/tier"
 )
 
 type devOptions struct {
@@ -33,12 +35,13 @@ type devOptions struct {
 	units     int
 	policies  bool
 	regenKey  string
+	dialect   string // --query-dialect
 }
 
 func newDevCmd(s Streams) *cobra.Command {
 	o := &devOptions{}
 	cmd := &cobra.Command{
-		Use:   "dev [--data DIR] [--fleet FILE] [--host H] [--https-port P] [--mqtt-port P] [--tier F1|S1|S2|S3 [--units N]] [--policies]",
+		Use:   "dev [--data DIR] [--fleet FILE] [--host H] [--https-port P] [--mqtt-port P] [--tier F1|S1|S2|S3 [--units N]] [--query-dialect documented|extended] [--policies]",
 		Short: "Run the local IoT Hub in the foreground",
 		Long: `Runs the built-in local IoT Hub (service REST API over HTTPS, device MQTT endpoint,
 device registry, twins, queries, jobs, simulated devices) until interrupted, like
@@ -55,6 +58,13 @@ per minute, twin reads and updates per second, jobs operations, job device opera
 per second, direct methods, registry operations) with IoT Hub's traffic shaping and
 429 ThrottlingException answers, and its job concurrency (1 on F1/S1, 5 on S2, 10 on
 S3). Without --tier the hub is unlimited.
+
+--query-dialect documented (the default) accepts only the query language Azure
+documents for twin and job queries in POST /devices/query, job queryConditions and
+ADM configurations, and answers anything else as Azure may (400, a failed job), with
+the construct and its position; --query-dialect extended also accepts IS_STRING and
+the other IS_* checks, ENDSWITH, TOP(n), TOP with GROUP BY, numbers like 1e3 and JSON
+string escapes, which Azure may reject (docs/query.md).
 
 --policies prints the connection string of every shared access policy (iothubowner,
 service, device, registryRead, registryReadWrite), to test what each may do.
@@ -80,6 +90,7 @@ first: the keys are part of its configuration.`,
 	fs.IntVar(&o.units, "units", 1, "number of IoT Hub units of --tier (S1/S2: 1-200, S3: 1-10, F1: 1)")
 	fs.BoolVar(&o.policies, "policies", false, "print the connection string of every shared access policy")
 	fs.StringVar(&o.regenKey, "regenerate-key", "", "give shared access policy `POLICY[/primary|/secondary]` a new key and exit")
+	fs.StringVar(&o.dialect, "query-dialect", query.Documented.String(), "query language the hub accepts: `documented|extended`")
 	return cmd
 }
 
@@ -94,6 +105,10 @@ func runDev(cmd *cobra.Command, s Streams, o *devOptions) error {
 	}
 	if cmd.Flags().Changed("units") && o.tier == "" {
 		return flagErrorf("--units needs --tier (F1, S1, S2 or S3); without a tier the local hub is unlimited")
+	}
+	var dialect query.Dialect
+	if err := dialect.Set(o.dialect); err != nil {
+		return flagErrorf("--query-dialect: %s", err)
 	}
 	if o.tier != "" {
 		if _, err := throttle.New(throttle.Options{Tier: o.tier, Units: o.units}); err != nil {
@@ -118,6 +133,8 @@ func runDev(cmd *cobra.Command, s Streams, o *devOptions) error {
 		Logger:    logger,
 		Tier:      o.tier,
 		Units:     tierUnits(o),
+		// The hub's query language (docs/query.md, "The documented dialect").
+		QueryDialect: dialect,
 	})
 	if err != nil {
 		return err
@@ -128,6 +145,8 @@ func runDev(cmd *cobra.Command, s Streams, o *devOptions) error {
 		ConnectionString: h.ServiceConnectionString(),
 		CAFile:           h.CAFile(),
 		PID:              os.Getpid(),
+		Tier:             h.Throttle().Tier(),
+		Units:            h.Throttle().Units(),
 	}); err != nil {
 		return fmt.Errorf("writing %s: %w", endpointFileName, err)
 	}
@@ -218,8 +237,8 @@ func throttleSummary(l *throttle.Limiter) string {
 		units = fmt.Sprintf("%d units", l.Units())
 	}
 	return fmt.Sprintf("%s, %s: %s queries/min, %s job device ops/s, %s twin updates/s, %d concurrent job(s)",
-		l.Tier(), units, rate(l.Rate(throttle.Queries)*60), rate(l.Rate(throttle.JobDeviceOps)),
-		rate(l.Rate(throttle.TwinUpdates)), l.MaxConcurrentJobs())
+		l.Tier(), units, rate(l.Rate(tier.Queries)*60), rate(l.Rate(tier.JobDeviceOps)),
+		rate(l.Rate(tier.TwinUpdates)), l.MaxConcurrentJobs())
 }
 
 func rate(r float64) string { return strconv.FormatFloat(math.Round(r*100)/100, 'f', -1, 64) }

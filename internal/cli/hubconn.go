@@ -17,7 +17,9 @@ import (
 
 	"github.com/iotplan/iotplan/internal/hub"
 	"github.com/iotplan/iotplan/internal/hubclient"
+	"github.com/iotplan/iotplan/internal/reconcile"
 	"github.com/iotplan/iotplan/internal/render"
+	"github.com/iotplan/iotplan/internal/tier"
 	"github.com/iotplan/iotplan/schema"
 )
 
@@ -31,11 +33,15 @@ const envConnectionString = "IOTHUB_CONNECTION_STRING"
 type hubFlags struct {
 	dev     bool
 	dataDir string
+	tier    string
+	units   int
 }
 
 func (f *hubFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.dev, "dev", false, "use the built-in local IoT Hub (started in-process unless 'iotplan dev' is running)")
 	fs.StringVar(&f.dataDir, "data", defaultDataDir, "data directory of the local hub (with -dev)")
+	fs.StringVar(&f.tier, "hub-tier", "", "the hub's tier, F1, S1, S2 or S3 (else "+envHubTier+", the hub block's tier, or S1 assumed)")
+	fs.IntVar(&f.units, "hub-units", 0, "the hub's units (else "+envHubUnits+", the hub block's units, or 1)")
 }
 
 // endpointFile is written by a running 'iotplan dev' into its data directory so that
@@ -45,6 +51,9 @@ type endpointFile struct {
 	ConnectionString string `json:"connectionString"`
 	CAFile           string `json:"caFile"`
 	PID              int    `json:"pid"`
+	// Tier and Units are the running hub's throttling tier ("" = unlimited).
+	Tier  string `json:"tier,omitempty"`
+	Units int    `json:"units,omitempty"`
 }
 
 const endpointFileName = "endpoint.json"
@@ -80,6 +89,10 @@ func readRunningEndpoint(dataDir string) (endpointFile, bool) {
 // hubSession is the hub a command talks to, and how to let go of it.
 type hubSession struct {
 	client *hubclient.Client
+	// tier is the hub's tier (the zero Tier: an unlimited local hub); tierAssumed: it was not
+	// declared and assumedTier stands in for it.
+	tier        tier.Tier
+	tierAssumed bool
 	// local is set when the command started the local hub in-process.
 	local *hub.Hub
 	// name describes the hub for messages, never with a key.
@@ -93,10 +106,16 @@ func (h *hubSession) Close() {
 }
 
 // openHub resolves the hub: -dev (a running 'iotplan dev', else one started in-process),
-// else the config's hub block, else IOTHUB_CONNECTION_STRING.
+// else the config's hub block, else IOTHUB_CONNECTION_STRING; and its tier (declaredTier;
+// for a local hub, its own; for a real one, assumedTier when none is declared). The client
+// paces its calls to that tier.
 func openHub(ctx context.Context, f hubFlags, cfg *schema.Config, logOut io.Writer) (*hubSession, error) {
+	t, declared, err := declaredTier(f, cfg)
+	if err != nil {
+		return nil, err
+	}
 	if f.dev {
-		return openDevHub(ctx, f.dataDir, logOut)
+		return openDevHub(ctx, f.dataDir, t, declared, logOut)
 	}
 	cs, source := "", ""
 	if cfg != nil && cfg.Hub != nil && cfg.Hub.ConnectionString != "" {
@@ -107,25 +126,38 @@ func openHub(ctx context.Context, f hubFlags, cfg *schema.Config, logOut io.Writ
 	if cs == "" {
 		return nil, fmt.Errorf("no IoT Hub to talk to: set %s to a service connection string, add a hub block, or use -dev for the built-in local hub", envConnectionString)
 	}
-	c, err := hubclient.New(cs)
+	hs := &hubSession{tier: t}
+	if !declared {
+		hs.tier, hs.tierAssumed = assumedTier, true
+	}
+	c, err := hubclient.New(cs, hubclient.WithTier(hs.tier))
 	if err != nil {
 		// hubclient's errors never carry the key; say where the string came from.
 		return nil, fmt.Errorf("%s: %s", source, oneLine(err.Error()))
 	}
-	return &hubSession{client: c, name: c.HostName()}, nil
+	hs.client, hs.name = c, c.HostName()
+	return hs, nil
 }
 
-func openDevHub(ctx context.Context, dataDir string, logOut io.Writer) (*hubSession, error) {
+// openDevHub talks to the local hub: a running 'iotplan dev' of dataDir (its tier is the one
+// it runs with), else one started in-process (unlimited). A declared tier overrides either,
+// for rehearsing against a hub's quotas.
+func openDevHub(ctx context.Context, dataDir string, t tier.Tier, declared bool, logOut io.Writer) (*hubSession, error) {
 	if e, ok := readRunningEndpoint(dataDir); ok {
 		pool, err := loadCAFile(e.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("local hub in %s: %w", dataDir, err)
 		}
-		c, err := hubclient.New(e.ConnectionString, hubclient.WithRootCAs(pool))
+		if !declared {
+			if t, err = tier.Parse(e.Tier, e.Units); err != nil {
+				return nil, fmt.Errorf("local hub in %s: %w", dataDir, err)
+			}
+		}
+		c, err := hubclient.New(e.ConnectionString, hubclient.WithRootCAs(pool), hubclient.WithTier(t))
 		if err != nil {
 			return nil, fmt.Errorf("local hub in %s: %s", dataDir, oneLine(err.Error()))
 		}
-		return &hubSession{client: c, name: c.HostName() + " (iotplan dev, pid " + fmt.Sprint(e.PID) + ")"}, nil
+		return &hubSession{client: c, tier: t, name: c.HostName() + " (iotplan dev, pid " + fmt.Sprint(e.PID) + ")"}, nil
 	}
 	h, err := hub.Start(ctx, hub.Options{
 		DataDir:   dataDir,
@@ -136,13 +168,13 @@ func openDevHub(ctx context.Context, dataDir string, logOut io.Writer) (*hubSess
 	if err != nil {
 		return nil, fmt.Errorf("starting the local hub in %s: %w", dataDir, err)
 	}
-	c, err := hubclient.New(h.ServiceConnectionString(), hubclient.WithRootCAs(h.RootCAs()))
+	c, err := hubclient.New(h.ServiceConnectionString(), hubclient.WithRootCAs(h.RootCAs()), hubclient.WithTier(t))
 	if err != nil {
 		h.Close()
 		return nil, err
 	}
 	fmt.Fprintf(logOut, "Started the built-in local IoT Hub in %s (%s simulated devices) for this run.\n\n", dataDir, render.Count(h.Sim().DeviceCount()))
-	return &hubSession{client: c, local: h, name: h.HostName() + " (built-in local hub, " + dataDir + ")"}, nil
+	return &hubSession{client: c, tier: t, local: h, name: h.HostName() + " (built-in local hub, " + dataDir + ")"}, nil
 }
 
 func loadCAFile(path string) (*x509.CertPool, error) {
@@ -167,4 +199,9 @@ func hubLogger(w io.Writer) *slog.Logger {
 		level = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// planOptions are the plan options for this hub: its host and tier.
+func (h *hubSession) planOptions() reconcile.PlanOptions {
+	return reconcile.PlanOptions{Hub: h.client.HostName(), Tier: h.tier, TierAssumed: h.tierAssumed}
 }

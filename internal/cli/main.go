@@ -72,6 +72,7 @@ var longFlags = map[string]bool{
 	"var": true, "var-file": true, "dev": true, "data": true, "fleet": true, "host": true,
 	"https-port": true, "mqtt-port": true, "help": true, "device-connection-string": true,
 	"tier": true, "units": true, "policies": true, "regenerate-key": true,
+	"hub-tier": true, "hub-units": true, "job-slot-timeout": true, "query-dialect": true,
 }
 
 func normalizeArgs(args []string) []string {

@@ -51,7 +51,7 @@ func runPlan(cmd *cobra.Command, s Streams, o *planOptions, args []string) error
 	}
 	defer hs.Close()
 
-	p, err := reconcile.MakePlan(cmd.Context(), hs.client, reconcile.FromSchema(cfg), reconcile.PlanOptions{Hub: hs.client.HostName()})
+	p, err := reconcile.MakePlan(cmd.Context(), hs.client, reconcile.FromSchema(cfg), hs.planOptions())
 	if err != nil {
 		return fmt.Errorf("reading the fleet from %s: %w", hs.name, err)
 	}

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/iotplan/iotplan/internal/hub"
-	"github.com/iotplan/iotplan/internal/hub/throttle"
 	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/hubclient"
+	"github.com/iotplan/iotplan/internal/tier"
 )
 
 // Throttled end-to-end runs (hub-throttle). `iotplan apply` against a local hub started with
@@ -132,14 +132,14 @@ twin "fleet" {
 		applyThrottled, _ = strconv.Atoi(m[1])
 	}
 	if refused == 0 || int64(planThrottled+applyThrottled) != refused {
-		t.Errorf("the hub refused %d requests (%+v); the run reported %d + %d", refused, stats[throttle.Queries], planThrottled, applyThrottled)
+		t.Errorf("the hub refused %d requests (%+v); the run reported %d + %d", refused, stats[tier.Queries], planThrottled, applyThrottled)
 	}
 	// Each refused query waited its Retry-After (S1: one query per 3 s) before the retry.
 	if planWait < float64(planThrottled)*2.5 {
 		t.Errorf("planning waited %.1fs for %d throttled queries; Retry-After asks ≈ 3 s each", planWait, planThrottled)
 	}
 	t.Logf("hub throttle: queries %+v; jobs ops %+v; job %v for %d devices; apply %v",
-		stats[throttle.Queries], stats[throttle.JobsOps], jobTook.Round(time.Millisecond), n, took.Round(time.Millisecond))
+		stats[tier.Queries], stats[tier.JobsOps], jobTook.Round(time.Millisecond), n, took.Round(time.Millisecond))
 }
 
 func commas(n int) string {

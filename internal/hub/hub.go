@@ -14,7 +14,11 @@
 // use another. HostName() is then the bare host; on any other port it is "host:port", which
 // iotplan and amenzhinsky/iothub accept in connection strings and Azure's SDKs do not.
 //
-// Imports: internal/hub/..., hubapi, sas, bbolt, hcl (fleet diagnostics), stdlib.
+// Queries: Options.QueryDialect sets the query language of every place the hub parses one
+// (POST /devices/query, job queryConditions, ADM); Options.OnQuery observes each text it
+// receives there, for audits (internal/hub/hubtest), and each is logged at debug level.
+//
+// Imports: internal/hub/..., hubapi, query, sas, bbolt, hcl (fleet diagnostics), stdlib.
 package hub
 
 import (
@@ -49,7 +53,9 @@ import (
 	"github.com/iotplan/iotplan/internal/hub/sim"
 	"github.com/iotplan/iotplan/internal/hub/throttle"
 	"github.com/iotplan/iotplan/internal/hub/tlscert"
+	"github.com/iotplan/iotplan/internal/query"
 	"github.com/iotplan/iotplan/internal/sas"
+	"github.com/iotplan/iotplan/internal/tier"
 )
 
 // Options configure Start. Zero values take the documented defaults.
@@ -64,10 +70,18 @@ type Options struct {
 	FleetFile string       // "" = the default fleet for a new hub, or the remembered one
 	Logger    *slog.Logger // nil = discard
 	// Tier and Units select Azure's per-tier operation throttles, job concurrency and job
-	// device-operation rate (internal/hub/throttle): Tier "F1", "S1", "S2" or "S3"; Units 0
-	// = 1. Tier "" = unlimited, the default.
+	// device-operation rate (internal/tier's table, enforced by internal/hub/throttle): Tier
+	// "F1", "S1", "S2" or "S3"; Units 0 = 1. Tier "" = unlimited, the default.
 	Tier  string
 	Units int
+	// QueryDialect is the query language the hub accepts in POST /devices/query, job
+	// queryConditions and ADM target conditions and metric queries: query.Documented (the
+	// zero value) as strict as Azure's documentation, or query.Extended (IS_STRING, ENDSWITH,
+	// TOP(n), 1e3, ...; see docs/query.md).
+	QueryDialect query.Dialect
+	// OnQuery, if set, is called for every query text the hub receives there, with the error
+	// it was rejected with (see QueryEvent). It may be called from several goroutines at once.
+	OnQuery func(QueryEvent)
 }
 
 // Defaults.
@@ -172,10 +186,12 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 		}
 	}})
 	if h.jobs, err = jobs.New(h.db, h.reg, h.link, jobs.Options{Logger: h.log,
-		MaxConcurrentJobs: h.throttle.MaxConcurrentJobs(), DeviceOpsPerSecond: h.throttle.Rate(throttle.JobDeviceOps)}); err != nil {
+		QueryDialect: opts.QueryDialect, OnQuery: h.queryHook(QueryFromJob),
+		MaxConcurrentJobs: h.throttle.MaxConcurrentJobs(), DeviceOpsPerSecond: h.throttle.Rate(tier.JobDeviceOps)}); err != nil {
 		return nil, err
 	}
-	if h.adm, err = adm.New(h.db, h.reg, adm.Options{Logger: h.log}); err != nil {
+	if h.adm, err = adm.New(h.db, h.reg, adm.Options{Logger: h.log,
+		QueryDialect: opts.QueryDialect, OnQuery: h.queryHook(QueryFromADM)}); err != nil {
 		return nil, err
 	}
 
@@ -194,6 +210,7 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 	h.api = httpapi.New(httpapi.Options{
 		HostName: h.host, Registry: h.reg, Methods: h.link, Jobs: h.jobs, Policies: h.policies, Logger: h.log,
 		Throttle: h.throttle, Configurations: h.adm,
+		QueryDialect: opts.QueryDialect, OnQuery: h.queryHook(QueryFromQuery),
 	})
 	handler := h.api.Handler()
 	if opts.MQTTAddr != "" {
@@ -206,7 +223,7 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 			Policies:  h.devicePolicy,
 			Logger:    h.log,
 			AdmitConnect: func(ctx context.Context) error {
-				return h.throttle.Wait(ctx, throttle.DeviceConnections, 1)
+				return h.throttle.Wait(ctx, tier.DeviceConnections, 1)
 			},
 		})
 		if err != nil {
@@ -240,7 +257,8 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 			h.log.Error("hub: HTTPS server stopped", "err", err)
 		}
 	}()
-	h.log.Info("local IoT Hub started", "host", h.host, "data", opts.DataDir, "devices", h.reg.DeviceCount())
+	h.log.Info("local IoT Hub started", "host", h.host, "data", opts.DataDir, "devices", h.reg.DeviceCount(),
+		"queryDialect", opts.QueryDialect.String())
 	return h, nil
 }
 

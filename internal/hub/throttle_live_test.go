@@ -16,14 +16,14 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/iotplan/iotplan/internal/hub"
-	"github.com/iotplan/iotplan/internal/hub/throttle"
+	"github.com/iotplan/iotplan/internal/tier"
 )
 
 // The tier's throttles apply to authorized requests only, and a hub without a tier is
 // unlimited.
 func TestThrottleAppliesAfterAuthorization(t *testing.T) {
-	for _, tier := range []string{"", "S1"} {
-		h, err := hub.Start(context.Background(), hub.Options{DataDir: filepath.Join(t.TempDir(), "hub"), HTTPSAddr: "127.0.0.1:0", Tier: tier})
+	for _, name := range []string{"", "S1"} {
+		h, err := hub.Start(context.Background(), hub.Options{DataDir: filepath.Join(t.TempDir(), "hub"), HTTPSAddr: "127.0.0.1:0", Tier: name})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -34,24 +34,24 @@ func TestThrottleAppliesAfterAuthorization(t *testing.T) {
 		}
 		for i := 0; i < 10; i++ {
 			if r := query("-"); r.status != 401 {
-				t.Fatalf("%q: unauthenticated query: %d", tier, r.status)
+				t.Fatalf("%q: unauthenticated query: %d", name, r.status)
 			}
 			if r := query("device"); r.status != 401 {
-				t.Fatalf("%q: query as device: %d", tier, r.status)
+				t.Fatalf("%q: query as device: %d", name, r.status)
 			}
 		}
 		// S1: the 20 rejected requests cost nothing; the burst of 3 queries is intact.
 		n := 3
-		if tier == "" {
+		if name == "" {
 			n = 50
 		}
 		for i := 0; i < n; i++ {
 			if r := query(""); r.status != 200 {
-				t.Fatalf("%q: query %d: %d %s", tier, i+1, r.status, r.body)
+				t.Fatalf("%q: query %d: %d %s", name, i+1, r.status, r.body)
 			}
 		}
 		r := query("")
-		switch tier {
+		switch name {
 		case "":
 			if r.status != 200 || h.Throttle().MaxConcurrentJobs() != 0 {
 				t.Errorf("unlimited hub: %d", r.status)
@@ -60,7 +60,7 @@ func TestThrottleAppliesAfterAuthorization(t *testing.T) {
 			if r.status != 429 || r.header.Get("Retry-After") == "" {
 				t.Errorf("S1: fourth query %d, Retry-After %q", r.status, r.header.Get("Retry-After"))
 			}
-			st := h.Throttle().Stats()[throttle.Queries]
+			st := h.Throttle().Stats()[tier.Queries]
 			if st.Served != 3 || st.Refused != 1 {
 				t.Errorf("S1 query stats %+v", st)
 			}
@@ -110,7 +110,7 @@ func TestDeviceConnectionsAreThrottled(t *testing.T) {
 	if err := c.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	st := h.Throttle().Stats()[throttle.DeviceConnections]
+	st := h.Throttle().Stats()[tier.DeviceConnections]
 	if st.Served != 1 || st.Rate != 100 || st.Burst != 1000 {
 		t.Errorf("S1 device connections: %+v, want 1 served at 100/s, burst 1000", st)
 	}

@@ -22,9 +22,13 @@ const (
 	JobTypeDeviceMethod = "scheduleDeviceMethod"
 )
 
-// Job-level statuses (JobResponse.Status). Note the two L's in "cancelled".
+// Job-level statuses (JobResponse.Status). Note the two L's in "cancelled". "enqueued" is
+// "in the queue for execution" and "queued" its synonym (Azure's C# SDK,
+// https://github.com/Azure/azure-iot-sdk-csharp/blob/main/iothub/service/src/Jobs/JobStatus.cs);
+// hubs answer "queued", which is what the local hub reports.
 const (
 	JobStatusQueued    = "queued"
+	JobStatusEnqueued  = "enqueued"
 	JobStatusScheduled = "scheduled"
 	JobStatusRunning   = "running"
 	JobStatusCompleted = "completed"

@@ -10,11 +10,20 @@
 // on 429 and 5xx with bounded exponential backoff and jitter, honouring Retry-After; writes
 // (twin updates, device PUTs, direct methods) are retried on 429 only, because the hub refused
 // them before acting; a job PUT whose outcome is unknown is checked with a GET, never blindly
-// sent again. The time spent waiting before retries is measured (Waited) and the 429 answers
+// sent again, and one refused because every job slot is held (429004) is returned at once for
+// the caller to wait for a slot. The time spent waiting before retries is measured (Waited) and the 429 answers
 // counted (Throttled), so plans and apply results can say what throttling cost.
 //
+// A client told its hub's tier (WithTier) paces itself to the tier's documented rates, one
+// token bucket per operation class (pace.go; the rates are internal/tier's, the same table the
+// local hub enforces), so it is not throttled in the first place; the time it spent waiting
+// for its turn is measured apart from Waited (Paced, PacedByClass). ActiveJobs lists the jobs
+// that hold one of the tier's concurrent-job slots. QueryRows reads only as many pages as a
+// caller needs (the first page of a GROUP BY's groups) and says whether more remain.
+//
 // Failures the hub reports are *Error values; no error of this package contains the key or a
-// token. Imports: internal/hubapi, internal/sas, amenzhinsky/iothub/iotservice, stdlib.
+// token. Imports: internal/clock, internal/hubapi, internal/query, internal/sas,
+// internal/tier, amenzhinsky/iothub/iotservice, stdlib.
 package hubclient
 
 import (
@@ -36,8 +45,10 @@ import (
 	"github.com/amenzhinsky/iothub/common"
 	"github.com/amenzhinsky/iothub/iotservice"
 
+	"github.com/iotplan/iotplan/internal/clock"
 	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/sas"
+	"github.com/iotplan/iotplan/internal/tier"
 )
 
 // Client talks to one hub with a service connection string. It is safe for concurrent use.
@@ -46,16 +57,23 @@ type Client struct {
 	http  *http.Client
 	svc   *iotservice.Client
 	retry retryPolicy
+	tier  tier.Tier // pace to it; the zero Tier: no pacing (pace.go)
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) error
 
-	mu    sync.Mutex
-	calls map[string]int
-	waits waitStats // guarded by mu; see waits.go
+	mu      sync.Mutex
+	calls   map[string]int
+	waits   waitStats                  // guarded by mu; see waits.go
+	buckets map[tier.Class]*paceBucket // guarded by mu; see pace.go
 }
 
 type config struct {
 	rootCAs    *x509.CertPool
 	httpClient *http.Client
 	retry      retryPolicy
+	tier       tier.Tier
+	now        func() time.Time
+	sleep      func(context.Context, time.Duration) error
 }
 
 // Option configures New.
@@ -93,7 +111,7 @@ func New(connectionString string, opts ...Option) (*Client, error) {
 	if cs.SharedAccessKeyName == "" || cs.DeviceID != "" {
 		return nil, errors.New("connection string: a service connection string (with SharedAccessKeyName) is needed, not a device connection string")
 	}
-	cfg := config{retry: defaultRetry}
+	cfg := config{retry: defaultRetry, now: time.Now, sleep: clock.Sleep}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -105,7 +123,9 @@ func New(connectionString string, opts ...Option) (*Client, error) {
 		}
 		base = &http.Client{Transport: tr, Timeout: 5 * time.Minute}
 	}
-	c := &Client{cs: cs, retry: cfg.retry, calls: map[string]int{}}
+	c := &Client{cs: cs, retry: cfg.retry, tier: cfg.tier, now: cfg.now, sleep: cfg.sleep,
+		calls: map[string]int{}, buckets: map[tier.Class]*paceBucket{}}
+	c.waits.paced = map[tier.Class]Pacing{}
 	inner := base.Transport
 	if inner == nil {
 		inner = http.DefaultTransport

@@ -162,7 +162,7 @@ type faultServer struct {
 	reply func(n int, r *http.Request, w http.ResponseWriter) // n counts requests from 1
 }
 
-func (f *faultServer) start(t *testing.T) *Client {
+func (f *faultServer) start(t *testing.T, opts ...Option) *Client {
 	t.Helper()
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -178,7 +178,7 @@ func (f *faultServer) start(t *testing.T) *Client {
 	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(srv.URL, "https://")
 	c, err := New("HostName="+host+";SharedAccessKeyName=iothubowner;SharedAccessKey="+testKey,
-		WithHTTPClient(srv.Client()), WithRetry(4, time.Millisecond, 4*time.Millisecond))
+		append([]Option{WithHTTPClient(srv.Client()), WithRetry(4, time.Millisecond, 4*time.Millisecond)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,10 +265,11 @@ func TestCreateJobChecksBeforeResending(t *testing.T) {
 		t.Errorf("requests %v", f.log)
 	}
 
-	// 3. 429 (too many active jobs): refused, so re-sent without a GET.
+	// 3. 429 (throttled): refused, so re-sent without a GET. (A 429004, every job slot held,
+	// is returned at once: TestCreateJobReturnsSlotRefusals.)
 	f = &faultServer{reply: func(n int, r *http.Request, w http.ResponseWriter) {
 		if n == 1 {
-			hubError(w, 429, "ThrottlingMaxActiveJobCountExceeded", "one job at a time")
+			hubError(w, 429, "ThrottlingException", "throttled")
 			return
 		}
 		io.WriteString(w, `{"jobId":"iotplan-t-1","type":"scheduleUpdateTwin","status":"queued"}`)

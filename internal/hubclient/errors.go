@@ -49,6 +49,10 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// CodeTooManyActiveJobs is the hub's ThrottlingMaxActiveJobCountExceeded: a job was refused
+// because every job slot of the tier is held (1 on S1, 5 on S2, 10 on S3).
+const CodeTooManyActiveJobs = 429004
+
 // IsCode reports whether err is a hub *Error with the given numeric code (e.g. 404002).
 func IsCode(err error, code int) bool {
 	var he *Error
@@ -228,3 +232,7 @@ func fromService(op string, err error) error {
 // HTTPStatus is the response's status code (lets packages that must not import hubclient,
 // such as reconcile, recognise a conflict).
 func (e *Error) HTTPStatus() int { return e.Status }
+
+// HubCode is the hub's numeric error code (e.g. 429004), 0 when none was read: packages that
+// take a client through an interface recognise codes with it, without importing this one.
+func (e *Error) HubCode() int { return e.Code }

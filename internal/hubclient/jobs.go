@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/iotplan/iotplan/internal/hubapi"
@@ -21,8 +24,11 @@ func jobPath(jobID string, suffix ...string) string {
 	return p
 }
 
-// CreateJob schedules a v2 job (PUT /jobs/v2/{jobId}). A 429 (the hub refused: too many active
-// jobs, throttled) is retried with backoff. When the outcome is unknown (a transport error or
+// CreateJob schedules a v2 job (PUT /jobs/v2/{jobId}). A 429 ThrottlingException (the hub
+// refused: throttled) is retried with backoff; a 429004 ThrottlingMaxActiveJobCountExceeded
+// (every job slot is held, possibly for days by a scheduled job) is returned at once, for the
+// caller to wait for a slot (reconcile.Apply does, and says which jobs hold them). When the
+// outcome is unknown (a transport error or
 // a 5xx after the request may have landed), the job is looked up with GET: if it exists with
 // the same type it is returned as created, if it does not the PUT is sent again — never
 // blindly. The returned response is the hub's (minimal: jobId, type, status "queued").
@@ -54,6 +60,8 @@ func (c *Client) CreateJob(ctx context.Context, req hubapi.JobRequest) (hubapi.J
 		lastErr = err
 		var he *Error
 		switch {
+		case errors.As(err, &he) && he.Code == CodeTooManyActiveJobs:
+			return hubapi.JobResponse{}, err
 		case errors.As(err, &he) && he.Status == http.StatusTooManyRequests:
 			continue // refused before it was accepted: safe to send again after a pause
 		case errors.As(err, &he) && he.Status == http.StatusConflict && ambiguous:
@@ -128,4 +136,58 @@ func (c *Client) ListJobs(ctx context.Context, jobType, status string) ([]hubapi
 		token = next
 	}
 	return nil, fmt.Errorf("iot hub job.list: more than %d pages; stopping", maxPages)
+}
+
+// activeJobStatuses are the job statuses that hold one of the tier's concurrent-job slots, in
+// the order a job passes through them.
+var activeJobStatuses = []string{hubapi.JobStatusEnqueued, hubapi.JobStatusQueued,
+	hubapi.JobStatusScheduled, hubapi.JobStatusRunning}
+
+// ActiveJobs returns the jobs that hold one of the hub's concurrent-job slots (as many as
+// tier.Tier.MaxConcurrentJobs), oldest first (by createdTime, then jobId).
+//
+// Which statuses: every job that has not ended — "queued" (and its synonym "enqueued"),
+// "scheduled" (a future startTime) and "running"; not "completed", "failed" or "cancelled".
+// That is what the local hub counts before it answers 429004 ThrottlingMaxActiveJobCountExceeded
+// (internal/hub/jobs: every job not in a final status). Azure does not document whether a
+// scheduled job takes a slot; its own Go client's tests cancel their future-dated job because
+// "free-tier accounts support only one running job"
+// (https://github.com/amenzhinsky/iothub/blob/master/iotservice/client_test.go), so it is
+// counted.
+//
+// It reads GET /jobs/v2/query once per status (paged as ListJobs), so the result is a
+// snapshot: a job that changes status between two reads is listed once, with its later record;
+// one created meanwhile may be missing.
+func (c *Client) ActiveJobs(ctx context.Context) ([]hubapi.JobResponse, error) {
+	byID := map[string]hubapi.JobResponse{}
+	for _, status := range activeJobStatuses {
+		jobs, err := c.ListJobs(ctx, "", status)
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range jobs {
+			byID[j.JobID] = j // statuses are read in lifecycle order: the later record wins
+		}
+	}
+	out := slices.Collect(maps.Values(byID))
+	slices.SortFunc(out, func(a, b hubapi.JobResponse) int {
+		if c := compareTimes(a.CreatedTime, b.CreatedTime); c != 0 {
+			return c
+		}
+		return strings.Compare(a.JobID, b.JobID)
+	})
+	return out, nil
+}
+
+// compareTimes orders times, a missing one last.
+func compareTimes(a, b *time.Time) int {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case a == nil:
+		return 1
+	case b == nil:
+		return -1
+	}
+	return a.Compare(*b)
 }

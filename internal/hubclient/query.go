@@ -20,30 +20,46 @@ const maxPages = 100_000
 // every row, following x-ms-continuation across pages of at most 100 rows; each page is one
 // "query" call. Rows are JSON objects decoded with float64 numbers.
 func (c *Client) Query(ctx context.Context, q string) ([]map[string]any, error) {
-	raw, err := c.queryRaw(ctx, q, 0)
+	rows, _, err := c.QueryRows(ctx, q, 0)
+	return rows, err
+}
+
+// QueryRows runs q and returns at most max rows (max <= 0: every row), reading pages only until
+// it has them, and whether the hub has more rows than it returned (a further row in the last
+// page read, or a continuation token). It is how a plan reads "the first page of groups" of a
+// GROUP BY without TOP, whose meaning with GROUP BY Azure does not document.
+func (c *Client) QueryRows(ctx context.Context, q string, max int) ([]map[string]any, bool, error) {
+	raw, more, err := c.queryPages(ctx, q, max)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	rows := make([]map[string]any, 0, len(raw))
 	for i, r := range raw {
 		var m map[string]any
 		if err := json.Unmarshal(r, &m); err != nil {
-			return nil, fmt.Errorf("iot hub query: row %d is not a JSON object: %w", i+1, err)
+			return nil, false, fmt.Errorf("iot hub query: row %d is not a JSON object: %w", i+1, err)
 		}
 		rows = append(rows, m)
 	}
-	return rows, nil
+	return rows, more, nil
 }
 
 // queryRaw runs q and returns its rows as raw JSON; limit > 0 stops reading pages once that
 // many rows have arrived (the result is cut to limit).
 func (c *Client) queryRaw(ctx context.Context, q string, limit int) ([]json.RawMessage, error) {
+	rows, _, err := c.queryPages(ctx, q, limit)
+	return rows, err
+}
+
+// queryPages reads pages of q until limit rows (limit <= 0: all pages) and reports whether
+// rows remain.
+func (c *Client) queryPages(ctx context.Context, q string, limit int) ([]json.RawMessage, bool, error) {
 	var all []json.RawMessage
 	token := ""
 	seen := map[string]bool{}
 	for page := 0; ; page++ {
 		if page >= maxPages {
-			return nil, fmt.Errorf("iot hub query: more than %d pages; stopping", maxPages)
+			return nil, false, fmt.Errorf("iot hub query: more than %d pages; stopping", maxPages)
 		}
 		h := http.Header{}
 		h.Set(hubapi.HeaderMaxItemCount, strconv.Itoa(hubapi.MaxPageSize))
@@ -56,22 +72,22 @@ func (c *Client) queryRaw(ctx context.Context, q string, limit int) ([]json.RawM
 			body: hubapi.QuerySpecification{Query: q}, headers: h,
 		}, &rows)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		for _, r := range rows {
 			if !bytes.Equal(bytes.TrimSpace(r), []byte("null")) {
 				all = append(all, r)
 			}
 		}
-		if limit > 0 && len(all) >= limit {
-			return all[:limit], nil
-		}
 		token = hdr.Get(hubapi.HeaderContinuation)
+		if limit > 0 && len(all) >= limit {
+			return all[:limit], len(all) > limit || token != "", nil
+		}
 		if token == "" {
-			return all, nil
+			return all, false, nil
 		}
 		if seen[token] {
-			return nil, fmt.Errorf("iot hub query: the hub repeated a continuation token; stopping")
+			return nil, false, fmt.Errorf("iot hub query: the hub repeated a continuation token; stopping")
 		}
 		seen[token] = true
 	}

@@ -56,7 +56,8 @@ var ownRetryKinds = map[string]bool{"job.create": true}
 // a transport error; every other call (twin and device writes, direct methods) only after a
 // 429, because a throttled request was refused before the hub acted on it [inferred: Azure
 // throttles at admission; its SDKs retry 429 for every operation too].
-// Every wait before a retry is measured and added to the client's Waited.
+// Every wait before a retry is measured and added to the client's Waited. With a tier
+// (WithTier) every attempt, retries included, first waits for its turn (pace.go).
 type transport struct {
 	c    *Client
 	next http.RoundTripper
@@ -70,6 +71,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		attempts = t.c.retry.attempts
 	}
 	for n := 1; ; n++ {
+		if err := t.c.pace(req.Context(), kind, req); err != nil {
+			return nil, err
+		}
 		t.c.count(kind)
 		res, err := t.next.RoundTrip(req)
 		if err == nil && res.StatusCode == http.StatusTooManyRequests {

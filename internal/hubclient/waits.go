@@ -4,21 +4,23 @@ import (
 	"context"
 	"time"
 
-	"github.com/iotplan/iotplan/internal/clock"
+	"github.com/iotplan/iotplan/internal/tier"
 )
 
-// waitStats is what the client spent waiting on the hub: measured sleeps before retries, and
-// how many answers were 429 (throttled).
+// waitStats is what the client spent waiting on the hub: measured sleeps before retries, how
+// many answers were 429 (throttled), and pacing to the client's tier per class (pace.go).
 type waitStats struct {
 	waited    time.Duration
 	throttled int
+	paced     map[tier.Class]Pacing
 }
 
 // Waited is the total time the client spent waiting before retrying calls, since New: after
 // a 429 (throttled; the hub's Retry-After when it sent one, else backoff) or, for idempotent
 // calls, after a 5xx or a transport error. It is measured (wall-clock time of each wait), not
 // the sum of the delays asked for. Time a throttled request spent held in the hub's own queue
-// is not included: to the client it is only a slower answer.
+// is not included: to the client it is only a slower answer. Nor is pacing to the client's
+// tier before a request is sent: that is Paced.
 func (c *Client) Waited() time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -43,10 +45,10 @@ func (c *Client) wait(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
-	start := time.Now()
-	err := clock.Sleep(ctx, d)
+	start := c.now()
+	err := c.sleep(ctx, d)
 	c.mu.Lock()
-	c.waits.waited += time.Since(start)
+	c.waits.waited += c.now().Sub(start)
 	c.mu.Unlock()
 	return err
 }

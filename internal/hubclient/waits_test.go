@@ -2,6 +2,7 @@ package hubclient
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -67,7 +68,7 @@ func TestCreateJobWaitsAreMeasured(t *testing.T) {
 	f := &faultServer{reply: func(n int, r *http.Request, w http.ResponseWriter) {
 		if n == 1 {
 			w.Header().Set("Retry-After", "1")
-			hubError(w, 429, "ThrottlingMaxActiveJobCountExceeded", "one job at a time")
+			hubError(w, 429, "ThrottlingException", "throttled")
 			return
 		}
 		io.WriteString(w, `{"jobId":"iotplan-t-1","type":"scheduleUpdateTwin","status":"queued"}`)
@@ -85,5 +86,21 @@ func TestCreateJobWaitsAreMeasured(t *testing.T) {
 	}
 	if c.Throttled() != 1 || c.Calls()["job.create"] != 2 {
 		t.Errorf("throttled %d calls %v", c.Throttled(), c.Calls())
+	}
+}
+
+// TestCreateJobReturnsSlotRefusals: a 429004 (every job slot held) is not retried with
+// backoff: the caller waits for a slot, which may take hours (a scheduled job holds it).
+func TestCreateJobReturnsSlotRefusals(t *testing.T) {
+	f := &faultServer{reply: func(n int, r *http.Request, w http.ResponseWriter) {
+		hubError(w, 429, "ThrottlingMaxActiveJobCountExceeded", "one job at a time")
+	}}
+	c := f.start(t)
+	req := hubapi.JobRequest{JobID: "iotplan-t-1", Type: hubapi.JobTypeUpdateTwin, QueryCondition: "*",
+		UpdateTwin: &hubapi.TwinPatch{ETag: "*", Tags: map[string]any{"a": "b"}}}
+	_, err := c.CreateJob(context.Background(), req)
+	var he *Error
+	if !errors.As(err, &he) || he.HubCode() != CodeTooManyActiveJobs || c.Calls()["job.create"] != 1 {
+		t.Fatalf("err %v, calls %v", err, c.Calls())
 	}
 }

@@ -113,13 +113,28 @@ func inList(op Op, p Path, vs []any) Expr {
 	return &BinaryExpr{Op: op, L: &RefExpr{Path: p}, R: a}
 }
 
-func IsDefined(p Path) Expr   { return call1("IS_DEFINED", p) }
-func IsNull(p Path) Expr      { return call1("IS_NULL", p) }
-func IsBool(p Path) Expr      { return call1("IS_BOOL", p) }
-func IsNumber(p Path) Expr    { return call1("IS_NUMBER", p) }
-func IsString(p Path) Expr    { return call1("IS_STRING", p) }
-func IsObject(p Path) Expr    { return call1("IS_OBJECT", p) }
-func IsArray(p Path) Expr     { return call1("IS_ARRAY", p) }
+// IsDefined is IS_DEFINED(p), the documented function: true when p has a value, null included.
+func IsDefined(p Path) Expr { return call1("IS_DEFINED", p) }
+
+// IsNull is IS_NULL(p). Extended dialect only: CheckCondition rejects it.
+func IsNull(p Path) Expr { return call1("IS_NULL", p) }
+
+// IsBool is IS_BOOL(p). Extended dialect only: CheckCondition rejects it.
+func IsBool(p Path) Expr { return call1("IS_BOOL", p) }
+
+// IsNumber is IS_NUMBER(p). Extended dialect only: CheckCondition rejects it.
+func IsNumber(p Path) Expr { return call1("IS_NUMBER", p) }
+
+// IsString is IS_STRING(p). Extended dialect only: CheckCondition rejects it.
+func IsString(p Path) Expr { return call1("IS_STRING", p) }
+
+// IsObject is IS_OBJECT(p). Extended dialect only: CheckCondition rejects it.
+func IsObject(p Path) Expr { return call1("IS_OBJECT", p) }
+
+// IsArray is IS_ARRAY(p). Extended dialect only: CheckCondition rejects it.
+func IsArray(p Path) Expr { return call1("IS_ARRAY", p) }
+
+// IsPrimitive is IS_PRIMITIVE(p). Extended dialect only: CheckCondition rejects it.
 func IsPrimitive(p Path) Expr { return call1("IS_PRIMITIVE", p) }
 
 // StartsWith is STARTSWITH(p, prefix): case-sensitive.
@@ -127,7 +142,8 @@ func StartsWith(p Path, prefix string) Expr {
 	return &CallExpr{Func: "STARTSWITH", Args: []Expr{&RefExpr{Path: p}, literal(prefix)}}
 }
 
-// EndsWith is ENDSWITH(p, suffix): case-sensitive.
+// EndsWith is ENDSWITH(p, suffix): case-sensitive. Extended dialect only: CheckCondition
+// rejects it.
 func EndsWith(p Path, suffix string) Expr {
 	return &CallExpr{Func: "ENDSWITH", Args: []Expr{&RefExpr{Path: p}, literal(suffix)}}
 }
@@ -239,9 +255,14 @@ func (b *SelectBuilder) Query() *Query {
 // String is the canonical statement text.
 func (b *SelectBuilder) String() string { return formatQuery(&b.q) }
 
+// Check is CheckQuery of the statement: call it before sending String() to a hub.
+func (b *SelectBuilder) Check() error { return CheckQuery(&b.q) }
+
 // CheckCondition reports whether e is a condition the hub would accept as
-// written by Format: everything CompileCondition checks plus the MaxLength
-// limit on the text. Use it before sending a composed condition to a hub.
+// written by Format: everything CompileCondition checks, the Documented
+// dialect (no IS_STRING, ENDSWITH, unary minus or empty array; errors wrap
+// ErrUndocumented) and the MaxLength limit on the text. Use it before
+// sending a composed condition to a hub.
 func CheckCondition(e Expr) error {
 	if e == nil {
 		return errorf(Pos{}, "missing condition (nil)")
@@ -249,8 +270,34 @@ func CheckCondition(e Expr) error {
 	if err := checkLimits(e); err != nil {
 		return err
 	}
+	if err := checkDocumented(e); err != nil {
+		return err
+	}
 	if n := utf16Len(Format(e)); n > MaxLength {
 		return errorf(e.Pos(), "condition is %d characters long; the limit is %d", n, MaxLength)
+	}
+	return nil
+}
+
+// CheckQuery reports whether q is a statement the hub would accept as its
+// String() writes it: everything Compile checks, the Documented dialect in
+// its condition and structure (no TOP with GROUP BY, no aggregates or GROUP
+// BY on devices.modules; errors wrap ErrUndocumented) and the MaxLength
+// limit on the text. Use it before sending a composed statement to a hub.
+func CheckQuery(q *Query) error {
+	if err := checkQuery(q); err != nil {
+		return err
+	}
+	if q.Where != nil {
+		if err := checkDocumented(q.Where); err != nil {
+			return err
+		}
+	}
+	if err := checkQueryDocumented(q, q.Start); err != nil {
+		return err
+	}
+	if n := utf16Len(q.String()); n > MaxLength {
+		return errorf(q.Start, "query is %d characters long; the limit is %d", n, MaxLength)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package query
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -52,13 +53,48 @@ func TestBuilderFormat(t *testing.T) {
 		if _, err := CompileCondition(tc.e); err != nil {
 			t.Errorf("CompileCondition(%s): %v", got, err)
 		}
-		back, err := ParseCondition(got)
+		back, err := ParseConditionDialect(got, Extended)
 		if err != nil {
-			t.Errorf("ParseCondition(%s): %v", got, err)
+			t.Errorf("ParseConditionDialect(%s, Extended): %v", got, err)
 			continue
 		}
 		if !Equal(back, tc.e) {
 			t.Errorf("ParseCondition(Format(e)) != e for %s", got)
+		}
+		// The tree check and the text check agree on the Documented dialect.
+		_, textErr := ParseCondition(got)
+		treeErr := CheckCondition(tc.e)
+		if (textErr == nil) != (treeErr == nil) || errors.Is(textErr, ErrUndocumented) != errors.Is(treeErr, ErrUndocumented) {
+			t.Errorf("%s: ParseCondition = %v, CheckCondition = %v; want both nil or both ErrUndocumented", got, textErr, treeErr)
+		}
+	}
+}
+
+// TestCheckConditionDialect: CheckCondition rejects what a builder can make
+// outside the Documented dialect, with the parser's message.
+func TestCheckConditionDialect(t *testing.T) {
+	tests := []struct {
+		e    Expr
+		want string
+	}{
+		{IsString(P("a")), "query: 0:0: IS_STRING is not in IoT Hub's documented query language for twins and jobs (only IS_DEFINED, and STARTSWITH as reported working); iotplan dev --query-dialect extended accepts it"},
+		{Or(Not(IsNumber(P("a"))), Ne(P("a"), 3)), "query: 0:0: IS_NUMBER is not in IoT Hub's documented query language for twins and jobs (only IS_DEFINED, and STARTSWITH as reported working); iotplan dev --query-dialect extended accepts it"},
+		{EndsWith(P("deviceId"), "x"), "query: 0:0: ENDSWITH is not in IoT Hub's documented query language for twins and jobs (only IS_DEFINED, and STARTSWITH as reported working); iotplan dev --query-dialect extended accepts it"},
+		{In(P("deviceId"), []string{}), "query: 0:0: an empty array [] is not in IoT Hub's documented query language (an array constant holds at least one constant); iotplan dev --query-dialect extended accepts it"},
+		{&UnaryExpr{Op: OpNeg, X: Prop(P("a"))}, "query: 0:0: a minus sign before an expression is not in IoT Hub's documented query language (only a number constant may be negative); iotplan dev --query-dialect extended accepts it"},
+	}
+	for _, tc := range tests {
+		err := CheckCondition(tc.e)
+		if err == nil || err.Error() != tc.want || !errors.Is(err, ErrUndocumented) {
+			t.Errorf("CheckCondition(%s) = %v\nwant %s", Format(tc.e), err, tc.want)
+		}
+		if _, err := CompileCondition(tc.e); err != nil {
+			t.Errorf("CompileCondition(%s) = %v; the evaluator runs the Extended dialect", Format(tc.e), err)
+		}
+	}
+	for _, e := range []Expr{All(), IsDefined(P("a")), StartsWith(P("deviceId"), "x"), Eq(P("a"), -2.5e6), In(P("a"), "x")} {
+		if err := CheckCondition(e); err != nil {
+			t.Errorf("CheckCondition(%s) = %v", Format(e), err)
 		}
 	}
 }
@@ -148,6 +184,9 @@ func TestSelectBuilder(t *testing.T) {
 			t.Errorf("got  %s\nwant %s", q, tc.want)
 			continue
 		}
+		if err := tc.b.Check(); err != nil {
+			t.Errorf("Check(%s): %v", q, err)
+		}
 		if _, err := Compile(q); err != nil {
 			t.Errorf("Compile(%s): %v", q, err)
 		}
@@ -163,6 +202,39 @@ func TestSelectBuilder(t *testing.T) {
 	}
 	if _, err := Compile(Select(Jobs).Project(P("deviceId"), "").Query()); err == nil {
 		t.Error("Compile accepted a projection on devices.jobs")
+	}
+}
+
+// TestCheckQuery: statements a builder can make outside the Documented
+// dialect, or too long, are rejected before they are sent.
+func TestCheckQuery(t *testing.T) {
+	x := P("tags", "x")
+	ids := make([]string, 700)
+	for i := range ids {
+		ids[i] = strings.Repeat("d", 12)
+	}
+	tests := []struct {
+		b    *SelectBuilder
+		want string
+		is   error
+	}{
+		{NewSelect().Top(3).Project(x, "x").Count("n").GroupBy(x),
+			"query: 0:0: TOP with GROUP BY is not in IoT Hub's documented query language (the docs do not say whether TOP limits the groups or the twins); iotplan dev --query-dialect extended accepts it", ErrUndocumented},
+		{NewSelect().Where(IsString(x)),
+			"query: 0:0: IS_STRING is not in IoT Hub's documented query language for twins and jobs (only IS_DEFINED, and STARTSWITH as reported working); iotplan dev --query-dialect extended accepts it", ErrUndocumented},
+		{Select(Modules).Count("n"),
+			"query: 0:0: aggregates on devices.modules are not in IoT Hub's documented query language (aggregates are documented for device twins only); iotplan dev --query-dialect extended accepts it", ErrUndocumented},
+		{NewSelect().Count("n").Where(In(P("deviceId"), ids)), "query: 0:0: query is 11251 characters long; the limit is 8192", nil},
+		{NewSelect().Project(x, "").Count("n"), "query: 0:0: a SELECT list that mixes aggregates and properties needs GROUP BY", nil},
+	}
+	for _, tc := range tests {
+		err := tc.b.Check()
+		if err == nil || err.Error() != tc.want || (tc.is != nil) != errors.Is(err, ErrUndocumented) {
+			t.Errorf("Check(%.80s) = %.200v\nwant %s", tc.b, err, tc.want)
+		}
+	}
+	if err := CheckQuery(nil); err == nil {
+		t.Error("CheckQuery(nil) succeeded")
 	}
 }
 

@@ -21,10 +21,21 @@
 // A compiled Condition or Program is immutable and safe for concurrent use;
 // each Run keeps its own state.
 //
+// Dialects: Parse and ParseCondition accept the Documented dialect, what
+// Microsoft documents for twin and job queries; ParseDialect and
+// ParseConditionDialect take Extended for the larger language the local hub
+// accepted before (IS_STRING, ENDSWITH, TOP(n), 1e3, ...). An Extended-only
+// construct is a positioned *Error wrapping ErrUndocumented. Compile and
+// CompileCondition compile trees of either dialect; CheckCondition and
+// CheckQuery (SelectBuilder.Check) hold composed trees to the Documented
+// dialect, and Format writes Documented text (plain decimal numbers,
+// documented escapes) for them.
+//
 // All parse and compile errors are *Error, with a Pos (byte offset, 1-based
 // line and rune column) into the source text; errors about nodes made by
-// the builder have the zero position (0:0). docs/query.md lists what is
-// supported and every choice made where the hub's documentation is silent.
+// the builder have the zero position (0:0). docs/query.md lists what each
+// dialect supports, with sources, and every choice made where the hub's
+// documentation is silent.
 //
 // Tests: the default `go test ./internal/query` replays the fuzz corpus in
 // testdata/fuzz/FuzzParse. Longer runs:

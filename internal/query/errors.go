@@ -24,9 +24,19 @@ func (p Pos) String() string { return fmt.Sprintf("%d:%d", p.Line, p.Col) }
 type Error struct {
 	Pos Pos
 	Msg string
+
+	undocumented bool // the Documented dialect rejects it, the Extended one accepts it
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("query: %d:%d: %s", e.Pos.Line, e.Pos.Col, e.Msg) }
+
+// Unwrap returns ErrUndocumented for a construct only the Extended dialect accepts, else nil.
+func (e *Error) Unwrap() error {
+	if e.undocumented {
+		return ErrUndocumented
+	}
+	return nil
+}
 
 func errorf(pos Pos, format string, args ...any) *Error {
 	return &Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}

@@ -71,12 +71,13 @@ func source(docs []map[string]any) func(func(map[string]any) bool) {
 	}
 }
 
-// run parses, compiles and runs src over docs, failing the test on error.
+// run parses (in the Extended dialect: these tests pin the evaluator, which runs both
+// dialects), compiles and runs src over docs, failing the test on error.
 func run(t *testing.T, src string, docs []map[string]any) ([]any, *Program) {
 	t.Helper()
-	q, err := Parse(src)
+	q, err := ParseDialect(src, Extended)
 	if err != nil {
-		t.Fatalf("Parse(%q): %v", src, err)
+		t.Fatalf("ParseDialect(%q, Extended): %v", src, err)
 	}
 	p, err := Compile(q)
 	if err != nil {

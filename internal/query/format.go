@@ -7,11 +7,13 @@ import (
 )
 
 // Format returns the canonical text of an expression: keywords and function
-// names in upper case, strings single-quoted, numbers in shortest form,
-// parentheses only where needed (and around AND chains inside OR, and
+// names in upper case, strings single-quoted with only the documented
+// escapes (\' \\ \uXXXX), numbers in plain decimal (never an exponent, never
+// -0), parentheses only where needed (and around AND chains inside OR, and
 // around comparisons under NOT, for readability). For any expression that
-// ParseCondition returned, ParseCondition(Format(e)) yields an Equal tree
-// and the same text.
+// ParseConditionDialect(src, d) returned, ParseConditionDialect(Format(e), d)
+// yields an Equal tree and the same text; the text of a tree that
+// CheckCondition accepts is in the Documented dialect.
 func Format(e Expr) string {
 	if e == nil {
 		return ""

@@ -41,6 +41,11 @@ type token struct {
 	end  int // byte offset just past the token
 	text string
 	num  float64
+	// undoc is set when the token is written in a form only the Extended dialect has (an
+	// exponent, a JSON escape, ...): the lexer reads both dialects alike and the parser of
+	// the Documented dialect reports undoc when it takes the token, so errors come in
+	// source order.
+	undoc *Error
 }
 
 // keywords are reserved: they cannot be used as bare property names (write
@@ -235,11 +240,18 @@ func quoteRune(r rune) string {
 	return "'" + string(r) + "'"
 }
 
-// number lexes a decimal (12, 1.5, .5, 1e-3) or hexadecimal (0x1F) literal.
+// number lexes a decimal (12, 1.5, .5, 1e-3) or hexadecimal (0x1F) literal. The documented
+// grammar has decimal_literal, "a float expressed in decimal notation", and
+// hexadecimal_literal, "the string '0x' followed by a string of hexadecimal digits"
+// (https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-query-language): an exponent,
+// a leading '.' and a 0X prefix are marked undocumented.
 func (l *lexer) number(tok *token) *Error {
 	start := l.pos()
 	tok.kind = tNumber
 	if l.peekRune(0) == '0' && (l.peekRune(1) == 'x' || l.peekRune(1) == 'X') {
+		if l.peekRune(1) == 'X' {
+			tok.undoc = undocumentedf(start, "hexadecimal prefix 0X is not in IoT Hub's documented query language (write 0x)")
+		}
 		l.advance()
 		l.advance()
 		digits := l.off
@@ -259,6 +271,7 @@ func (l *lexer) number(tok *token) *Error {
 		tok.num = float64(u)
 		return nil
 	}
+	leadingDot := l.peekRune(0) == '.'
 	for isDigit(l.peekRune(0)) {
 		l.advance()
 	}
@@ -268,9 +281,11 @@ func (l *lexer) number(tok *token) *Error {
 			l.advance()
 		}
 	}
+	exponent := false
 	if r := l.peekRune(0); r == 'e' || r == 'E' {
 		s := l.peekRune(1)
 		if isDigit(s) || (s == '+' || s == '-') && isDigit(l.peekRune(2)) {
+			exponent = true
 			l.advance()
 			l.advance()
 			for isDigit(l.peekRune(0)) {
@@ -287,15 +302,36 @@ func (l *lexer) number(tok *token) *Error {
 		return errorf(start, "number %s is out of range", text)
 	}
 	tok.num = f
+	switch {
+	case exponent:
+		tok.undoc = undocumentedf(start, "number %s with an exponent is not in IoT Hub's documented query language (write it in plain decimal%s)", text, plainHint(f))
+	case leadingDot:
+		tok.undoc = undocumentedf(start, "number %s without a digit before the point is not in IoT Hub's documented query language (write %s)", text, formatNumber(f))
+	}
 	return nil
 }
 
+// plainHint is ": <f in plain decimal>" when that is short enough to read, else "".
+func plainHint(f float64) string {
+	if s := formatNumber(f); len(s) <= 24 {
+		return ": " + s
+	}
+	return ""
+}
+
 // str lexes a quoted string. Escapes: \' \" \\ \/ \b \f \n \r \t \uXXXX
-// (surrogate pairs combine); a doubled quote stands for itself.
+// (surrogate pairs combine); a doubled quote stands for itself. The documented grammar
+// allows only \' \" \\ and \uXXXX (string_literal, iot-hub-devguide-query-language): the
+// first other escape or doubled quote marks the token undocumented.
 func (l *lexer) str(tok *token, q rune) *Error {
 	start := l.pos()
 	l.advance()
 	var b strings.Builder
+	mark := func(e *Error) {
+		if tok.undoc == nil {
+			tok.undoc = e
+		}
+	}
 	for {
 		if l.off >= len(l.src) {
 			return errorf(start, "unterminated string: missing closing %c", q)
@@ -308,6 +344,7 @@ func (l *lexer) str(tok *token, q rune) *Error {
 		l.advance()
 		if r == q {
 			if l.peekRune(0) == q {
+				mark(undocumentedf(escPos, "a doubled quote %c%c inside a string is not in IoT Hub's documented query language (write \\%c)", q, q, q))
 				l.advance()
 				b.WriteRune(q)
 				continue
@@ -323,6 +360,9 @@ func (l *lexer) str(tok *token, q rune) *Error {
 			return errorf(start, "unterminated string: missing closing %c", q)
 		}
 		l.advance()
+		if strings.ContainsRune(`/bfnrt`, e) {
+			mark(undocumentedf(escPos, "string escape \\%c is not in IoT Hub's documented query language (strings allow only \\' \\\" \\\\ and \\uXXXX; write %s)", e, escapeAdvice(e)))
+		}
 		switch e {
 		case '\'', '"', '\\', '/':
 			b.WriteRune(e)
@@ -364,6 +404,12 @@ func (l *lexer) str(tok *token, q rune) *Error {
 	}
 	tok.kind, tok.text = tString, b.String()
 	return nil
+}
+
+// escapeAdvice is the documented way to write what the JSON escape \e stands for.
+func escapeAdvice(e rune) string {
+	codes := map[rune]string{'/': "/ as is", 'b': `\u0008`, 'f': `\u000c`, 'n': `\u000a`, 'r': `\u000d`, 't': `\u0009`}
+	return codes[e]
 }
 
 func (l *lexer) hex4() (uint64, bool) {

@@ -5,10 +5,10 @@ import (
 	"strings"
 )
 
-// functions maps each supported function (canonical upper-case name) to its
-// number of arguments. This is the set the hub accepts in twin and job
-// queries (IS_DEFINED documented; STARTSWITH/ENDSWITH and the IS_* checks
-// observed); routing-only functions such as CONTAINS or LOWER are rejected.
+// functions maps each function of the Extended dialect (canonical upper-case
+// name) to its number of arguments; documentedFunctions are those of the
+// Documented dialect (IS_DEFINED documented, STARTSWITH reported working).
+// Routing-only functions such as CONTAINS or LOWER are rejected in both.
 var functions = map[string]int{
 	"IS_DEFINED": 1, "IS_NULL": 1, "IS_BOOL": 1, "IS_NUMBER": 1, "IS_STRING": 1,
 	"IS_OBJECT": 1, "IS_ARRAY": 1, "IS_PRIMITIVE": 1,
@@ -25,12 +25,15 @@ var routingOnly = map[string]bool{
 	"UPPER": true, "SUBSTRING": true, "INDEX_OF": true, "CONTAINS": true,
 }
 
-// Parse parses a full statement:
+// Parse parses a full statement in the Documented dialect:
 //
 //	SELECT [TOP n] (* | projection {, projection}) FROM devices[.modules|.jobs]
 //	    [WHERE condition] [GROUP BY path]
-func Parse(src string) (q *Query, err error) {
-	p, err := newParser(src)
+func Parse(src string) (*Query, error) { return ParseDialect(src, Documented) }
+
+// ParseDialect parses a full statement in dialect d.
+func ParseDialect(src string, d Dialect) (q *Query, err error) {
+	p, err := newParser(src, d)
 	if err != nil {
 		return nil, err
 	}
@@ -39,13 +42,22 @@ func Parse(src string) (q *Query, err error) {
 	if e := checkQuery(q); e != nil {
 		return nil, e
 	}
+	if d != Extended {
+		if e := checkQueryDocumented(q, p.topPos); e != nil {
+			return nil, e
+		}
+	}
 	return q, nil
 }
 
-// ParseCondition parses a WHERE condition on its own: the queryCondition of a
-// job or the target of an iotplan resource. "*" alone means every device.
-func ParseCondition(src string) (e Expr, err error) {
-	p, err := newParser(src)
+// ParseCondition parses a WHERE condition on its own, in the Documented dialect: the
+// queryCondition of a job or the target of an iotplan resource. "*" alone means every device
+// (documented for jobs: "queryCondition": "*" in iot-hub-devguide-jobs).
+func ParseCondition(src string) (Expr, error) { return ParseConditionDialect(src, Documented) }
+
+// ParseConditionDialect parses a WHERE condition on its own in dialect d.
+func ParseConditionDialect(src string, d Dialect) (e Expr, err error) {
+	p, err := newParser(src, d)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +78,7 @@ func ParseCondition(src string) (e Expr, err error) {
 // ParsePath parses a property path such as properties.desired.building or
 // tags.[[group]].name.
 func ParsePath(src string) (path Path, err error) {
-	p, err := newParser(src)
+	p, err := newParser(src, Documented)
 	if err != nil {
 		return nil, err
 	}
@@ -83,17 +95,19 @@ func ParsePath(src string) (path Path, err error) {
 }
 
 type parser struct {
-	src   string
-	toks  []token
-	i     int
-	depth int
+	src    string
+	d      Dialect
+	toks   []token
+	i      int
+	depth  int
+	topPos Pos // where TOP was written, for the Documented dialect's TOP with GROUP BY error
 }
 
 // bailout carries a parse error up the recursive descent; recover converts
 // it back to an error and lets anything else (a real bug) keep panicking.
 type bailout struct{ err *Error }
 
-func newParser(src string) (*parser, error) {
+func newParser(src string, d Dialect) (*parser, error) {
 	if n := utf16Len(src); n > MaxLength {
 		return nil, errorf(Pos{Offset: 0, Line: 1, Col: 1}, "query is %d characters long; the limit is %d", n, MaxLength)
 	}
@@ -101,7 +115,7 @@ func newParser(src string) (*parser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &parser{src: src, toks: toks}, nil
+	return &parser{src: src, d: d, toks: toks}, nil
 }
 
 func (p *parser) recover(errp *error) {
@@ -116,8 +130,13 @@ func (p *parser) recover(errp *error) {
 
 func (p *parser) peek() token { return p.toks[p.i] }
 
+// next takes the next token; in the Documented dialect a token written in an Extended-only
+// form (see token.undoc) is an error.
 func (p *parser) next() token {
 	t := p.toks[p.i]
+	if t.undoc != nil && p.d != Extended {
+		panic(bailout{t.undoc})
+	}
 	if t.kind != tEOF {
 		p.i++
 	}
@@ -126,6 +145,14 @@ func (p *parser) next() token {
 
 func (p *parser) failAt(t token, format string, args ...any) {
 	panic(bailout{errorf(t.pos, format, args...)})
+}
+
+// undocumented fails with err unless parsing the Extended dialect (a Dialect value that is
+// neither constant parses strictly).
+func (p *parser) undocumented(err *Error) {
+	if p.d != Extended {
+		panic(bailout{err})
+	}
 }
 
 func (p *parser) enter(t token) {
@@ -211,7 +238,9 @@ func (p *parser) hint(t token) string {
 func (p *parser) statement() *Query {
 	start := p.expectKw("SELECT", " at the start of the query")
 	q := &Query{Start: start.pos}
-	if p.acceptKw("TOP") {
+	if t := p.peek(); isKw(t, "TOP") {
+		p.next()
+		p.topPos = t.pos
 		q.HasTop, q.Top = true, p.top()
 	}
 	if p.peek().kind == tStar {
@@ -241,6 +270,9 @@ func (p *parser) statement() *Query {
 		if t := p.peek(); t.kind == tComma {
 			p.failAt(t, "GROUP BY takes a single property path")
 		}
+		if q.HasTop {
+			p.undocumented(errTopGroupBy(p.topPos))
+		}
 	}
 	if t := p.peek(); t.kind != tEOF {
 		what := "WHERE, GROUP BY or end of query"
@@ -259,6 +291,7 @@ func (p *parser) statement() *Query {
 func (p *parser) top() int {
 	paren := p.peek().kind == tLParen
 	if paren {
+		p.undocumented(errTopParen(p.peek().pos))
 		p.next()
 	}
 	t := p.next()
@@ -477,11 +510,15 @@ func (p *parser) multiplicative() Expr {
 	}
 }
 
-// unary: '-' unary | primary. A minus before a number literal folds into it.
+// unary: '-' unary | primary. A minus before a number literal folds into it; the Documented
+// dialect has only that (a negative decimal_literal), no unary minus on an expression.
 func (p *parser) unary() Expr {
 	t := p.peek()
 	if t.kind != tMinus {
 		return p.primary()
+	}
+	if p.toks[p.i+1].kind != tNumber {
+		p.undocumented(errUnaryMinus(t.pos))
 	}
 	p.next()
 	p.enter(t)
@@ -569,8 +606,13 @@ func (p *parser) call() Expr {
 		p.failAt(t, "function %s is only available in message routing queries, not in twin or job queries", name)
 	case name == "STARTS_WITH" || name == "ENDS_WITH":
 		p.failAt(t, "unknown function %s (did you mean %s?)", name, strings.ReplaceAll(name, "_", ""))
+	case p.d != Extended:
+		p.failAt(t, "unknown function %s; twin and job queries support IS_DEFINED and STARTSWITH", describe(p.src, t))
 	default:
 		p.failAt(t, "unknown function %s; twin and job queries support IS_DEFINED, IS_NULL, IS_BOOL, IS_NUMBER, IS_STRING, IS_OBJECT, IS_ARRAY, IS_PRIMITIVE, STARTSWITH and ENDSWITH", describe(p.src, t))
+	}
+	if !documentedFunctions[name] {
+		p.undocumented(errFunction(t.pos, name))
 	}
 	open := p.next()
 	p.enter(open)
@@ -609,6 +651,7 @@ func (p *parser) array() Expr {
 	p.enter(open)
 	a := &ArrayExpr{Start: open.pos, Elems: []Expr{}}
 	if p.peek().kind == tRBrack {
+		p.undocumented(errEmptyArray(open.pos))
 		p.next()
 		p.leave()
 		return a
@@ -646,5 +689,11 @@ func (p *parser) constant() Expr {
 	return nil
 }
 
-// formatNumber is the canonical text of a number literal.
-func formatNumber(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+// formatNumber is the canonical text of a number literal: plain decimal, the only
+// documented decimal_literal form, shortest to round-trip; -0 is written 0.
+func formatNumber(f float64) string {
+	if f == 0 {
+		return "0"
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64)
+}

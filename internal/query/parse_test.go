@@ -6,19 +6,19 @@ import (
 	"testing"
 )
 
-// TestParseCanonical: statements parse, print canonically, and the canonical
-// text re-parses to an equal tree.
+// TestParseCanonical: statements of the Documented dialect parse, print
+// canonically, and the canonical text re-parses to an equal tree.
 func TestParseCanonical(t *testing.T) {
 	tests := []struct{ src, want string }{
 		{"SELECT * FROM devices", "SELECT * FROM devices"},
 		{"select * from devices.modules", "SELECT * FROM devices.modules"},
 		{"SELECT * FROM Devices.Jobs WHERE devices.jobs.jobId = 'x'", "SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'x'"},
 		{"SELECT TOP 3 * FROM devices", "SELECT TOP 3 * FROM devices"},
-		{"SELECT TOP(3) deviceId FROM devices", "SELECT TOP 3 deviceId FROM devices"},
 		{"SELECT COUNT() as TotalNumber FROM devices", "SELECT COUNT() AS TotalNumber FROM devices"},
 		{"SELECT DeviceID, LastActivityTime FROM devices", "SELECT DeviceID, LastActivityTime FROM devices"},
 		{"SELECT avg(properties.reported.t) AS [[avg t]], max(tags.x) FROM devices", "SELECT AVG(properties.reported.t) AS [[avg t]], MAX(tags.x) FROM devices"},
 		{"SELECT tags.[[group]] AS [[group]], count() AS n FROM devices GROUP BY tags.[[group]]", "SELECT tags.[[group]] AS [[group]], COUNT() AS n FROM devices GROUP BY tags.[[group]]"},
+		{"SELECT deviceId FROM devices.modules WHERE moduleId = '$edgeAgent'", "SELECT deviceId FROM devices.modules WHERE moduleId = '$edgeAgent'"},
 		{"SELECT * FROM devices WHERE a <> 1", "SELECT * FROM devices WHERE a != 1"},
 		{"SELECT * FROM devices WHERE a=1 and b=2 or c=3", "SELECT * FROM devices WHERE (a = 1 AND b = 2) OR c = 3"},
 		{"SELECT * FROM devices WHERE a=1 and (b=2 or c=3)", "SELECT * FROM devices WHERE a = 1 AND (b = 2 OR c = 3)"},
@@ -27,43 +27,79 @@ func TestParseCanonical(t *testing.T) {
 		{"SELECT * FROM devices WHERE NOT a = 1", "SELECT * FROM devices WHERE NOT (a = 1)"},
 		{"SELECT * FROM devices WHERE a - (b - c) = (a - b) - c", "SELECT * FROM devices WHERE a - (b - c) = a - b - c"},
 		{"SELECT * FROM devices WHERE (a = b) = true", "SELECT * FROM devices WHERE (a = b) = true"},
-		{"SELECT * FROM devices WHERE -(a + 1) * -2 > - -3", "SELECT * FROM devices WHERE -(a + 1) * -2 > 3"},
-		{"SELECT * FROM devices WHERE x = 0x1F OR x = 1.50 OR x = .5 OR x = 1e3 OR x = 1E-7", "SELECT * FROM devices WHERE x = 31 OR x = 1.5 OR x = 0.5 OR x = 1000 OR x = 1e-07"},
-		{`SELECT * FROM devices WHERE x = "it's" OR x = 'a\'b' OR x = 'a''b' OR x = 'tab\tnl\n\u00e9\ud83d\ude00'`, `SELECT * FROM devices WHERE x = 'it\'s' OR x = 'a\'b' OR x = 'a\'b' OR x = 'tab\u0009nl\u000aé😀'`},
+		{"SELECT * FROM devices WHERE (a + 1) * -2 > a - -3", "SELECT * FROM devices WHERE (a + 1) * -2 > a - -3"},
+		{"SELECT * FROM devices WHERE x = 0x1F OR x = 1.50 OR x = 0.5 OR x = -0 OR x = 12345678901234567890 OR x = 0.0000001",
+			"SELECT * FROM devices WHERE x = 31 OR x = 1.5 OR x = 0.5 OR x = 0 OR x = 12345678901234567000 OR x = 0.0000001"},
+		{`SELECT * FROM devices WHERE x = "it's" OR x = 'a\'b' OR x = "say \"hi\"" OR x = 'back\\slash' OR x = '\u00e9\ud83d\ude00\u0009'`,
+			`SELECT * FROM devices WHERE x = 'it\'s' OR x = 'a\'b' OR x = 'say "hi"' OR x = 'back\\slash' OR x = 'é😀\u0009'`},
+		{"SELECT * FROM devices WHERE x = 'raw\ttab'", `SELECT * FROM devices WHERE x = 'raw\u0009tab'`},
 		{"SELECT * FROM devices WHERE x IN [1, 'a', null, true, false, undefined, -2, [3]]", "SELECT * FROM devices WHERE x IN [1, 'a', null, true, false, undefined, -2, [3]]"},
 		{"SELECT * FROM devices WHERE x NIN [ [1], 2]", "SELECT * FROM devices WHERE x NIN [ [1], 2]"},
 		{"SELECT * FROM devices WHERE [[odd key]].[[group]].ok.[[9lives]] = 1", "SELECT * FROM devices WHERE [[odd key]].[[group]].ok.[[9lives]] = 1"},
 		{"SELECT * FROM devices WHERE tags.[[plain]] = 1", "SELECT * FROM devices WHERE tags.plain = 1"},
 		{"SELECT * FROM devices WHERE properties.desired.$metadata.$lastUpdated > '2020'", "SELECT * FROM devices WHERE properties.desired.$metadata.$lastUpdated > '2020'"},
-		{"SELECT * FROM devices WHERE is_defined(a) AND startswith(b, 'x') AND EndsWith(c, 'y')", "SELECT * FROM devices WHERE IS_DEFINED(a) AND STARTSWITH(b, 'x') AND ENDSWITH(c, 'y')"},
+		{"SELECT * FROM devices WHERE is_defined(a) AND startswith(b, 'x')", "SELECT * FROM devices WHERE IS_DEFINED(a) AND STARTSWITH(b, 'x')"},
 		{"SELECT * FROM devices WHERE tags.café = 'ü'", "SELECT * FROM devices WHERE tags.café = 'ü'"},
 		{"SELECT\n*\nFROM\tdevices\r\nWHERE a=1", "SELECT * FROM devices WHERE a = 1"},
 	}
 	for _, tc := range tests {
-		q, err := Parse(tc.src)
-		if err != nil {
-			t.Errorf("Parse(%q): %v", tc.src, err)
-			continue
-		}
-		got := q.String()
-		if got != tc.want {
-			t.Errorf("Parse(%q).String()\n got %s\nwant %s", tc.src, got, tc.want)
-		}
-		q2, err := Parse(got)
-		if err != nil {
-			t.Errorf("re-parse %q: %v", got, err)
-			continue
-		}
-		if !EqualQuery(q, q2) || q2.String() != got {
-			t.Errorf("round trip of %q changed the statement: %s", tc.src, q2)
-		}
-		if _, err := Compile(q); err != nil {
-			t.Errorf("Compile(%q): %v", tc.src, err)
+		checkCanonical(t, Documented, tc.src, tc.want)
+	}
+}
+
+// TestParseCanonicalExtended: statements with the Extended dialect's
+// additions; each is rejected by the Documented dialect, and its canonical
+// text is plain decimal with documented escapes.
+func TestParseCanonicalExtended(t *testing.T) {
+	tests := []struct{ src, want string }{
+		{"SELECT TOP(3) deviceId FROM devices", "SELECT TOP 3 deviceId FROM devices"},
+		{"SELECT * FROM devices WHERE -(a + 1) * -2 > - -3", "SELECT * FROM devices WHERE -(a + 1) * -2 > 3"},
+		{"SELECT * FROM devices WHERE x = 0X1F OR x = .5 OR x = 1e3 OR x = 1E-7 OR x = 2.5e+06", "SELECT * FROM devices WHERE x = 31 OR x = 0.5 OR x = 1000 OR x = 0.0000001 OR x = 2500000"},
+		{`SELECT * FROM devices WHERE x = 'a''b' OR x = 'tab\tnl\n\/'`, `SELECT * FROM devices WHERE x = 'a\'b' OR x = 'tab\u0009nl\u000a/'`},
+		{"SELECT * FROM devices WHERE is_defined(a) AND startswith(b, 'x') AND EndsWith(c, 'y')", "SELECT * FROM devices WHERE IS_DEFINED(a) AND STARTSWITH(b, 'x') AND ENDSWITH(c, 'y')"},
+		{"SELECT * FROM devices WHERE is_string(a) OR IS_NUMBER(b) OR Is_Bool(c) OR IS_NULL(d) OR IS_OBJECT(e) OR IS_ARRAY(f) OR IS_PRIMITIVE(g)",
+			"SELECT * FROM devices WHERE IS_STRING(a) OR IS_NUMBER(b) OR IS_BOOL(c) OR IS_NULL(d) OR IS_OBJECT(e) OR IS_ARRAY(f) OR IS_PRIMITIVE(g)"},
+		{"SELECT TOP 2 tags.x AS x, COUNT() AS n FROM devices GROUP BY tags.x", "SELECT TOP 2 tags.x AS x, COUNT() AS n FROM devices GROUP BY tags.x"},
+		{"SELECT * FROM devices WHERE deviceId IN []", "SELECT * FROM devices WHERE deviceId IN []"},
+		{"SELECT moduleId, COUNT() AS n FROM devices.modules GROUP BY moduleId", "SELECT moduleId, COUNT() AS n FROM devices.modules GROUP BY moduleId"},
+	}
+	for _, tc := range tests {
+		checkCanonical(t, Extended, tc.src, tc.want)
+		if _, err := Parse(tc.src); !errors.Is(err, ErrUndocumented) {
+			t.Errorf("Parse(%q) = %v, want an ErrUndocumented error", tc.src, err)
 		}
 	}
 }
 
-// TestParseErrors pins the message and position of every error class.
+// checkCanonical: src parses in d to the canonical text want, which re-parses
+// in d to an equal tree and the same text, and compiles.
+func checkCanonical(t *testing.T, d Dialect, src, want string) {
+	t.Helper()
+	q, err := ParseDialect(src, d)
+	if err != nil {
+		t.Errorf("ParseDialect(%q, %s): %v", src, d, err)
+		return
+	}
+	got := q.String()
+	if got != want {
+		t.Errorf("ParseDialect(%q, %s).String()\n got %s\nwant %s", src, d, got, want)
+	}
+	q2, err := ParseDialect(got, d)
+	if err != nil {
+		t.Errorf("re-parse %q: %v", got, err)
+		return
+	}
+	if !EqualQuery(q, q2) || q2.String() != got {
+		t.Errorf("round trip of %q changed the statement: %s", src, q2)
+	}
+	if _, err := Compile(q); err != nil {
+		t.Errorf("Compile(%q): %v", src, err)
+	}
+}
+
+// TestParseErrors pins the message and position of every error class of the
+// Extended dialect, unchanged since before dialects (the Documented dialect
+// gives the same errors, but for its own: see TestDialectRejects).
 func TestParseErrors(t *testing.T) {
 	long := "SELECT * FROM devices WHERE x = '" + strings.Repeat("a", MaxLength) + "'"
 	deep := "SELECT * FROM devices WHERE " + strings.Repeat("(", 70) + "a" + strings.Repeat(")", 70)
@@ -130,7 +166,7 @@ func TestParseErrors(t *testing.T) {
 		{many, "query: 1:4125: condition too large (more than 2048 terms)"},
 	}
 	for _, tc := range tests {
-		_, err := Parse(tc.src)
+		_, err := ParseDialect(tc.src, Extended)
 		if err == nil {
 			t.Errorf("Parse(%.60q) succeeded, want %s", tc.src, tc.want)
 			continue

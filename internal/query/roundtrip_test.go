@@ -15,9 +15,10 @@ import (
 // gen generates random valid expression trees in the shape the parser
 // produces (no minus folded into a literal twice, AND/OR with 2+ terms).
 type gen struct {
-	r     *rand.Rand
-	paths []Path         // if set, paths are drawn from here
-	lits  []*LiteralExpr // if set, literals are drawn from here
+	r          *rand.Rand
+	paths      []Path         // if set, paths are drawn from here
+	lits       []*LiteralExpr // if set, literals are drawn from here
+	documented bool           // only the Documented dialect's constructs
 }
 
 var genNames = []string{"tags", "properties", "desired", "reported", "deviceId", "Status", "x", "$metadata",
@@ -71,7 +72,11 @@ func (g gen) literal() Expr {
 
 func (g gen) array(depth int) Expr {
 	a := &ArrayExpr{Elems: []Expr{}}
-	for i := g.r.IntN(4); i > 0; i-- {
+	n := g.r.IntN(4)
+	if g.documented {
+		n++ // no empty arrays
+	}
+	for i := n; i > 0; i-- {
 		if depth > 0 && g.r.IntN(5) == 0 {
 			a.Elems = append(a.Elems, g.array(depth-1))
 		} else {
@@ -100,8 +105,8 @@ func (g gen) expr(depth int) Expr {
 		return &UnaryExpr{Op: OpNot, X: g.expr(depth - 1)}
 	case 3:
 		x := g.expr(depth - 1)
-		if lit, ok := x.(*LiteralExpr); ok && lit.Kind == LitNumber {
-			return x // the parser folds -<number> into the literal
+		if lit, ok := x.(*LiteralExpr); ok && lit.Kind == LitNumber || g.documented {
+			return x // the parser folds -<number> into the literal; no unary minus in Documented
 		}
 		return &UnaryExpr{Op: OpNeg, X: x}
 	case 4, 5:
@@ -111,6 +116,9 @@ func (g gen) expr(depth int) Expr {
 		return &BinaryExpr{Op: []Op{OpIn, OpNin}[g.r.IntN(2)], L: g.expr(depth - 1), R: g.array(2)}
 	case 7:
 		names := []string{"IS_DEFINED", "IS_NULL", "IS_BOOL", "IS_NUMBER", "IS_STRING", "IS_OBJECT", "IS_ARRAY", "IS_PRIMITIVE", "STARTSWITH", "ENDSWITH"}
+		if g.documented {
+			names = []string{"IS_DEFINED", "STARTSWITH"}
+		}
 		c := &CallExpr{Func: names[g.r.IntN(len(names))]}
 		for i := functions[c.Func]; i > 0; i-- {
 			c.Args = append(c.Args, g.expr(depth-1))
@@ -135,6 +143,9 @@ func (g gen) query() *Query {
 		}
 	case 2:
 		key := g.path()
+		if g.documented {
+			q.HasTop, q.From = false, Devices // no TOP with GROUP BY, no GROUP BY on devices.modules
+		}
 		q.GroupBy = &RefExpr{Path: key}
 		q.Select = append(q.Select, Projection{Expr: &RefExpr{Path: key}, Alias: genNames[g.r.IntN(len(genNames))]},
 			Projection{Expr: &AggregateExpr{Func: "COUNT"}, Alias: "n"},
@@ -143,17 +154,36 @@ func (g gen) query() *Query {
 	return q
 }
 
-// TestRoundTripGenerated: for generated trees, Format re-parses to an equal
-// tree and the same text, and the tree compiles and evaluates without panic.
+// TestRoundTripGenerated: for generated trees of each dialect, Format
+// re-parses in that dialect to an equal tree and the same text, and the tree
+// compiles and evaluates without panic. Documented trees pass CheckCondition
+// and CheckQuery.
 func TestRoundTripGenerated(t *testing.T) {
-	g := gen{r: rand.New(rand.NewPCG(1, 2))}
+	for _, d := range []Dialect{Documented, Extended} {
+		t.Run(d.String(), func(t *testing.T) {
+			g := gen{r: rand.New(rand.NewPCG(1, 2)), documented: d == Documented}
+			roundTripConditions(t, g, d)
+			roundTripQueries(t, g, d)
+		})
+	}
+}
+
+func roundTripConditions(t *testing.T, g gen, d Dialect) {
 	fleet := decodeDocs(t, fleetJSON)
 	for i := 0; i < 5000; i++ {
 		e := g.expr(1 + g.r.IntN(5))
 		text := Format(e)
-		back, err := ParseCondition(text)
+		if utf16Len(text) > MaxLength {
+			continue // plain decimal of a tiny or huge number is long
+		}
+		back, err := ParseConditionDialect(text, d)
 		if err != nil {
-			t.Fatalf("ParseCondition(Format(e)) failed: %v\n%s", err, text)
+			t.Fatalf("ParseConditionDialect(Format(e), %s) failed: %v\n%s", d, err, text)
+		}
+		if d == Documented {
+			if err := CheckCondition(e); err != nil {
+				t.Fatalf("CheckCondition(%s): %v", text, err)
+			}
 		}
 		if !Equal(back, e) {
 			t.Fatalf("round trip changed the tree:\n%s\n%s", text, Format(back))
@@ -165,19 +195,28 @@ func TestRoundTripGenerated(t *testing.T) {
 		if err != nil {
 			t.Fatalf("CompileCondition(%s): %v", text, err)
 		}
-		for _, d := range fleet {
-			c.Match(d)
+		for _, doc := range fleet {
+			c.Match(doc)
 		}
 	}
+}
+
+func roundTripQueries(t *testing.T, g gen, d Dialect) {
+	fleet := decodeDocs(t, fleetJSON)
 	for i := 0; i < 2000; i++ {
 		q := g.query()
-		if checkQuery(q) != nil {
+		if checkQuery(q) != nil || utf16Len(q.String()) > MaxLength {
 			continue // e.g. a generated duplicate alias
 		}
 		text := q.String()
-		back, err := Parse(text)
+		back, err := ParseDialect(text, d)
 		if err != nil {
-			t.Fatalf("Parse(q.String()) failed: %v\n%s", err, text)
+			t.Fatalf("ParseDialect(q.String(), %s) failed: %v\n%s", d, err, text)
+		}
+		if d == Documented {
+			if err := CheckQuery(q); err != nil {
+				t.Fatalf("CheckQuery(%s): %v", text, err)
+			}
 		}
 		if !EqualQuery(back, q) || back.String() != text {
 			t.Fatalf("statement round trip changed it:\n%s\n%s", text, back)
@@ -225,6 +264,12 @@ var fuzzSeeds = []string{
 	"a = 1e999 OR b = 0x OR c = 12ab",
 	"CONTAINS(a, 'b') OR STARTS_WITH(a, 'b')",
 	"tags.[[unterminated",
+	"SELECT TOP(2) tags.x AS x, COUNT() AS n FROM devices GROUP BY tags.x",
+	"x = 2.5e+06 OR x = .5 OR x = 0X1f OR x = -0 OR x = 0.0000001",
+	`x = 'it''s' OR x = "tab\there\/" OR x = 'ok\u0009'`,
+	"deviceId IN [] OR -tags.offset < 3 OR - -3 = a",
+	"IS_STRING(tags.x) AND ENDSWITH(deviceId, 'x') OR tags.s = 'IS_STRING(' OR tags.[[IS_NULL(]] = 1",
+	"SELECT moduleId, COUNT() AS n FROM devices.modules GROUP BY moduleId",
 }
 
 func TestWriteFuzzSeeds(t *testing.T) {
@@ -248,9 +293,12 @@ var fuzzFleet = func() []map[string]any {
 	return docs
 }()
 
-// FuzzParse: no input panics; every error is a positioned *Error; every
-// accepted statement or condition prints to canonical text that re-parses to
-// an equal tree and the same text, compiles, and runs.
+// FuzzParse: no input panics; every error is a positioned *Error; in each
+// dialect every accepted statement or condition prints to canonical text that
+// re-parses to an equal tree and the same text, compiles, and runs. Whatever
+// the Documented dialect accepts the Extended one accepts as the same tree,
+// and the canonical text of a Documented tree is Documented; where only the
+// Extended dialect accepts, the Documented error wraps ErrUndocumented.
 //
 //	go test -run='^$' -fuzz=FuzzParse -fuzztime=5m ./internal/query
 func FuzzParse(f *testing.F) {
@@ -258,59 +306,102 @@ func FuzzParse(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
-		checkErr := func(err error) {
-			var qe *Error
-			if !errors.As(err, &qe) {
-				t.Fatalf("error %T is not *Error: %v", err, err)
-			}
-			if qe.Pos.Line < 1 || qe.Pos.Col < 1 || qe.Pos.Offset < 0 || qe.Pos.Offset > len(src) {
-				t.Fatalf("error position %+v out of range for %q", qe.Pos, src)
-			}
+		var stmts [2]*Query
+		var conds [2]Expr
+		for _, d := range []Dialect{Documented, Extended} {
+			stmts[d] = fuzzStatement(t, src, d)
+			conds[d] = fuzzCondition(t, src, d)
 		}
-		if q, err := Parse(src); err != nil {
-			checkErr(err)
-		} else {
-			text := q.String()
-			if utf16Len(text) <= MaxLength { // canonical text can be longer than the source
-				back, err := Parse(text)
-				if err != nil {
-					t.Fatalf("Parse(%q) ok but its canonical text fails: %v\n%s", src, err, text)
-				}
-				if !EqualQuery(q, back) || back.String() != text {
-					t.Fatalf("round trip changed %q:\n%s\n%s", src, text, back)
-				}
-			}
-			p, err := Compile(q)
-			if err != nil {
-				t.Fatalf("Parse(%q) ok but Compile fails: %v", src, err)
-			}
-			if _, err := p.Run(source(fuzzFleet)); err != nil {
-				t.Fatal(err)
-			}
+		if stmts[Documented] != nil && (stmts[Extended] == nil || !EqualQuery(stmts[Documented], stmts[Extended])) {
+			t.Fatalf("Documented accepts %q, Extended does not accept the same statement", src)
 		}
-		if e, err := ParseCondition(src); err != nil {
-			checkErr(err)
-		} else {
-			text := Format(e)
-			if utf16Len(text) <= MaxLength {
-				back, err := ParseCondition(text)
-				if err != nil {
-					t.Fatalf("ParseCondition(%q) ok but its canonical text fails: %v\n%s", src, err, text)
-				}
-				if !Equal(e, back) || Format(back) != text {
-					t.Fatalf("round trip changed %q:\n%s\n%s", src, text, Format(back))
-				}
-			}
-			c, err := CompileCondition(e)
-			if err != nil {
-				if strings.Contains(err.Error(), "devices.") {
-					return // devices.jobs / devices.modules paths are rejected for twins
-				}
-				t.Fatalf("ParseCondition(%q) ok but CompileCondition fails: %v", src, err)
-			}
-			for _, d := range fuzzFleet {
-				c.Match(d)
-			}
+		if conds[Documented] != nil && (conds[Extended] == nil || !Equal(conds[Documented], conds[Extended])) {
+			t.Fatalf("Documented accepts %q, Extended does not accept the same condition", src)
+		}
+		if _, err := Parse(src); err != nil && stmts[Extended] != nil && !errors.Is(err, ErrUndocumented) {
+			t.Fatalf("Extended accepts %q; the Documented error does not wrap ErrUndocumented: %v", src, err)
+		}
+		if _, err := ParseCondition(src); err != nil && conds[Extended] != nil && !errors.Is(err, ErrUndocumented) {
+			t.Fatalf("Extended accepts %q; the Documented error does not wrap ErrUndocumented: %v", src, err)
 		}
 	})
+}
+
+// fuzzErr checks that err is a *Error with a position inside src.
+func fuzzErr(t *testing.T, src string, err error) {
+	var qe *Error
+	if !errors.As(err, &qe) {
+		t.Fatalf("error %T is not *Error: %v", err, err)
+	}
+	if qe.Pos.Line < 1 || qe.Pos.Col < 1 || qe.Pos.Offset < 0 || qe.Pos.Offset > len(src) {
+		t.Fatalf("error position %+v out of range for %q", qe.Pos, src)
+	}
+}
+
+// fuzzStatement parses src as a statement in d and, if it is accepted, checks its round trip,
+// compiles and runs it; it returns the statement or nil.
+func fuzzStatement(t *testing.T, src string, d Dialect) *Query {
+	q, err := ParseDialect(src, d)
+	if err != nil {
+		fuzzErr(t, src, err)
+		return nil
+	}
+	text := q.String()
+	if utf16Len(text) <= MaxLength { // canonical text can be longer than the source
+		back, err := ParseDialect(text, d)
+		if err != nil {
+			t.Fatalf("ParseDialect(%q, %s) ok but its canonical text fails: %v\n%s", src, d, err, text)
+		}
+		if !EqualQuery(q, back) || back.String() != text {
+			t.Fatalf("round trip changed %q:\n%s\n%s", src, text, back)
+		}
+		if d == Documented {
+			if err := CheckQuery(q); err != nil {
+				t.Fatalf("CheckQuery(%s) of a Documented statement: %v", text, err)
+			}
+		}
+	}
+	p, err := Compile(q)
+	if err != nil {
+		t.Fatalf("ParseDialect(%q, %s) ok but Compile fails: %v", src, d, err)
+	}
+	if _, err := p.Run(source(fuzzFleet)); err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+// fuzzCondition is fuzzStatement for a condition.
+func fuzzCondition(t *testing.T, src string, d Dialect) Expr {
+	e, err := ParseConditionDialect(src, d)
+	if err != nil {
+		fuzzErr(t, src, err)
+		return nil
+	}
+	text := Format(e)
+	if utf16Len(text) <= MaxLength {
+		back, err := ParseConditionDialect(text, d)
+		if err != nil {
+			t.Fatalf("ParseConditionDialect(%q, %s) ok but its canonical text fails: %v\n%s", src, d, err, text)
+		}
+		if !Equal(e, back) || Format(back) != text {
+			t.Fatalf("round trip changed %q:\n%s\n%s", src, text, Format(back))
+		}
+		if d == Documented {
+			if err := CheckCondition(e); err != nil {
+				t.Fatalf("CheckCondition(%s) of a Documented condition: %v", text, err)
+			}
+		}
+	}
+	c, err := CompileCondition(e)
+	if err != nil {
+		if strings.Contains(err.Error(), "devices.") {
+			return e // devices.jobs / devices.modules paths are rejected for twins
+		}
+		t.Fatalf("ParseConditionDialect(%q, %s) ok but CompileCondition fails: %v", src, d, err)
+	}
+	for _, doc := range fuzzFleet {
+		c.Match(doc)
+	}
+	return e
 }

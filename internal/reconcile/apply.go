@@ -9,10 +9,14 @@ import (
 
 	"github.com/iotplan/iotplan/internal/clock"
 	"github.com/iotplan/iotplan/internal/hubapi"
+	"github.com/iotplan/iotplan/internal/tier"
 )
 
 // JobRunner schedules and watches hub jobs. *hubclient.Client is one.
 type JobRunner interface {
+	// ActiveJobs returns the jobs that hold one of the hub's job slots (queued, scheduled,
+	// running): a tier runs at most MaxConcurrentJobs of them.
+	ActiveJobs(ctx context.Context) ([]hubapi.JobResponse, error)
 	CreateJob(ctx context.Context, req hubapi.JobRequest) (hubapi.JobResponse, error)
 	GetJob(ctx context.Context, jobID string) (hubapi.JobResponse, error)
 	// DeviceJobs returns devices.jobs rows of a job; status "" = all, limit 0 = no limit.
@@ -32,6 +36,9 @@ type Hook interface {
 	JobProgress(rc *ResourceChange, p Progress)
 	// JobDone: the job reached a final status (or apply stopped waiting), with its failures.
 	JobDone(rc *ResourceChange, r *JobResult)
+	// SlotWait: the hub's job slots are all held (holders: the active jobs, limit: the tier's
+	// maximum), so the next job of rc waits; called again after each check while it waits.
+	SlotWait(rc *ResourceChange, holders []hubapi.JobResponse, limit int, waited time.Duration)
 }
 
 // Progress is one observation of a running job.
@@ -48,6 +55,8 @@ type NopHook struct{}
 func (NopHook) JobCreated(*ResourceChange, hubapi.JobResponse) {}
 func (NopHook) JobProgress(*ResourceChange, Progress)          {}
 func (NopHook) JobDone(*ResourceChange, *JobResult)            {}
+func (NopHook) SlotWait(*ResourceChange, []hubapi.JobResponse, int, time.Duration) {
+}
 
 // ApplyResult is what apply did, per resource with a job, in plan order.
 type ApplyResult struct {
@@ -55,6 +64,9 @@ type ApplyResult struct {
 	// NotRun lists the addresses of changes that were not started because an earlier one
 	// could not be scheduled or watched.
 	NotRun []string
+	// Refused lists the resources the plan marked refused (ResourceChange.Refused): apply
+	// ran none of their jobs.
+	Refused []RefusedChange
 	// HubCalls counts the hub requests apply made, by kind, when the runner counts them
 	// (hubclient.Client does).
 	HubCalls map[string]int
@@ -63,9 +75,15 @@ type ApplyResult struct {
 	HubWait *HubWait
 }
 
+// RefusedChange is a resource apply did not run, and why.
+type RefusedChange struct {
+	Addr   string
+	Reason string
+}
+
 // Success reports whether every job completed and every targeted device succeeded.
 func (r *ApplyResult) Success() bool {
-	if len(r.NotRun) > 0 {
+	if len(r.NotRun) > 0 || len(r.Refused) > 0 {
 		return false
 	}
 	for i := range r.Jobs {
@@ -124,19 +142,22 @@ type DeviceFailure struct {
 type ApplyOption func(*applyConfig)
 
 type applyConfig struct {
-	poll        time.Duration
+	tier        tier.Tier
 	now         func() time.Time
 	sleep       func(ctx context.Context, d time.Duration) error
 	maxFailures int
 	grace       time.Duration
+	slotTimeout time.Duration
 }
 
-// WithPollInterval sets how often a running job is polled (default 1s).
-func WithPollInterval(d time.Duration) ApplyOption {
-	return func(c *applyConfig) { c.poll = d }
+// WithTier sets the hub's tier, which sets how often jobs are polled (a small share of its
+// jobs-operations quota) and how many job slots it has; the default is the tier the plan was
+// sized for.
+func WithTier(t tier.Tier) ApplyOption {
+	return func(c *applyConfig) { c.tier = t }
 }
 
-// WithClock replaces time.Now and the wait between polls (tests).
+// WithClock replaces time.Now and the waits between polls (tests).
 func WithClock(now func() time.Time, sleep func(ctx context.Context, d time.Duration) error) ApplyOption {
 	return func(c *applyConfig) { c.now, c.sleep = now, sleep }
 }
@@ -144,6 +165,12 @@ func WithClock(now func() time.Time, sleep func(ctx context.Context, d time.Dura
 // WithMaxFailures sets how many failed devices to read per job (default 100: one page).
 func WithMaxFailures(n int) ApplyOption {
 	return func(c *applyConfig) { c.maxFailures = n }
+}
+
+// WithSlotTimeout bounds how long apply waits for a free job slot before it gives up
+// (ErrNoJobSlot); 0, the default, waits as long as the slots are held.
+func WithSlotTimeout(d time.Duration) ApplyOption {
+	return func(c *applyConfig) { c.slotTimeout = d }
 }
 
 // waitScheduled: a job whose startTime is further than this in the future is scheduled and not
@@ -154,14 +181,15 @@ const waitScheduled = time.Minute
 // gives up on the hub reporting a final status.
 const waitGrace = 2 * time.Minute
 
-// Apply executes the plan's jobs one at a time, in plan order — one job per resource,
-// because an S1 hub runs one job at a time — waiting for each to finish by polling its status
-// and reporting through hook, then reading its failed devices from devices.jobs. A job's
-// startTime is its resource's start_time, or the moment it is scheduled. The error is
-// non-nil when a job could not be scheduled or watched; per-device failures are not errors:
-// see ApplyResult.Success.
+// Apply executes the plan's jobs one at a time, in plan order, waiting for each to finish by
+// polling its status (within the poll budget, see pollInterval) and reporting through hook,
+// then reading its failed devices from devices.jobs. Before scheduling a job it waits for a
+// free job slot when the tier's are all held (1 on S1: scheduled jobs count). A job's
+// startTime is its resource's start_time, or the moment it is scheduled. Resources the plan
+// marked refused are not run (ApplyResult.Refused). The error is non-nil when a job could not
+// be scheduled or watched; per-device failures are not errors: see ApplyResult.Success.
 func Apply(ctx context.Context, plan *Plan, runner JobRunner, hook Hook, opts ...ApplyOption) (*ApplyResult, error) {
-	cfg := applyConfig{poll: time.Second, now: time.Now, sleep: clock.Sleep, maxFailures: 100, grace: waitGrace}
+	cfg := applyConfig{tier: plan.HubTier(), now: time.Now, sleep: clock.Sleep, maxFailures: 100, grace: waitGrace}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -185,13 +213,13 @@ func Apply(ctx context.Context, plan *Plan, runner JobRunner, hook Hook, opts ..
 		if rc.Action == NoOp {
 			continue
 		}
-		jr, err := runJob(ctx, rc, runner, hook, cfg)
-		if jr != nil {
-			res.Jobs = append(res.Jobs, *jr)
+		if rc.Refused != "" {
+			res.Refused = append(res.Refused, RefusedChange{Addr: rc.Addr, Reason: rc.Refused})
+			continue
 		}
-		if err != nil {
+		if err := runResource(ctx, rc, runner, hook, cfg, res); err != nil {
 			for _, rest := range plan.Resources[i+1:] {
-				if rest.Action != NoOp {
+				if rest.Action != NoOp && rest.Refused == "" {
 					res.NotRun = append(res.NotRun, rest.Addr)
 				}
 			}
@@ -201,58 +229,37 @@ func Apply(ctx context.Context, plan *Plan, runner JobRunner, hook Hook, opts ..
 	return res, nil
 }
 
-func runJob(ctx context.Context, rc *ResourceChange, runner JobRunner, hook Hook, cfg applyConfig) (*JobResult, error) {
-	req := *rc.Job
+func runResource(ctx context.Context, rc *ResourceChange, runner JobRunner, hook Hook, cfg applyConfig, res *ApplyResult) error {
+	for j := range rc.Jobs {
+		jr, err := runJob(ctx, rc, &rc.Jobs[j], runner, hook, cfg)
+		if jr != nil {
+			res.Jobs = append(res.Jobs, *jr)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runJob(ctx context.Context, rc *ResourceChange, pj *PlannedJob, runner JobRunner, hook Hook, cfg applyConfig) (*JobResult, error) {
+	req := pj.Request
+	if err := waitForSlot(ctx, rc, runner, hook, cfg); err != nil {
+		return nil, fmt.Errorf("%s: scheduling job %s: %w", rc.Addr, req.JobID, err)
+	}
 	start := cfg.now()
 	if req.StartTime == nil {
 		st := start.UTC()
 		req.StartTime = &st
 	}
-	created, err := runner.CreateJob(ctx, req)
+	created, err := createJob(ctx, rc, req, runner, hook, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: scheduling job %s: %w", rc.Addr, req.JobID, explainCreate(err))
 	}
 	hook.JobCreated(rc, created)
-
 	jr := &JobResult{Addr: rc.Addr, Kind: rc.Kind, JobID: req.JobID, Type: req.Type}
-	// Give up polling once the hub should long have ended the job on its own.
-	deadline := req.StartTime.Add(time.Duration(req.MaxExecutionTimeInSeconds) * time.Second).Add(cfg.grace)
-	if deadline.Before(start) {
-		deadline = start.Add(time.Duration(req.MaxExecutionTimeInSeconds) * time.Second).Add(cfg.grace)
-	}
-	for {
-		job, err := runner.GetJob(ctx, req.JobID)
-		if err != nil {
-			jr.Elapsed = cfg.now().Sub(start)
-			hook.JobDone(rc, jr)
-			return jr, fmt.Errorf("%s: watching job %s: %w", rc.Addr, req.JobID, err)
-		}
-		jr.Status, jr.FailureReason = job.Status, job.FailureReason
-		if job.DeviceJobStatistics != nil {
-			jr.Stats = *job.DeviceJobStatistics
-		}
-		jr.Elapsed = cfg.now().Sub(start)
-		hook.JobProgress(rc, Progress{JobID: req.JobID, Status: job.Status, Stats: jr.Stats, Elapsed: jr.Elapsed})
-		if finalStatus(job.Status) {
-			break
-		}
-		if req.StartTime.After(start.Add(waitScheduled)) {
-			// A job set to start later is the hub's to run: apply hands it over and
-			// does not sit waiting for its start.
-			jr.Scheduled = true
-			jr.Notes = append(jr.Notes, fmt.Sprintf("starts at %s; apply does not wait for jobs that start later: follow job %s on the hub",
-				req.StartTime.UTC().Format("2006-01-02 15:04:05 UTC"), req.JobID))
-			hook.JobDone(rc, jr)
-			return jr, nil
-		}
-		if cfg.now().After(deadline) {
-			hook.JobDone(rc, jr)
-			return jr, fmt.Errorf("%s: job %s is still %s %s after its maximum execution time; it may still finish on the hub", rc.Addr, req.JobID, job.Status, jr.Elapsed.Round(time.Second))
-		}
-		if err := cfg.sleep(ctx, cfg.poll); err != nil {
-			hook.JobDone(rc, jr)
-			return jr, fmt.Errorf("%s: stopped waiting for job %s (it keeps running on the hub): %w", rc.Addr, req.JobID, err)
-		}
+	if err := watchJob(ctx, rc, pj, req, start, runner, hook, cfg, jr); err != nil || jr.Scheduled {
+		return jr, err
 	}
 	if jr.Stats.FailedCount > 0 || jr.Status != hubapi.JobStatusCompleted {
 		if err := readFailures(ctx, runner, jr, cfg.maxFailures); err != nil {
@@ -272,6 +279,50 @@ func runJob(ctx context.Context, rc *ResourceChange, runner JobRunner, hook Hook
 	}
 	hook.JobDone(rc, jr)
 	return jr, nil
+}
+
+// watchJob polls the job until it reaches a final status, is handed over (it starts later
+// than apply waits), or outlives its maximum execution time; it fills jr and reports progress.
+func watchJob(ctx context.Context, rc *ResourceChange, pj *PlannedJob, req hubapi.JobRequest, start time.Time, runner JobRunner, hook Hook, cfg applyConfig, jr *JobResult) error {
+	maxExec := time.Duration(req.MaxExecutionTimeInSeconds) * time.Second
+	deadline := req.StartTime.Add(maxExec).Add(cfg.grace)
+	if deadline.Before(start) {
+		deadline = start.Add(maxExec).Add(cfg.grace)
+	}
+	expected := time.Duration(pj.ExpectedSeconds) * time.Second
+	for n := 1; ; n++ {
+		job, err := runner.GetJob(ctx, req.JobID)
+		if err != nil {
+			jr.Elapsed = cfg.now().Sub(start)
+			hook.JobDone(rc, jr)
+			return fmt.Errorf("%s: watching job %s: %w", rc.Addr, req.JobID, err)
+		}
+		jr.Status, jr.FailureReason = job.Status, job.FailureReason
+		if job.DeviceJobStatistics != nil {
+			jr.Stats = *job.DeviceJobStatistics
+		}
+		jr.Elapsed = cfg.now().Sub(start)
+		hook.JobProgress(rc, Progress{JobID: req.JobID, Status: job.Status, Stats: jr.Stats, Elapsed: jr.Elapsed})
+		switch {
+		case finalStatus(job.Status):
+			return nil
+		case req.StartTime.After(start.Add(waitScheduled)):
+			// A job set to start later is the hub's to run: apply hands it over and does not
+			// sit waiting for its start.
+			jr.Scheduled = true
+			jr.Notes = append(jr.Notes, fmt.Sprintf("starts at %s; apply does not wait for jobs that start later: follow job %s on the hub",
+				req.StartTime.UTC().Format("2006-01-02 15:04:05 UTC"), req.JobID))
+			hook.JobDone(rc, jr)
+			return nil
+		case cfg.now().After(deadline):
+			hook.JobDone(rc, jr)
+			return fmt.Errorf("%s: job %s is still %s %s after its maximum execution time; it may still finish on the hub", rc.Addr, req.JobID, job.Status, jr.Elapsed.Round(time.Second))
+		}
+		if err := cfg.sleep(ctx, pollInterval(n, expected, cfg.tier)); err != nil {
+			hook.JobDone(rc, jr)
+			return fmt.Errorf("%s: stopped waiting for job %s (it keeps running on the hub): %w", rc.Addr, req.JobID, err)
+		}
+	}
 }
 
 func explainCreate(err error) error {

@@ -1,23 +1,18 @@
 package reconcile
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/query"
 )
 
 // Group is one row of a key's GROUP BY: the devices whose key has Value (Defined) or is missing
-// (!Defined: the "undefined" group). When a key has more distinct values than Read lists
-// (MaxGroups), Other groups the remaining devices that differ from the desired value.
+// (!Defined: the "undefined" group). When a key has more groups than Read lists (one page),
+// Other counts the devices in groups not read that differ from the desired value.
 type Group struct {
 	Defined bool `json:"defined"`
 	Value   any  `json:"value,omitempty"`
@@ -30,15 +25,43 @@ type Group struct {
 type Observed struct {
 	Twins   map[string]*TwinObserved   `json:"twins"`
 	Methods map[string]*MethodObserved `json:"methods"`
+	// Notes concern the whole plan (e.g. example devices skipped to stay within the quota).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // TwinObserved is what the hub reported for one twin resource.
 type TwinObserved struct {
-	Targeted int                `json:"targeted"`
-	Groups   map[string][]Group `json:"groups"`  // by Leaf.Name()
-	Drifted  int                `json:"drifted"` // devices the job condition selects
+	Targeted int `json:"targeted"`
+	// Converged counts the targeted devices where every managed key holds its desired value;
+	// -1 when not counted (a key the hub cannot compare, or read from the groups instead).
+	Converged int `json:"converged"`
+	// Keys are the managed keys' groups, by Leaf.Name(); a key is absent when Read did not
+	// need its groups (the resource had converged).
+	Keys map[string]*KeyObserved `json:"keys,omitempty"`
+	// Jobs are the update jobs' conditions, each with the devices it selected when counted.
+	Jobs []JobObserved `json:"jobs,omitempty"`
 	// Samples holds example device ids by transition identity (see transitionID).
 	Samples map[string][]string `json:"samples,omitempty"`
+}
+
+// KeyObserved is one managed key's GROUP BY.
+type KeyObserved struct {
+	Groups []Group `json:"groups"`
+	// Complete: every group was read. Otherwise Groups are the first page, plus Other.
+	Complete bool `json:"complete"`
+}
+
+// JobObserved is one update job's condition, exactly as counted and as apply will send it.
+type JobObserved struct {
+	Keys      []string `json:"keys"` // managed keys its patch sets
+	Condition string   `json:"condition"`
+	Devices   int      `json:"devices"`
+	// WholeTarget: Condition is the target itself (Reason says why); Devices is Targeted.
+	WholeTarget bool   `json:"whole_target,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	// Uncertain: a typed term over groups not all read (see jobSpec).
+	Uncertain bool              `json:"uncertain,omitempty"`
+	Forms     map[string]string `json:"forms,omitempty"`
 }
 
 // MethodObserved is what the hub reported for one method resource.
@@ -140,10 +163,12 @@ func keyTransitions(l Leaf, groups []Group) []observedTransition {
 
 // twinTransitions lists a resource's transitions, largest first (then by key and value, so
 // plans are stable).
-func twinTransitions(leaves []Leaf, groups map[string][]Group) []observedTransition {
+func twinTransitions(leaves []Leaf, keys map[string]*KeyObserved) []observedTransition {
 	var all []observedTransition
 	for _, l := range leaves {
-		all = append(all, keyTransitions(l, groups[l.Name()])...)
+		if k := keys[l.Name()]; k != nil {
+			all = append(all, keyTransitions(l, k.Groups)...)
+		}
 	}
 	sort.SliceStable(all, func(i, j int) bool {
 		a, b := all[i], all[j]
@@ -156,75 +181,6 @@ func twinTransitions(leaves []Leaf, groups map[string][]Group) []observedTransit
 		return string(a.From) < string(b.From)
 	})
 	return all
-}
-
-// DriftTerm is the condition selecting the devices where leaf l differs from its desired value,
-// under the hub's semantics: a comparison with a missing key, or between different types, is
-// undefined and excluded even under NOT — so the type test comes first and is ORed:
-//
-//	string "43"  NOT IS_STRING(p) OR p != '43'
-//	number 3     NOT IS_NUMBER(p) OR p != 3
-//	bool true    NOT IS_BOOL(p) OR p != true
-//	null         IS_DEFINED(p)   (declared absent, present)
-//
-// A missing key makes IS_STRING(p) false, so NOT IS_STRING(p) is true and the device is
-// selected; 43 where "43" is wanted likewise. For an array the hub has no comparison
-// (comparisons are between primitives only), so DriftTerm returns exact=false and nil: the
-// caller must select the whole target.
-func DriftTerm(l Leaf) (cond query.Expr, exact bool) {
-	p := l.Path()
-	switch v := l.Value.(type) {
-	case nil:
-		return query.IsDefined(p), true
-	case string:
-		return query.Or(query.Not(query.IsString(p)), query.Ne(p, v)), true
-	case float64:
-		return query.Or(query.Not(query.IsNumber(p)), query.Ne(p, v)), true
-	case bool:
-		return query.Or(query.Not(query.IsBool(p)), query.Ne(p, v)), true
-	}
-	return nil, false
-}
-
-// JobCondition is the queryCondition of a twin resource's update job: its target AND any
-// drifted key differing. Only keys that showed drift are included (the job does exactly what
-// the plan showed); when one of them is an array, the hub cannot compare it and the job
-// selects the whole target (wholeTarget reports it).
-func JobCondition(target query.Expr, drifted []Leaf) (cond query.Expr, wholeTarget bool) {
-	terms := make([]query.Expr, 0, len(drifted))
-	for _, l := range drifted {
-		t, exact := DriftTerm(l)
-		if !exact {
-			return normTarget(target), true
-		}
-		terms = append(terms, t)
-	}
-	return query.And(normTarget(target), query.Or(terms...)), false
-}
-
-func normTarget(t query.Expr) query.Expr {
-	if t == nil {
-		return query.All()
-	}
-	return t
-}
-
-// valueCondition selects devices whose key has the group's observed value; for objects and
-// arrays (not comparable by the hub) it selects any value of that type.
-func valueCondition(l Leaf, g Group) query.Expr {
-	p := l.Path()
-	if !g.Defined {
-		return query.Not(query.IsDefined(p))
-	}
-	switch v := g.Value.(type) {
-	case nil:
-		return query.IsNull(p)
-	case string, float64, bool:
-		return query.Eq(p, v)
-	case []any:
-		return query.IsArray(p)
-	}
-	return query.IsObject(p)
 }
 
 // driftedLeaves returns the leaves with at least one transition, in leaf order.
@@ -242,13 +198,16 @@ func driftedLeaves(leaves []Leaf, ts []observedTransition) []Leaf {
 	return out
 }
 
-// Diff turns what Read observed into a plan. It does no I/O: the same inputs give the same plan.
+// Diff turns what Read observed into a plan. It does no I/O: the same inputs give the same
+// plan. Every job's condition is one Read counted.
 func Diff(cfg *Config, obs *Observed, opts PlanOptions) (*Plan, error) {
 	opts = opts.withDefaults()
 	p := &Plan{FormatVersion: FormatVersion, CreatedAt: opts.Now, Hub: opts.Hub, Resources: []ResourceChange{}}
 	if err := checkAddrs(cfg); err != nil {
 		return nil, err
 	}
+	p.TierName, p.TierUnits, p.TierAssumed = opts.Tier.Name, opts.Tier.Units, opts.TierAssumed
+	p.Notes = append(p.Notes, obs.Notes...)
 	for _, t := range cfg.Twins {
 		o := obs.Twins[t.Addr]
 		if o == nil {
@@ -309,11 +268,15 @@ func diffTwin(t Twin, o *TwinObserved, p *Plan, opts PlanOptions) (ResourceChang
 		Target: query.Format(normTarget(t.Target)), TargetedDevices: o.Targeted,
 		SensitiveKeys: t.Sensitive, SensitiveTarget: t.TargetSensitive,
 	}
-	if len(pt.leaves) == 0 {
+	switch {
+	case len(pt.leaves) == 0:
 		rc.Notes = append(rc.Notes, "declares no desired properties or tags: nothing to manage")
 		return rc, nil
+	case o.Targeted == 0:
+		rc.Notes = append(rc.Notes, "the target selects no device")
+		return rc, nil
 	}
-	ts := twinTransitions(pt.leaves, o.Groups)
+	ts := twinTransitions(pt.leaves, o.Keys)
 	if len(ts) == 0 {
 		return rc, nil
 	}
@@ -321,40 +284,176 @@ func diffTwin(t Twin, o *TwinObserved, p *Plan, opts PlanOptions) (ResourceChang
 		tr.Transition.SampleDeviceIDs = o.Samples[tr.id]
 		rc.Transitions = append(rc.Transitions, tr.Transition)
 	}
-	cond, whole := JobCondition(t.Target, driftedLeaves(pt.leaves, ts))
-	if err := query.CheckCondition(cond); err != nil {
-		return ResourceChange{}, fmt.Errorf("%s: the job's query condition is not one the hub accepts: %w", t.Addr, err)
-	}
-	rc.Devices = o.Drifted
-	if whole {
-		rc.Notes = append(rc.Notes, "an array-valued key differs: the hub cannot compare arrays, so the job rewrites every targeted device")
-	}
-	if rc.Devices == 0 {
-		// The groups showed drift but the condition selected nothing: the fleet changed
-		// between the reads (Azure's queries are eventually consistent). Nothing to schedule.
-		rc.Notes = append(rc.Notes, "drift was seen but no device matched the update condition when counted; run plan again")
-		return rc, nil
-	}
-	patch := &hubapi.TwinPatch{ETag: "*"}
-	if len(pt.tags) > 0 {
-		patch.Tags = pt.tags
-	}
-	if len(pt.desired) > 0 {
-		patch.Properties = &hubapi.TwinProperties{Desired: pt.desired}
+	if len(o.Jobs) == 0 {
+		return rc, fmt.Errorf("%s: the fleet differs but no update condition was counted", t.Addr)
 	}
 	rc.Action = Update
-	rc.Job = &hubapi.JobRequest{
-		Type:                      hubapi.JobTypeUpdateTwin,
-		UpdateTwin:                patch,
-		QueryCondition:            query.Format(cond),
-		MaxExecutionTimeInSeconds: seconds(t.MaxExecution, opts.DefaultMaxExecution),
+	jobs, refused, notes := checkTwinJobs(pt.leaves, o, ts)
+	rc.Refused, rc.Notes = refused, append(rc.Notes, notes...)
+	for _, j := range jobs {
+		if j.Devices == 0 {
+			continue
+		}
+		pj, err := twinJob(pt, j, t, p, opts)
+		if err != nil {
+			return rc, err
+		}
+		rc.Jobs = append(rc.Jobs, pj)
 	}
+	rc.Devices = changedDevices(o, jobs)
+	if len(rc.Jobs) == 0 && rc.Refused == "" {
+		// The groups showed drift but the conditions selected nothing: the fleet changed
+		// between the reads (Azure's queries are eventually consistent).
+		rc.Action = NoOp
+		rc.Notes = append(rc.Notes, "drift was seen but no device matched the update condition when counted; run plan again")
+	}
+	return rc, nil
+}
+
+// changedDevices is how many distinct devices the resource's jobs write: the devices that
+// differ when that was counted, else the jobs' sum, at most the target.
+func changedDevices(o *TwinObserved, jobs []JobObserved) int {
+	if len(jobs) == 1 {
+		return jobs[0].Devices
+	}
+	for _, j := range jobs {
+		if j.WholeTarget {
+			return o.Targeted
+		}
+	}
+	if o.Converged >= 0 {
+		return o.Targeted - o.Converged
+	}
+	n := 0
+	for _, j := range jobs {
+		n += j.Devices
+	}
+	return min(n, o.Targeted)
+}
+
+// checkTwinJobs compares what the hub answered: each key's groups must add up to the targeted
+// devices, and each job's count must agree with the devices its keys' groups show differing
+// (exactly, when the converged devices were counted). A typed condition that selects fewer
+// devices than differ missed values no condition can select, so its job becomes one over the
+// whole target. Any other disagreement refuses the resource: apply must not touch devices the
+// plan did not show.
+func checkTwinJobs(leaves []Leaf, o *TwinObserved, ts []observedTransition) (jobs []JobObserved, refused string, notes []string) {
+	differ := map[string]int{}
+	for _, t := range ts {
+		differ[t.Key] += t.Devices
+	}
+	for _, l := range leaves {
+		k := o.Keys[l.Name()]
+		if k == nil || !k.Complete {
+			continue
+		}
+		if sum := groupsTotal(k.Groups); sum != o.Targeted {
+			return o.Jobs, fmt.Sprintf("the hub's answers disagree: %s targeted devices, but the groups of %s add up to %s; run plan again when the fleet is quiet (queries are eventually consistent)",
+				countText(o.Targeted), l.Name(), countText(sum)), nil
+		}
+	}
+	for _, j := range o.Jobs {
+		if j.WholeTarget {
+			jobs = append(jobs, j)
+			notes = append(notes, j.Reason+": the job rewrites every targeted device")
+			continue
+		}
+		lo, hi := 0, 0
+		for _, k := range j.Keys {
+			lo, hi = max(lo, differ[k]), hi+differ[k]
+		}
+		hi = min(hi, o.Targeted)
+		if len(o.Jobs) == 1 && o.Converged >= 0 {
+			lo, hi = o.Targeted-o.Converged, o.Targeted-o.Converged
+		}
+		switch {
+		case j.Devices < lo && j.Uncertain:
+			notes = append(notes, fmt.Sprintf("%s devices differ but the typed update condition selects %s: some hold values no documented query condition can select (arrays or objects among the groups not read), so the job rewrites every targeted device",
+				countText(lo), countText(j.Devices)))
+			j = JobObserved{Keys: j.Keys, Devices: o.Targeted, WholeTarget: true}
+		case j.Devices < lo || j.Devices > hi:
+			want := countText(lo)
+			if hi != lo {
+				want = countText(lo) + " to " + countText(hi)
+			}
+			return o.Jobs, fmt.Sprintf("the hub's answers disagree: the key groups show %s devices differing, but the update condition selects %s; run plan again when the fleet is quiet (queries are eventually consistent)",
+				want, countText(j.Devices)), notes
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, "", notes
+}
+
+func groupsTotal(gs []Group) int {
+	n := 0
+	for _, g := range gs {
+		n += g.Devices
+	}
+	return n
+}
+
+// twinJob builds one scheduleUpdateTwin job: its patch sets exactly the job's keys, its
+// condition is the one Read counted (the target itself for a whole-target job).
+func twinJob(pt *preparedTwin, j JobObserved, t Twin, p *Plan, opts PlanOptions) (PlannedJob, error) {
+	cond := j.Condition
+	if j.WholeTarget {
+		cond = query.Format(normTarget(t.Target))
+	}
+	patch := &hubapi.TwinPatch{ETag: "*"}
+	desired, tags := patchOf(pt.leaves, j.Keys)
+	if len(tags) > 0 {
+		patch.Tags = tags
+	}
+	if len(desired) > 0 {
+		patch.Properties = &hubapi.TwinProperties{Desired: desired}
+	}
+	req := hubapi.JobRequest{Type: hubapi.JobTypeUpdateTwin, UpdateTwin: patch, QueryCondition: cond}
 	if !t.StartTime.IsZero() {
 		st := t.StartTime.UTC()
-		rc.Job.StartTime = &st
+		req.StartTime = &st
 	}
-	rc.Job.JobID = jobID(t.Addr, p, rc.Job)
-	return rc, nil
+	pj := PlannedJob{Request: req, Devices: j.Devices, Keys: j.Keys}
+	if err := sizeJob(&pj, t.Addr, t.MaxExecution, 0, opts); err != nil {
+		return pj, err
+	}
+	pj.Request.JobID = jobID(t.Addr, p, &pj.Request)
+	return pj, nil
+}
+
+// patchOf builds the desired and tags objects of a merge patch that sets the named leaves
+// (nested objects rebuilt; a nil value removes the key).
+func patchOf(leaves []Leaf, names []string) (desired, tags map[string]any) {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	put := func(root map[string]any, keys []string, v any) map[string]any {
+		if root == nil {
+			root = map[string]any{}
+		}
+		m := root
+		for _, k := range keys[:len(keys)-1] {
+			sub, ok := m[k].(map[string]any)
+			if !ok {
+				sub = map[string]any{}
+				m[k] = sub
+			}
+			m = sub
+		}
+		m[keys[len(keys)-1]] = v
+		return root
+	}
+	for _, l := range leaves {
+		if !want[l.Name()] {
+			continue
+		}
+		if l.Section == SectionDesired {
+			desired = put(desired, l.Keys, l.Value)
+		} else {
+			tags = put(tags, l.Keys, l.Value)
+		}
+	}
+	return desired, tags
 }
 
 func diffMethod(m Method, o *MethodObserved, p *Plan, opts PlanOptions) (ResourceChange, error) {
@@ -381,7 +480,7 @@ func diffMethod(m Method, o *MethodObserved, p *Plan, opts PlanOptions) (Resourc
 	}
 	rc.Action, rc.Devices = Invoke, o.Targeted
 	rc.Notes = append(rc.Notes, "methods run on every apply: iotplan does not record earlier invocations")
-	rc.Job = &hubapi.JobRequest{
+	req := hubapi.JobRequest{
 		Type: hubapi.JobTypeDeviceMethod,
 		CloudToDeviceMethod: &hubapi.CloudToDeviceMethod{
 			MethodName:               m.Method,
@@ -389,79 +488,33 @@ func diffMethod(m Method, o *MethodObserved, p *Plan, opts PlanOptions) (Resourc
 			ResponseTimeoutInSeconds: int(seconds(rt, rt)),
 			ConnectTimeoutInSeconds:  int(seconds(m.ConnectTimeout, 0)),
 		},
-		QueryCondition:            rc.Target,
-		MaxExecutionTimeInSeconds: seconds(m.MaxExecution, opts.DefaultMaxExecution),
+		QueryCondition: rc.Target,
 	}
 	if !m.StartTime.IsZero() {
 		st := m.StartTime.UTC()
-		rc.Job.StartTime = &st
+		req.StartTime = &st
 	}
-	rc.Job.JobID = jobID(m.Addr, p, rc.Job)
+	pj := PlannedJob{Request: req, Devices: o.Targeted}
+	if err := sizeJob(&pj, m.Addr, m.MaxExecution, m.ConnectTimeout+rt, opts); err != nil {
+		return rc, err
+	}
+	pj.Request.JobID = jobID(m.Addr, p, &pj.Request)
+	rc.Jobs = []PlannedJob{pj}
 	return rc, nil
 }
 
-// seconds rounds d up to whole seconds; def when d is zero or negative.
-func seconds(d, def time.Duration) int64 {
-	if d <= 0 {
-		d = def
-	}
-	return int64((d + time.Second - 1) / time.Second)
-}
-
-// jobID derives a job id from the resource address and the plan: "iotplan-<name>-<8 hex>", at
-// most 64 characters of [A-Za-z0-9-]. The hex is a hash of the address, the plan's creation
-// time and hub, and the job itself, so a saved plan applied a second time collides with its
-// first run (the hub answers JobAlreadyExists) instead of silently running again.
-func jobID(addr string, p *Plan, j *hubapi.JobRequest) string {
-	h := sha256.New()
-	body, _ := json.Marshal(j)
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s", addr, p.CreatedAt.Format(time.RFC3339Nano), p.Hub, body)
-	sum := hex.EncodeToString(h.Sum(nil))[:8]
-
-	name := addr
-	if _, rest, ok := strings.Cut(addr, "."); ok {
-		name = rest
+// countText is a count as plans print it: 1,234,567.
+func countText(n int) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return "-" + countText(-n)
 	}
 	var b strings.Builder
-	dash := false
-	for _, r := range name {
-		ok := r < 128 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
-		if ok {
-			b.WriteRune(r)
-			dash = false
-		} else if !dash && b.Len() > 0 {
-			b.WriteByte('-')
-			dash = true
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
 		}
+		b.WriteRune(r)
 	}
-	clean := strings.TrimRight(b.String(), "-")
-	const maxName = 64 - len("iotplan-") - 1 - 8
-	if len(clean) > maxName {
-		clean = strings.TrimRight(clean[:maxName], "-")
-	}
-	if clean == "" {
-		return "iotplan-" + sum
-	}
-	return "iotplan-" + clean + "-" + sum
-}
-
-// countOf reads the single COUNT() row of an aggregate query.
-func countOf(rows []map[string]any, alias string) (int, error) {
-	if len(rows) == 0 {
-		return 0, nil
-	}
-	return intField(rows[0], alias)
-}
-
-func intField(row map[string]any, alias string) (int, error) {
-	switch n := row[alias].(type) {
-	case float64:
-		if n < 0 || n != float64(int(n)) {
-			return 0, fmt.Errorf("count %v is not a whole number", n)
-		}
-		return int(n), nil
-	case json.Number:
-		return strconv.Atoi(string(n))
-	}
-	return 0, fmt.Errorf("the hub's answer has no numeric %q", alias)
+	return b.String()
 }

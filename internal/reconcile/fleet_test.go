@@ -9,18 +9,30 @@ import (
 )
 
 // memFleet is an in-memory set of twin documents answering queries with the real query
-// engine (internal/query): the planner's queries are evaluated exactly as the local hub
-// evaluates them, without a network. It records every statement.
+// engine (internal/query) in IoT Hub's documented dialect: the planner's queries are parsed
+// and evaluated exactly as the strict local hub does, without a network. It records every
+// statement.
 type memFleet struct {
 	docs    []map[string]any
 	queries []string
 }
 
-func (f *memFleet) Query(_ context.Context, q string) ([]map[string]any, error) {
+func (f *memFleet) QueryRows(ctx context.Context, q string, max int) ([]map[string]any, bool, error) {
+	rows, err := f.query(ctx, q)
+	if err != nil {
+		return nil, false, err
+	}
+	if max > 0 && len(rows) > max {
+		return rows[:max], true, nil
+	}
+	return rows, false, nil
+}
+
+func (f *memFleet) query(_ context.Context, q string) ([]map[string]any, error) {
 	f.queries = append(f.queries, q)
 	parsed, err := query.Parse(q)
 	if err != nil {
-		return nil, fmt.Errorf("planner sent an unparsable query %q: %w", q, err)
+		return nil, fmt.Errorf("planner sent a query outside the documented dialect %q: %w", q, err)
 	}
 	prog, err := query.Compile(parsed)
 	if err != nil {

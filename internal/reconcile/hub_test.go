@@ -3,6 +3,8 @@ package reconcile_test
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"sort"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/iotplan/iotplan/internal/hubclient"
 	"github.com/iotplan/iotplan/internal/query"
 	"github.com/iotplan/iotplan/internal/reconcile"
+	"github.com/iotplan/iotplan/internal/tier"
 )
 
 // fleetFile is a fleet of n door controllers: three quarters with a floor, one in ten of those
@@ -132,7 +135,7 @@ func TestApplyOverLocalHub(t *testing.T) {
 	if p.Resources[0].Action != reconcile.Update || p.Resources[1].Action != reconcile.Invoke {
 		t.Fatalf("plan %+v", p.Resources)
 	}
-	res, err := reconcile.Apply(ctx, p, c, nil, reconcile.WithPollInterval(100*time.Millisecond))
+	res, err := reconcile.Apply(ctx, p, c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,5 +166,199 @@ func TestApplyOverLocalHub(t *testing.T) {
 	// The saved-plan guard: applying the first plan again collides with its own job ids.
 	if _, err := reconcile.Apply(ctx, p, c, nil); err == nil || !hubclient.IsCode(err, 409104) {
 		t.Errorf("re-applying a plan: %v", err)
+	}
+}
+
+// mixedFleetFile: door controllers whose managed keys hold every kind of drift the plan must
+// select — 43 vs "43", "3" vs 3, true, an object where a scalar is wanted, a missing key,
+// 1000000 vs 2500000, a value with a quote — and converged ones that must not be touched.
+const mixedFleetFile = `
+device "ok-1" {
+  tags    = { site = "hq", owner = "O'Brien" }
+  desired = { building = "43", floor = 3, limit = 2500000 }
+}
+device "ok-2" {
+  tags    = { site = "hq", owner = "O'Brien" }
+  desired = { building = "43", floor = 3, limit = 2500000, extra = "kept" }
+}
+device "number-building" {
+  tags    = { site = "hq", owner = "O'Brien" }
+  desired = { building = 43, floor = 3, limit = 2500000 }
+}
+device "string-floor" {
+  tags    = { site = "hq", owner = "O'Brien" }
+  desired = { building = "43", floor = "3", limit = 2500000 }
+}
+device "bool-floor" {
+  tags    = { site = "hq", owner = "O'Brien" }
+  desired = { building = "43", floor = true, limit = 2500000 }
+}
+device "no-building" {
+  tags    = { site = "hq", owner = "O'Brien" }
+  desired = { floor = 3, limit = 2500000 }
+}
+device "object-building" {
+  tags    = { site = "hq", owner = "O'Brien" }
+  desired = { building = { number = 43 }, floor = 3, limit = 2500000 }
+}
+device "missing-floor" {
+  tags    = { site = "hq", owner = "O'Brien" }
+  desired = { building = "43", limit = 2500000 }
+}
+device "small-limit" {
+  tags    = { site = "hq", owner = "O'Brien" }
+  desired = { building = "43", floor = 3, limit = 1000000 }
+}
+device "other-owner" {
+  tags    = { site = "hq", owner = "OBrien" }
+  desired = { building = "43", floor = 3, limit = 2500000 }
+}
+device "elsewhere" {
+  tags    = { site = "branch" }
+  desired = { building = 1 }
+}
+`
+
+func mixedHubConfig(t *testing.T) *reconcile.Config {
+	t.Helper()
+	target, err := query.ParseCondition("tags.site = 'hq'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &reconcile.Config{Twins: []reconcile.Twin{{Addr: "twin.mixed", Target: target,
+		Desired: map[string]any{"building": "43", "floor": 3, "limit": 2500000},
+		Tags:    map[string]any{"owner": "O'Brien"}}}}
+}
+
+// TestMixedTypesOverLocalHub plans and applies over the strict local hub a fleet with every
+// kind of drift, through the real client: the job selects exactly the drifted devices, the
+// converged ones are not written (their desired $version stays), and a second plan is clean.
+// With -v it logs every query and job condition iotplan sent.
+func TestMixedTypesOverLocalHub(t *testing.T) {
+	t.Parallel()
+	h, c := hubtest.Start(t, mixedFleetFile)
+	ctx := context.Background()
+	drifted := []string{"bool-floor", "missing-floor", "no-building", "number-building", "object-building", "other-owner", "small-limit", "string-floor"}
+	versions := map[string]float64{}
+	for _, id := range []string{"ok-1", "ok-2"} {
+		tw, err := c.GetTwin(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		versions[id] = tw["properties"].(map[string]any)["desired"].(map[string]any)["$version"].(float64)
+	}
+	p, err := reconcile.MakePlan(ctx, c, mixedHubConfig(t), reconcile.PlanOptions{Hub: c.HostName()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.Resources[0]
+	if r.Action != reconcile.Update || r.Refused != "" || r.TargetedDevices != 10 || r.Devices != len(drifted) || len(r.Jobs) != 1 {
+		t.Fatalf("plan: %+v", r)
+	}
+	cond := r.Jobs[0].Request.QueryCondition
+	t.Logf("job condition: %s", cond)
+	res, err := reconcile.Apply(ctx, p, c, nil)
+	if err != nil || !res.Success() {
+		t.Fatalf("apply: %v %+v", err, res)
+	}
+	rows, err := c.DeviceJobs(ctx, res.Jobs[0].JobID, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, row := range rows {
+		got = append(got, row.DeviceID)
+	}
+	sort.Strings(got)
+	if !reflect.DeepEqual(got, drifted) {
+		t.Errorf("the job updated %q\nwant %q", got, drifted)
+	}
+	for id, v := range versions {
+		tw, err := c.GetTwin(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now := tw["properties"].(map[string]any)["desired"].(map[string]any)["$version"].(float64); now != v {
+			t.Errorf("converged %s was written: desired $version %v → %v", id, v, now)
+		}
+	}
+	again, err := reconcile.MakePlan(ctx, c, mixedHubConfig(t), reconcile.PlanOptions{Hub: c.HostName()})
+	if err != nil || again.HasChanges() {
+		t.Fatalf("second plan: %v %+v", err, again.Resources)
+	}
+	_ = h
+}
+
+// sitesFleetFile: 20 sites of 50 devices each; on drifted sites every device has floor 2 and
+// building "42" where the configuration wants 3 and "43".
+func sitesFleetFile(drifted bool) string {
+	floor, building := 3, `"43"`
+	if drifted {
+		floor, building = 2, `"42"`
+	}
+	return fmt.Sprintf(`
+group "doors" {
+  count   = 1000
+  id      = "door-%%05d"
+  tags    = { site = format("s%%d", index %% 20) }
+  desired = { floor = %d, building = %s }
+}
+`, floor, building)
+}
+
+func sitesConfig(t *testing.T, resources, keys int) *reconcile.Config {
+	t.Helper()
+	cfg := &reconcile.Config{}
+	for i := range resources {
+		target, err := query.ParseCondition(fmt.Sprintf("tags.site = 's%d'", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		desired := map[string]any{"floor": 3}
+		if keys == 2 {
+			desired["building"] = "43"
+		}
+		cfg.Twins = append(cfg.Twins, reconcile.Twin{Addr: fmt.Sprintf("twin.site%d", i), Target: target, Desired: desired})
+	}
+	return cfg
+}
+
+// TestPlanHubCallsByConfigSize counts the queries of a plan for 1, 5 and 20 resources, with one
+// and two managed keys, over a converged and a drifted fleet of 1,000 devices on the local hub,
+// with S1's sample budget (the plan stays within one minute of an S1 hub's 20 queries when it
+// can) and without a tier. BENCHMARKS.md records the table this logs (go test -v -run
+// TestPlanHubCallsByConfigSize ./internal/reconcile).
+func TestPlanHubCallsByConfigSize(t *testing.T) {
+	t.Parallel()
+	s1 := tier.Tier{Name: "S1", Units: 1}
+	want := map[string]int{ // resources/keys/fleet/tier → queries
+		"1/1/converged/S1": 1, "5/1/converged/S1": 5, "20/1/converged/S1": 20,
+		"1/2/converged/S1": 2, "5/2/converged/S1": 10, "20/2/converged/S1": 40,
+		"1/1/drifted/S1": 3, "5/1/drifted/S1": 15, "20/1/drifted/S1": 40,
+		"1/2/drifted/S1": 6, "5/2/drifted/S1": 20, "20/2/drifted/S1": 80,
+		"1/1/drifted/none": 3, "5/1/drifted/none": 15, "20/1/drifted/none": 60,
+		"1/2/drifted/none": 6, "5/2/drifted/none": 30, "20/2/drifted/none": 120,
+	}
+	for _, fleet := range []string{"converged", "drifted"} {
+		_, c := hubtest.Start(t, sitesFleetFile(fleet == "drifted"))
+		for _, keys := range []int{1, 2} {
+			for _, n := range []int{1, 5, 20} {
+				for _, tr := range []tier.Tier{s1, {}} {
+					name := fmt.Sprintf("%d/%d/%s/%s", n, keys, fleet, map[bool]string{true: "S1", false: "none"}[tr.Known()])
+					w, ok := want[name]
+					if !ok {
+						continue
+					}
+					p, err := reconcile.MakePlan(context.Background(), c, sitesConfig(t, n, keys), reconcile.PlanOptions{Hub: c.HostName(), Tier: tr})
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Logf("%-20s %3d queries, changes %v", name, p.HubCalls["query"], p.HasChanges())
+					if p.HubCalls["query"] != w || p.HasChanges() != (fleet == "drifted") {
+						t.Errorf("%s: %d queries (want %d), changes %v", name, p.HubCalls["query"], w, p.HasChanges())
+					}
+				}
+			}
+		}
 	}
 }

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,11 +13,12 @@ import (
 	"time"
 
 	"github.com/iotplan/iotplan/internal/hubapi"
+	"github.com/iotplan/iotplan/internal/tier"
 )
 
 // FormatVersion is the version of the saved plan format (Plan as JSON). LoadPlan refuses other
 // versions rather than guessing what an older or newer iotplan meant.
-const FormatVersion = "1"
+const FormatVersion = "2"
 
 // Action is what apply will do for a resource.
 type Action string
@@ -65,8 +67,16 @@ type Plan struct {
 	FormatVersion string    `json:"format_version"`
 	CreatedAt     time.Time `json:"created_at"`
 	// Hub is the host name of the hub the plan was made against.
-	Hub       string           `json:"hub"`
-	Resources []ResourceChange `json:"resources"`
+	Hub string `json:"hub"`
+	// TierName and TierUnits are the hub's tier and units the jobs were sized for ("S1", 1;
+	// "" for an unlimited local hub). TierAssumed: the tier was not declared, and S1 × 1 unit
+	// was assumed.
+	TierName    string           `json:"tier,omitempty"`
+	TierUnits   int              `json:"units,omitempty"`
+	TierAssumed bool             `json:"tier_assumed,omitempty"`
+	Resources   []ResourceChange `json:"resources"`
+	// Notes concern the whole plan.
+	Notes []string `json:"notes,omitempty"`
 	// HubCalls counts the hub requests planning used, by kind (see hubclient.Client.Calls).
 	HubCalls map[string]int `json:"hub_calls,omitempty"`
 	// HubWait is what planning spent waiting on a throttling hub; nil when nothing was
@@ -83,15 +93,22 @@ type ResourceChange struct {
 	Target string `json:"target"`
 	// TargetedDevices is how many devices the target selects.
 	TargetedDevices int `json:"targeted_devices"`
-	// Devices is how many devices the job will act on: for a twin, the devices where any managed
-	// key differs (counted with the job's own condition); for a method, the targeted devices.
+	// Devices is how many devices the jobs will act on: for a twin, the devices where any
+	// managed key differs (counted with the jobs' own conditions), or every targeted device
+	// when a job must select the whole target; for a method, the targeted devices.
 	Devices int `json:"devices"`
 	// Transitions are the distinct observed→desired changes per key, largest first (twins).
 	Transitions []Transition `json:"transitions,omitempty"`
 	// SampleDeviceIDs are a few of the devices a method will be invoked on.
 	SampleDeviceIDs []string `json:"sample_device_ids,omitempty"`
-	// Job is the job apply will schedule; nil for NoOp. StartTime nil means "when applied".
-	Job *hubapi.JobRequest `json:"job,omitempty"`
+	// Jobs are the jobs apply will schedule, in order; none for NoOp. Usually one; a twin
+	// resource whose drift condition would exceed the hub's 8,192 characters gets one job per
+	// group of keys.
+	Jobs []PlannedJob `json:"jobs,omitempty"`
+	// Refused says why apply must not run this resource: the hub's answers disagreed while
+	// planning (e.g. the drift count and the key groups), so its jobs could touch devices the
+	// plan does not show.
+	Refused string `json:"refused,omitempty"`
 	// Notes are things the reader of the plan must know (shown under the resource).
 	Notes []string `json:"notes,omitempty"`
 	// SensitiveKeys, SensitiveTarget and SensitivePayload say which values come from
@@ -103,6 +120,19 @@ type ResourceChange struct {
 	SensitivePayload bool     `json:"sensitive_payload,omitempty"`
 }
 
+// PlannedJob is one job of a resource: the request apply sends (StartTime nil means "when
+// applied"), and what planning counted and expects of it.
+type PlannedJob struct {
+	Request hubapi.JobRequest `json:"request"`
+	// Devices is how many devices Request's condition selected when planning counted it.
+	Devices int `json:"devices"`
+	// Keys are the managed keys a twin job's patch sets.
+	Keys []string `json:"keys,omitempty"`
+	// ExpectedSeconds is how long the hub needs to reach Devices at the plan's tier; 0 when
+	// the hub is unlimited.
+	ExpectedSeconds int64 `json:"expected_seconds,omitempty"`
+}
+
 // Transition is one distinct change of one key: From (absent for OpAdd) becomes To (absent for
 // OpRemove) on Devices devices, e.g. desired.building "42" → "43" on 9,812 devices.
 type Transition struct {
@@ -111,12 +141,12 @@ type Transition struct {
 	From    json.RawMessage `json:"from,omitempty"`
 	To      json.RawMessage `json:"to,omitempty"`
 	Devices int             `json:"devices"`
-	// OtherValues marks the devices whose value is none of those listed for the key (a key with
-	// more distinct values than a plan lists, or missing); From is then absent.
+	// OtherValues marks the devices whose value is none of those listed for the key (a key
+	// with more distinct values than a plan reads); From is then absent.
 	OtherValues bool `json:"other_values,omitempty"`
 	// SampleDeviceIDs are a few devices with this transition (only for the largest
-	// transitions of a resource: sample queries are capped per resource). For an observed object
-	// or array value the sample is of devices with any value of that type.
+	// transitions: sample queries are capped per resource and per plan). For an observed
+	// object the sample is of devices whose value is an object with the same first key.
 	SampleDeviceIDs []string `json:"sample_device_ids,omitempty"`
 }
 
@@ -128,12 +158,16 @@ type Summary struct {
 	MethodDevices   int // devices those invocations reach (summed per resource)
 	UnchangedTwins  int
 	EmptyMethodRuns int // method resources whose target selects no device
+	Refused         int // resources apply will refuse (see ResourceChange.Refused)
 }
 
 // Summary counts the plan's actions.
 func (p *Plan) Summary() Summary {
 	var s Summary
 	for _, r := range p.Resources {
+		if r.Refused != "" {
+			s.Refused++
+		}
 		switch {
 		case r.Action == Update:
 			s.TwinChanges++
@@ -168,6 +202,46 @@ func (p *Plan) HasTwinChanges() bool {
 		}
 	}
 	return false
+}
+
+// MakePlan reads the fleet (Read) and diffs it (Diff). When q counts its calls, the plan
+// records how many planning used.
+func MakePlan(ctx context.Context, q Querier, cfg *Config, opts PlanOptions) (*Plan, error) {
+	var before map[string]int
+	cc, counting := q.(callCounter)
+	if counting {
+		before = cc.Calls()
+	}
+	wr, waits := q.(waitReporter)
+	var waitedBefore HubWait
+	if waits {
+		waitedBefore = waitOf(wr)
+	}
+	obs, err := Read(ctx, q, cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	p, err := Diff(cfg, obs, opts)
+	if err != nil {
+		return nil, err
+	}
+	if counting {
+		p.HubCalls = callsSince(cc, before)
+	}
+	if waits {
+		p.HubWait = waitSince(wr, waitedBefore)
+	}
+	return p, nil
+}
+
+func callsSince(cc callCounter, before map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, n := range cc.Calls() {
+		if d := n - before[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
 }
 
 // Resource kinds.
@@ -270,7 +344,7 @@ func (p *Plan) Validate() error {
 		}
 		switch r.Action {
 		case NoOp:
-			if r.Job != nil {
+			if len(r.Jobs) > 0 {
 				return fmt.Errorf("%s: a no-op carries a job", where)
 			}
 			continue
@@ -278,22 +352,30 @@ func (p *Plan) Validate() error {
 		default:
 			return fmt.Errorf("%s: unknown action %q", where, r.Action)
 		}
-		j := r.Job
-		if j == nil {
+		if len(r.Jobs) == 0 && r.Refused == "" {
 			return fmt.Errorf("%s: action %s without a job", where, r.Action)
 		}
-		if !jobIDPattern.MatchString(j.JobID) {
-			return fmt.Errorf("%s: job id %q is not 1-64 letters, digits and dashes", where, j.JobID)
+		for _, pj := range r.Jobs {
+			if err := validateJob(where, r, &pj.Request); err != nil {
+				return err
+			}
 		}
-		if j.QueryCondition == "" {
-			return fmt.Errorf("%s: job has no query condition", where)
-		}
-		switch {
-		case r.Action == Update && (r.Kind != KindTwin || j.Type != hubapi.JobTypeUpdateTwin || j.UpdateTwin == nil):
-			return fmt.Errorf("%s: an update needs a %s job with updateTwin", where, hubapi.JobTypeUpdateTwin)
-		case r.Action == Invoke && (r.Kind != KindMethod || j.Type != hubapi.JobTypeDeviceMethod || j.CloudToDeviceMethod == nil):
-			return fmt.Errorf("%s: an invocation needs a %s job with cloudToDeviceMethod", where, hubapi.JobTypeDeviceMethod)
-		}
+	}
+	return nil
+}
+
+func validateJob(where string, r ResourceChange, j *hubapi.JobRequest) error {
+	if !jobIDPattern.MatchString(j.JobID) {
+		return fmt.Errorf("%s: job id %q is not 1-64 letters, digits and dashes", where, j.JobID)
+	}
+	if j.QueryCondition == "" {
+		return fmt.Errorf("%s: job %s has no query condition", where, j.JobID)
+	}
+	switch {
+	case r.Action == Update && (r.Kind != KindTwin || j.Type != hubapi.JobTypeUpdateTwin || j.UpdateTwin == nil):
+		return fmt.Errorf("%s: an update needs %s jobs with updateTwin", where, hubapi.JobTypeUpdateTwin)
+	case r.Action == Invoke && (r.Kind != KindMethod || j.Type != hubapi.JobTypeDeviceMethod || j.CloudToDeviceMethod == nil):
+		return fmt.Errorf("%s: an invocation needs a %s job with cloudToDeviceMethod", where, hubapi.JobTypeDeviceMethod)
 	}
 	return nil
 }
@@ -305,4 +387,14 @@ func (p *Plan) CheckHub(host string) error {
 		return fmt.Errorf("the plan was made for hub %q, not %q: run plan against this hub", p.Hub, host)
 	}
 	return nil
+}
+
+// HubTier is the tier the plan was sized for (the zero Tier for an unlimited hub, or when the
+// recorded name no longer parses).
+func (p *Plan) HubTier() tier.Tier {
+	t, err := tier.Parse(p.TierName, p.TierUnits)
+	if err != nil {
+		return tier.Tier{}
+	}
+	return t
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/query"
+	"github.com/iotplan/iotplan/internal/tier"
 )
 
 var planTime = time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC)
@@ -96,8 +97,8 @@ func TestMakePlanOnFleet(t *testing.T) {
 	}
 	twin := p.Resources[0]
 	drifted, driftedIDs := bruteDrift(docs)
-	if twin.Action != Update || twin.TargetedDevices != 200 || twin.Devices != drifted {
-		t.Fatalf("twin: action %s targeted %d devices %d (want update, 200, %d)", twin.Action, twin.TargetedDevices, twin.Devices, drifted)
+	if twin.Action != Update || twin.TargetedDevices != 200 || twin.Devices != drifted || twin.Refused != "" || len(twin.Jobs) != 1 {
+		t.Fatalf("twin: %s (want update, 200 targeted, %d devices, one job)", js(twin), drifted)
 	}
 	var got []string
 	for _, tr := range twin.Transitions {
@@ -125,25 +126,23 @@ func TestMakePlanOnFleet(t *testing.T) {
 	if s := twin.Transitions[3].SampleDeviceIDs; !reflect.DeepEqual(s, []string{"door-00001", "door-00011", "door-00021"}) {
 		t.Errorf("floor samples %v", s)
 	}
-	j := twin.Job
+	j := twin.Jobs[0].Request
 	if j.Type != hubapi.JobTypeUpdateTwin || j.UpdateTwin.ETag != "*" || j.StartTime != nil || j.MaxExecutionTimeInSeconds != 3600 {
 		t.Errorf("job %s", js(j))
 	}
 	if js(j.UpdateTwin) != `{"etag":"*","tags":{"owner":null},"properties":{"desired":{"building":"43","floor":3}}}` {
 		t.Errorf("patch %s", js(j.UpdateTwin))
 	}
-	wantCond := "tags.site = 'hq' AND (NOT IS_STRING(properties.desired.building) OR properties.desired.building != '43' OR NOT IS_NUMBER(properties.desired.floor) OR properties.desired.floor != 3 OR IS_DEFINED(tags.owner))"
+	// The list form: the values the groups showed differing, typed (43 and '42'), the missing
+	// floor, the owner tag present. Only documented constructs.
+	wantCond := "tags.site = 'hq' AND (properties.desired.building IN [43, '42'] OR NOT IS_DEFINED(properties.desired.floor) OR IS_DEFINED(tags.owner))"
 	if j.QueryCondition != wantCond {
 		t.Errorf("condition\n%s\nwant\n%s", j.QueryCondition, wantCond)
 	}
 	// The condition text, parsed back, selects exactly the drifted devices.
-	cond, err := query.ParseCondition(j.QueryCondition)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sel, _ := matching(cond, docs)
-	if len(sel) != drifted {
-		t.Errorf("job condition selects %d devices, brute force says %d", len(sel), drifted)
+	sel := selects(t, j.QueryCondition, docs)
+	if len(sel) != drifted || twin.Jobs[0].Devices != drifted {
+		t.Errorf("job condition selects %d devices (counted %d), brute force says %d", len(sel), twin.Jobs[0].Devices, drifted)
 	}
 	for _, id := range sel {
 		if !driftedIDs[id] {
@@ -152,16 +151,17 @@ func TestMakePlanOnFleet(t *testing.T) {
 	}
 
 	m := p.Resources[1]
-	if m.Action != Invoke || m.Devices != 200 || m.Job.CloudToDeviceMethod.MethodName != "lockDoor" ||
-		m.Job.CloudToDeviceMethod.ResponseTimeoutInSeconds != 15 || string(m.Job.CloudToDeviceMethod.Payload) != "null" ||
-		m.Job.MaxExecutionTimeInSeconds != 300 || m.Job.QueryCondition != "tags.site = 'hq'" || len(m.SampleDeviceIDs) != 3 || len(m.Notes) == 0 {
+	mj := m.Jobs[0].Request
+	if m.Action != Invoke || m.Devices != 200 || mj.CloudToDeviceMethod.MethodName != "lockDoor" ||
+		mj.CloudToDeviceMethod.ResponseTimeoutInSeconds != 15 || string(mj.CloudToDeviceMethod.Payload) != "null" ||
+		mj.MaxExecutionTimeInSeconds != 300 || mj.QueryCondition != "tags.site = 'hq'" || len(m.SampleDeviceIDs) != 3 || len(m.Notes) == 0 {
 		t.Errorf("method %s", js(m))
 	}
 	if p.HubCalls["query"] != len(fleet.queries) {
 		t.Errorf("hub calls %v, queries %d", p.HubCalls, len(fleet.queries))
 	}
-	// twin: 1 count + 3 keys + 1 drift count + 4 samples; method: its count is the twin's
-	// (same target, asked once) + 1 sample.
+	// twin: 3 GROUP BY (the first also counts the target), COUNT of the converged, 1 drift
+	// COUNT, 4 samples; method: its COUNT is the first GROUP BY's total + 1 sample.
 	if len(fleet.queries) != 10 {
 		t.Errorf("%d queries:\n%s", len(fleet.queries), strings.Join(fleet.queries, "\n"))
 	}
@@ -169,6 +169,20 @@ func TestMakePlanOnFleet(t *testing.T) {
 	if s.TwinChanges != 1 || s.TwinDevices != drifted || s.MethodInvokes != 1 || s.MethodDevices != 200 {
 		t.Errorf("summary %+v", s)
 	}
+}
+
+// selects parses a condition the way the strict hub does and returns the ids it selects.
+func selects(t *testing.T, cond string, docs []map[string]any) []string {
+	t.Helper()
+	e, err := query.ParseCondition(cond)
+	if err != nil {
+		t.Fatalf("condition %s is not in the documented dialect: %v", cond, err)
+	}
+	ids, err := matching(e, docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
 }
 
 func TestPlanQueriesDoNotGrowWithFleet(t *testing.T) {
@@ -206,11 +220,12 @@ func TestSampleQueriesAreCapped(t *testing.T) {
 			withSamples++
 		}
 	}
-	if withSamples != 5 || len(fleet.queries) != 1+1+1+5 {
+	// One GROUP BY (it answers converged or not), one drift COUNT, 5 samples.
+	if withSamples != 5 || len(fleet.queries) != 1+1+5 {
 		t.Fatalf("%d transitions with samples, %d queries", withSamples, len(fleet.queries))
 	}
-	if r.Job.QueryCondition != "NOT IS_STRING(properties.desired.mode) OR properties.desired.mode != 'eco'" {
-		t.Errorf("condition %s", r.Job.QueryCondition)
+	if c := r.Jobs[0].Request.QueryCondition; c != "properties.desired.mode IN ['m0', 'm1', 'm10', 'm11', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9']" {
+		t.Errorf("condition %s", c)
 	}
 }
 
@@ -226,11 +241,12 @@ func TestConvergedFleetIsNoOp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.HasChanges() || p.Resources[0].Action != NoOp || p.Resources[0].Job != nil || p.Resources[0].TargetedDevices != 30 {
+	if p.HasChanges() || p.Resources[0].Action != NoOp || len(p.Resources[0].Jobs) != 0 || p.Resources[0].TargetedDevices != 30 {
 		t.Fatalf("converged fleet: %s", js(p.Resources[0]))
 	}
-	// 1 count + 4 keys; nothing else when nothing differs.
-	if len(fleet.queries) != 5 {
+	// An array key cannot be compared by a condition: the GROUP BY of each of the 4 keys (the
+	// first also counts the target); nothing else when nothing differs.
+	if len(fleet.queries) != 4 {
 		t.Errorf("%d queries", len(fleet.queries))
 	}
 	// An array that differs on one device: the job rewrites the whole target and says so.
@@ -240,8 +256,49 @@ func TestConvergedFleetIsNoOp(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := p.Resources[0]
-	if r.Action != Update || r.Devices != 30 || len(r.Transitions) != 1 || r.Job.QueryCondition != "tags.site = 'hq'" || len(r.Notes) != 1 {
+	if r.Action != Update || r.Devices != 30 || len(r.Transitions) != 1 || r.Jobs[0].Request.QueryCondition != "tags.site = 'hq'" || len(r.Notes) != 1 {
 		t.Fatalf("array drift: %s", js(r))
+	}
+	// The whole-target job sets only the key that differs.
+	if js(r.Jobs[0].Request.UpdateTwin) != `{"etag":"*","properties":{"desired":{"zones":["a","b"]}}}` {
+		t.Errorf("patch %s", js(r.Jobs[0].Request.UpdateTwin))
+	}
+}
+
+// TestConvergedCostsOneQueryPerResource: a converged single-key resource is answered by its
+// GROUP BY alone; a converged multi-key one by COUNT(target) and COUNT(target AND every key
+// equal), the first shared by every resource of the same target. So a converged config of 20
+// single-key resources plans in 20 queries: one minute of an S1 hub's query quota.
+func TestConvergedCostsOneQueryPerResource(t *testing.T) {
+	var docs []map[string]any
+	for i := range 50 {
+		docs = append(docs, twinDoc(fmt.Sprintf("d%02d", i), map[string]any{"k0": "v", "k1": 1.0, "k2": true}, map[string]any{"site": fmt.Sprintf("s%d", i%20)}))
+	}
+	cfg := &Config{}
+	for i := range 20 {
+		target, _ := query.ParseCondition(fmt.Sprintf("tags.site = 's%d'", i))
+		cfg.Twins = append(cfg.Twins, Twin{Addr: fmt.Sprintf("twin.r%d", i), Target: target, Desired: map[string]any{"k0": "v"}})
+	}
+	fleet := &memFleet{docs: docs}
+	p, err := MakePlan(context.Background(), fleet, cfg, PlanOptions{Now: planTime, Tier: tier.Tier{Name: "S1", Units: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.HasChanges() || len(fleet.queries) != 20 {
+		t.Fatalf("20 converged single-key resources: changes %v, %d queries", p.HasChanges(), len(fleet.queries))
+	}
+	cfg.Twins = cfg.Twins[:1]
+	cfg.Twins[0].Desired = map[string]any{"k0": "v", "k1": 1, "k2": true}
+	cfg.Methods = []Method{{Addr: "method.m", Target: cfg.Twins[0].Target, Method: "reboot"}}
+	fleet = &memFleet{docs: docs}
+	if p, err = MakePlan(context.Background(), fleet, cfg, PlanOptions{Now: planTime, SampleQueriesPerResource: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if p.Resources[0].Action != NoOp || len(fleet.queries) != 2 {
+		t.Fatalf("converged 3-key resource + method of the same target: %s, queries %q", js(p.Resources[0]), fleet.queries)
+	}
+	if fleet.queries[1] != "SELECT COUNT() AS n FROM devices WHERE tags.site = 's0' AND properties.desired.k0 = 'v' AND properties.desired.k1 = 1 AND properties.desired.k2 = true" {
+		t.Errorf("converged count %s", fleet.queries[1])
 	}
 }
 
@@ -252,7 +309,7 @@ func TestEmptyTargetMethodIsNoOp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := p.Resources[0]; r.Action != NoOp || r.Job != nil || r.TargetedDevices != 0 {
+	if r := p.Resources[0]; r.Action != NoOp || len(r.Jobs) != 0 || r.TargetedDevices != 0 {
 		t.Fatalf("%s", js(r))
 	}
 }
@@ -275,13 +332,13 @@ func TestPlanRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(p, back) {
 		t.Fatalf("round trip differs:\n%s\n%s", js(p), js(back))
 	}
-	if back.Resources[0].Job.StartTime == nil || !back.Resources[0].Job.StartTime.Equal(planTime.Add(time.Hour)) {
-		t.Errorf("start time lost: %v", back.Resources[0].Job.StartTime)
+	if st := back.Resources[0].Jobs[0].Request.StartTime; st == nil || !st.Equal(planTime.Add(time.Hour)) {
+		t.Errorf("start time lost: %v", st)
 	}
 
 	raw, _ := os.ReadFile(path)
 	for _, bad := range []struct{ name, edit, want string }{
-		{"other version", `"format_version": "1"`, "format version \"9\" is not supported"},
+		{"other version", `"format_version": "2"`, "format version \"9\" is not supported"},
 		{"not a plan", `{`, "not an iotplan plan file"},
 		{"unknown field", `"hub":`, "malformed plan file"},
 		{"bad job id", `"jobId": "iotplan-door-location-`, "job id"},
@@ -289,7 +346,7 @@ func TestPlanRoundTrip(t *testing.T) {
 		var data []byte
 		switch bad.name {
 		case "other version":
-			data = bytes.Replace(raw, []byte(`"format_version": "1"`), []byte(`"format_version": "9"`), 1)
+			data = bytes.Replace(raw, []byte(`"format_version": "2"`), []byte(`"format_version": "9"`), 1)
 		case "not a plan":
 			data = []byte(`{"resources": []}`)
 		case "unknown field":
@@ -391,50 +448,5 @@ func TestManyDistinctValuesAreBounded(t *testing.T) {
 	}
 	if counts[0] != counts[1] {
 		t.Errorf("queries for 40 vs 400 devices: %v", counts)
-	}
-}
-
-// noTopGroupBy is a hub that refuses SELECT TOP … GROUP BY with a 400, as a hub strictly
-// following the documented grammar might.
-type noTopGroupBy struct{ memFleet }
-
-type badRequest struct{}
-
-func (badRequest) Error() string {
-	return "iot hub query: ArgumentInvalid (400004): TOP is not supported with GROUP BY"
-}
-func (badRequest) HTTPStatus() int { return 400 }
-
-func (f *noTopGroupBy) Query(ctx context.Context, q string) ([]map[string]any, error) {
-	if strings.Contains(q, "TOP") && strings.Contains(q, "GROUP BY") {
-		f.queries = append(f.queries, q)
-		return nil, badRequest{}
-	}
-	return f.memFleet.Query(ctx, q)
-}
-
-func TestGroupByWithoutTopFallback(t *testing.T) {
-	docs := doorFleet(100)
-	want, err := MakePlan(context.Background(), &memFleet{docs: docs}, doorConfig(t), PlanOptions{Now: planTime})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &noTopGroupBy{memFleet{docs: docs}}
-	got, err := MakePlan(context.Background(), f, doorConfig(t), PlanOptions{Now: planTime})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got.HubCalls, want.HubCalls = nil, nil
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("plan without TOP differs:\n%s\n%s", js(got), js(want))
-	}
-	refused := 0
-	for _, q := range f.queries {
-		if strings.Contains(q, "TOP") && strings.Contains(q, "GROUP BY") {
-			refused++
-		}
-	}
-	if refused != 1 {
-		t.Errorf("TOP … GROUP BY sent %d times; once is enough to learn", refused)
 	}
 }

@@ -2,16 +2,19 @@ package reconcile
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 
 	"github.com/iotplan/iotplan/internal/query"
 )
 
-// Querier runs an IoT Hub query and returns its rows (all pages). *hubclient.Client is one.
+// Querier runs an IoT Hub query. *hubclient.Client is one.
 type Querier interface {
-	Query(ctx context.Context, q string) ([]map[string]any, error)
+	// QueryRows returns the query's rows, at most max of them (max <= 0: every row, all
+	// pages), and whether the hub has more rows than it returned.
+	QueryRows(ctx context.Context, q string, max int) (rows []map[string]any, more bool, err error)
 }
 
 // callCounter is implemented by queriers that count their hub calls (hubclient.Client).
@@ -26,14 +29,19 @@ const (
 	aliasID    = "deviceId"
 )
 
-// Read observes the fleet for cfg with aggregation and projection queries, so the number of
-// hub calls depends on the configuration, never on the number of devices:
+// Read observes the fleet for cfg with aggregation and projection queries in IoT Hub's
+// documented dialect, so the number of hub calls depends on the configuration, never on the
+// number of devices. It records every count together with the exact condition it counted;
+// Diff builds the plan's jobs from those conditions and nothing else.
 //
-//   - per twin resource: one SELECT COUNT() of the target; per managed key one
-//     SELECT <key> AS v, COUNT() AS n … GROUP BY <key>; if anything differs, one COUNT() with
-//     the job's own condition (the drifted total) and at most SampleQueriesPerResource
-//     SELECT TOP k deviceId … queries for example ids of the largest transitions;
-//   - per method resource: one COUNT() and one TOP k of the target.
+// Per twin resource, first whether it has converged: the first key's SELECT <key> AS v,
+// COUNT() AS n … GROUP BY <key> (one page of groups; its rows add up to the targeted devices),
+// which answers a one-key resource alone; for several keys also SELECT COUNT() of the target
+// AND every key equal to its desired value. Only when it has not: the GROUP BY of every other
+// key (and a COUNT of a key's converged devices when its groups span more than one page), then
+// one COUNT per update job with the job's own condition. Per method resource: one COUNT of the
+// target, answered without a query when a twin resource's groups already counted it. Example device ids (SELECT TOP k
+// deviceId) come last, largest transitions first, within PlanOptions' sample budget.
 func Read(ctx context.Context, q Querier, cfg *Config, opts PlanOptions) (*Observed, error) {
 	opts = opts.withDefaults()
 	if err := checkAddrs(cfg); err != nil {
@@ -42,67 +50,28 @@ func Read(ctx context.Context, q Querier, cfg *Config, opts PlanOptions) (*Obser
 	obs := &Observed{Twins: map[string]*TwinObserved{}, Methods: map[string]*MethodObserved{}}
 	// Resources often share a target (the tutorial's method reuses the twin's): the same
 	// statement is sent once per plan.
-	q = &memo{q: q, rows: map[string][]map[string]any{}}
+	m := &memo{q: q, rows: map[string]memoRows{}}
 	for _, t := range cfg.Twins {
-		o, err := readTwin(ctx, q, t, opts)
+		o, err := readTwin(ctx, m, t, opts)
 		if err != nil {
 			return nil, err
 		}
 		obs.Twins[t.Addr] = o
 	}
-	for _, m := range cfg.Methods {
-		o, err := readMethod(ctx, q, m, opts)
+	for _, mt := range cfg.Methods {
+		n, err := count(ctx, m, mt.Addr, normTarget(mt.Target))
 		if err != nil {
 			return nil, err
 		}
-		obs.Methods[m.Addr] = o
+		obs.Methods[mt.Addr] = &MethodObserved{Targeted: n}
 	}
+	readSamples(ctx, m, cfg, obs, opts)
 	return obs, nil
 }
 
-// MakePlan reads the fleet (Read) and diffs it (Diff). When q counts its calls, the plan
-// records how many planning used.
-func MakePlan(ctx context.Context, q Querier, cfg *Config, opts PlanOptions) (*Plan, error) {
-	var before map[string]int
-	cc, counting := q.(callCounter)
-	if counting {
-		before = cc.Calls()
-	}
-	wr, waits := q.(waitReporter)
-	var waitedBefore HubWait
-	if waits {
-		waitedBefore = waitOf(wr)
-	}
-	obs, err := Read(ctx, q, cfg, opts)
-	if err != nil {
-		return nil, err
-	}
-	p, err := Diff(cfg, obs, opts)
-	if err != nil {
-		return nil, err
-	}
-	if counting {
-		p.HubCalls = callsSince(cc, before)
-	}
-	if waits {
-		p.HubWait = waitSince(wr, waitedBefore)
-	}
-	return p, nil
-}
-
-func callsSince(cc callCounter, before map[string]int) map[string]int {
-	out := map[string]int{}
-	for k, n := range cc.Calls() {
-		if d := n - before[k]; d > 0 {
-			out[k] = d
-		}
-	}
-	return out
-}
-
 func count(ctx context.Context, q Querier, addr string, where query.Expr) (int, error) {
-	stmt := query.Select(query.Devices).Count(aliasCount).Where(where).String()
-	rows, err := q.Query(ctx, stmt)
+	stmt := countStatement(where)
+	rows, _, err := q.QueryRows(ctx, stmt, 0)
 	if err != nil {
 		return 0, fmt.Errorf("%s: counting devices: %w", addr, err)
 	}
@@ -113,11 +82,228 @@ func count(ctx context.Context, q Querier, addr string, where query.Expr) (int, 
 	return n, nil
 }
 
-func sampleIDs(ctx context.Context, q Querier, addr string, where query.Expr, k int) ([]string, error) {
-	stmt := query.Select(query.Devices).Top(k).Project(query.P("deviceId"), aliasID).Where(where).String()
-	rows, err := q.Query(ctx, stmt)
+func readTwin(ctx context.Context, q Querier, t Twin, opts PlanOptions) (*TwinObserved, error) {
+	pt, err := prepareTwin(t)
 	if err != nil {
-		return nil, fmt.Errorf("%s: reading example devices: %w", addr, err)
+		return nil, err
+	}
+	target := normTarget(t.Target)
+	o := &TwinObserved{Keys: map[string]*KeyObserved{}, Converged: -1}
+	if len(pt.leaves) == 0 {
+		return o, nil
+	}
+	if err := probeTwin(ctx, q, t.Addr, target, pt.leaves, o, opts); err != nil {
+		return nil, err
+	}
+	if o.Targeted == 0 || o.Converged == o.Targeted {
+		return o, nil
+	}
+	for _, l := range pt.leaves {
+		if o.Keys[l.Name()] != nil {
+			continue
+		}
+		k, err := readKey(ctx, q, t.Addr, target, l, o.Targeted, opts)
+		if err != nil {
+			return nil, err
+		}
+		o.Keys[l.Name()] = k
+	}
+	ts := twinTransitions(pt.leaves, o.Keys)
+	if len(ts) == 0 {
+		return o, nil
+	}
+	return o, countJobs(ctx, q, t.Addr, target, driftedLeaves(pt.leaves, ts), o)
+}
+
+// probeTwin finds out whether a twin resource has converged with as few queries as the
+// documented dialect allows (see Read). The first key's GROUP BY comes first: when its groups
+// fit one page they answer everything for a one-key resource, and give the targeted count for
+// free otherwise; then, for several keys, one COUNT of the devices where all are equal.
+func probeTwin(ctx context.Context, q Querier, addr string, target query.Expr, leaves []Leaf, o *TwinObserved, opts PlanOptions) error {
+	conv, comparable := convergedCondition(target, leaves)
+	k, rows, err := groupRows(ctx, q, addr, target, leaves[0], opts)
+	if err != nil {
+		return err
+	}
+	if k.Complete {
+		o.Targeted = rows
+		o.Keys[leaves[0].Name()] = k
+	} else if o.Targeted, err = count(ctx, q, addr, target); err != nil {
+		return err
+	}
+	switch {
+	case o.Targeted == 0 || !comparable:
+	case len(leaves) == 1 && k.Complete:
+		o.Converged = groupDevices(leaves[0], k.Groups)
+	default:
+		o.Converged, err = count(ctx, q, addr, conv)
+	}
+	return err
+}
+
+// groupDevices is the number of devices in the key's group that holds its desired value (for
+// a key declared null: the missing group).
+func groupDevices(l Leaf, groups []Group) int {
+	want := valueKey(l.Value)
+	n := 0
+	for _, g := range groups {
+		switch {
+		case g.Other:
+		case l.Value == nil && !g.Defined:
+			n += g.Devices
+		case l.Value != nil && g.Defined && valueKey(g.Value) == want:
+			n += g.Devices
+		}
+	}
+	return n
+}
+
+// groupRows runs the GROUP BY of one managed key and reads at most opts.MaxGroups groups (one
+// page of 100 by default: TOP with GROUP BY is not documented, so groups are paged instead).
+// Devices missing the key form the undefined group: a row without the value column. It
+// returns the groups, Complete when the hub had no more, and the devices the rows count.
+func groupRows(ctx context.Context, q Querier, addr string, target query.Expr, l Leaf, opts PlanOptions) (*KeyObserved, int, error) {
+	p := l.Path()
+	stmt := query.Select(query.Devices).Project(p, aliasValue).Count(aliasCount).Where(target).GroupBy(p).String()
+	rows, more, err := q.QueryRows(ctx, stmt, opts.MaxGroups)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: reading %s: %w", addr, l.Name(), err)
+	}
+	k := &KeyObserved{Complete: !more}
+	sum, undefined := 0, -1
+	for _, r := range rows {
+		n, err := intField(r, aliasCount)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: reading %s: %w", addr, l.Name(), err)
+		}
+		v, defined := r[aliasValue]
+		sum += n
+		if !defined && undefined >= 0 {
+			k.Groups[undefined].Devices += n
+			continue
+		}
+		if !defined {
+			undefined = len(k.Groups)
+		}
+		k.Groups = append(k.Groups, Group{Defined: defined, Value: v, Devices: n})
+	}
+	if m, ok := q.(*memo); ok && k.Complete {
+		m.counted(target, sum) // every device of the target is in exactly one group
+	}
+	return k, sum, nil
+}
+
+// readKey reads one key's groups; when they span more than one page, the devices in groups
+// not read that differ from the desired value become the Other group: targeted, minus the
+// groups read, minus the converged devices not among them (one more COUNT).
+func readKey(ctx context.Context, q Querier, addr string, target query.Expr, l Leaf, targeted int, opts PlanOptions) (*KeyObserved, error) {
+	k, sum, err := groupRows(ctx, q, addr, target, l, opts)
+	if err != nil || k.Complete {
+		return k, err
+	}
+	rest := targeted - sum
+	if groupDevices(l, k.Groups) == 0 {
+		if term, ok := convergedTerm(l); ok {
+			conv, err := count(ctx, q, addr, query.And(target, term))
+			if err != nil {
+				return nil, err
+			}
+			rest -= conv
+		}
+	}
+	if rest > 0 {
+		k.Groups = append(k.Groups, Group{Other: true, Devices: rest})
+	}
+	return k, nil
+}
+
+// countJobs chooses the update jobs' conditions for the drifted keys (see planJobs) and
+// counts the devices each selects, recording condition and count together.
+func countJobs(ctx context.Context, q Querier, addr string, target query.Expr, drifted []Leaf, o *TwinObserved) error {
+	specs := planJobs(target, drifted, o.Keys)
+	for _, s := range specs {
+		j := JobObserved{Condition: query.Format(s.cond), WholeTarget: s.whole, Uncertain: s.uncertain, Forms: s.forms, Reason: s.reason}
+		for _, l := range s.leaves {
+			j.Keys = append(j.Keys, l.Name())
+		}
+		if s.whole {
+			j.Devices = o.Targeted // the target's own COUNT, already observed
+		} else {
+			n, err := count(ctx, q, addr, s.cond)
+			if err != nil {
+				return err
+			}
+			j.Devices = n
+		}
+		o.Jobs = append(o.Jobs, j)
+	}
+	return nil
+}
+
+// readSamples fetches example device ids, largest transitions first across the plan, at most
+// opts.SampleQueriesPerResource per resource and opts.SampleBudget in all. A query that fails
+// costs its examples only: the plan says so and goes on.
+func readSamples(ctx context.Context, q *memo, cfg *Config, obs *Observed, opts PlanOptions) {
+	type want struct {
+		addr, id string
+		devices  int
+		where    query.Expr
+		method   *MethodObserved
+		twin     *TwinObserved
+	}
+	var wants []want
+	perResource := map[string]int{}
+	add := func(w want) {
+		if perResource[w.addr] < opts.SampleQueriesPerResource {
+			perResource[w.addr]++
+			wants = append(wants, w)
+		}
+	}
+	for _, t := range cfg.Twins {
+		o := obs.Twins[t.Addr]
+		pt, err := prepareTwin(t)
+		if err != nil || len(o.Jobs) == 0 {
+			continue
+		}
+		for _, tr := range twinTransitions(pt.leaves, o.Keys) {
+			if cond, ok := valueCondition(tr.leaf, tr.group); ok {
+				add(want{addr: t.Addr, id: tr.id, devices: tr.Devices, where: query.And(normTarget(t.Target), cond), twin: o})
+			}
+		}
+	}
+	for _, m := range cfg.Methods {
+		if o := obs.Methods[m.Addr]; o.Targeted > 0 {
+			add(want{addr: m.Addr, devices: o.Targeted, where: normTarget(m.Target), method: o})
+		}
+	}
+	sort.SliceStable(wants, func(i, j int) bool { return wants[i].devices > wants[j].devices })
+	budget := opts.sampleBudget(q.sent)
+	for i, w := range wants {
+		if i >= budget {
+			obs.Notes = append(obs.Notes, fmt.Sprintf("example devices were read for %d of %d changes, to stay within %s", budget, len(wants), opts.budgetReason()))
+			return
+		}
+		ids, err := sampleIDs(ctx, q, w.where, opts.SamplesPerTransition)
+		if err != nil {
+			obs.Notes = append(obs.Notes, fmt.Sprintf("%s: example devices could not be read: %v", w.addr, err))
+			continue
+		}
+		if w.method != nil {
+			w.method.Samples = ids
+			continue
+		}
+		if w.twin.Samples == nil {
+			w.twin.Samples = map[string][]string{}
+		}
+		w.twin.Samples[w.id] = ids
+	}
+}
+
+func sampleIDs(ctx context.Context, q Querier, where query.Expr, k int) ([]string, error) {
+	stmt := query.Select(query.Devices).Top(k).Project(query.P("deviceId"), aliasID).Where(where).String()
+	rows, _, err := q.QueryRows(ctx, stmt, k)
+	if err != nil {
+		return nil, err
 	}
 	ids := make([]string, 0, len(rows))
 	for _, r := range rows {
@@ -126,177 +312,68 @@ func sampleIDs(ctx context.Context, q Querier, addr string, where query.Expr, k 
 		}
 	}
 	sort.Strings(ids)
-	if len(ids) > k {
-		ids = ids[:k]
-	}
 	return ids, nil
 }
 
-func readTwin(ctx context.Context, q Querier, t Twin, opts PlanOptions) (*TwinObserved, error) {
-	pt, err := prepareTwin(t)
-	if err != nil {
-		return nil, err
-	}
-	target := normTarget(t.Target)
-	o := &TwinObserved{Groups: map[string][]Group{}, Samples: map[string][]string{}}
-	if o.Targeted, err = count(ctx, q, t.Addr, target); err != nil {
-		return nil, err
-	}
-	for _, l := range pt.leaves {
-		if o.Targeted == 0 {
-			o.Groups[l.Name()] = nil
-			continue
-		}
-		gs, err := groupKey(ctx, q, t.Addr, target, l, o.Targeted, opts)
-		if err != nil {
-			return nil, err
-		}
-		o.Groups[l.Name()] = gs
-	}
-	ts := twinTransitions(pt.leaves, o.Groups)
-	if len(ts) == 0 {
-		return o, nil
-	}
-	cond, _ := JobCondition(t.Target, driftedLeaves(pt.leaves, ts))
-	if err := query.CheckCondition(cond); err != nil {
-		return nil, fmt.Errorf("%s: the job's query condition is not one the hub accepts: %w", t.Addr, err)
-	}
-	if o.Drifted, err = count(ctx, q, t.Addr, cond); err != nil {
-		return nil, err
-	}
-	sampled := 0
-	for _, tr := range ts {
-		if sampled >= opts.SampleQueriesPerResource {
-			break
-		}
-		if tr.group.Other {
-			continue // no single value to select by
-		}
-		sampled++
-		ids, err := sampleIDs(ctx, q, t.Addr, query.And(target, valueCondition(tr.leaf, tr.group)), opts.SamplesPerTransition)
-		if err != nil {
-			return nil, err
-		}
-		o.Samples[tr.id] = ids
-	}
-	return o, nil
+func countStatement(where query.Expr) string {
+	return query.Select(query.Devices).Count(aliasCount).Where(where).String()
 }
 
-// groupKey runs the GROUP BY of one managed key, listing at most opts.MaxGroups values. Devices
-// missing the key form the undefined group: a row without the value column; if the hub leaves
-// that group out, the devices unaccounted for (targeted minus the rows' sum) are that group.
-// When the key has more distinct values than listed, one more COUNT() with the key's drift
-// term counts the differing devices, and those not in a listed group become the Other group —
-// so a key with a distinct value on every device still costs two calls, not a page per 100.
-func groupKey(ctx context.Context, q Querier, addr string, target query.Expr, l Leaf, targeted int, opts PlanOptions) ([]Group, error) {
-	p := l.Path()
-	sel := query.Select(query.Devices).Project(p, aliasValue).Count(aliasCount).Where(target).GroupBy(p)
-	m, _ := q.(*memo)
-	var rows []map[string]any
-	var err error
-	if m == nil || !m.noGroupTop {
-		rows, err = q.Query(ctx, query.Select(query.Devices).Top(opts.MaxGroups+1).Project(p, aliasValue).Count(aliasCount).Where(target).GroupBy(p).String())
-		if isBadRequest(err) && m != nil {
-			// TOP with GROUP BY is not in the hub's documented grammar; a hub that refuses it
-			// is asked without TOP (all groups, paged) for the rest of this plan.
-			m.noGroupTop = true
-		}
-	}
-	if m != nil && m.noGroupTop {
-		rows, err = q.Query(ctx, sel.String())
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: reading %s: %w", addr, l.Name(), err)
-	}
-	truncated := len(rows) > opts.MaxGroups
-	if truncated {
-		rows = rows[:opts.MaxGroups]
-	}
-	var groups []Group
-	sum, undefined := 0, -1
-	for _, r := range rows {
-		n, err := intField(r, aliasCount)
-		if err != nil {
-			return nil, fmt.Errorf("%s: reading %s: %w", addr, l.Name(), err)
-		}
-		v, defined := r[aliasValue]
-		if !defined {
-			if undefined >= 0 {
-				groups[undefined].Devices += n
-				sum += n
-				continue
-			}
-			undefined = len(groups)
-		}
-		groups = append(groups, Group{Defined: defined, Value: v, Devices: n})
-		sum += n
-	}
-	if !truncated {
-		if rest := targeted - sum; rest > 0 {
-			if undefined >= 0 {
-				groups[undefined].Devices += rest
-			} else {
-				groups = append(groups, Group{Devices: rest})
-			}
-		}
-		return groups, nil
-	}
-	// Truncated: the devices that differ, minus those in listed groups that differ.
-	other := targeted - sum
-	if term, exact := DriftTerm(l); exact {
-		differing, err := count(ctx, q, addr, query.And(target, term))
-		if err != nil {
-			return nil, err
-		}
-		listed := 0
-		for _, t := range keyTransitions(l, groups) {
-			listed += t.Devices
-		}
-		other = differing - listed
-	}
-	if other > 0 {
-		groups = append(groups, Group{Other: true, Devices: other})
-	}
-	return groups, nil
-}
-
-func readMethod(ctx context.Context, q Querier, m Method, opts PlanOptions) (*MethodObserved, error) {
-	target := normTarget(m.Target)
-	o := &MethodObserved{}
-	var err error
-	if o.Targeted, err = count(ctx, q, m.Addr, target); err != nil {
-		return nil, err
-	}
-	if o.Targeted > 0 {
-		if o.Samples, err = sampleIDs(ctx, q, m.Addr, target, opts.SamplesPerTransition); err != nil {
-			return nil, err
-		}
-	}
-	return o, nil
-}
-
-// memo answers a repeated statement from the first answer, within one Read, and remembers
-// what the hub refused.
+// memo answers a repeated statement from the first answer, within one Read, and counts the
+// statements it sent. A complete GROUP BY also answers the COUNT of its condition (counted):
+// every device it selects is in exactly one group.
 type memo struct {
 	q    Querier
-	rows map[string][]map[string]any
-	// noGroupTop: the hub rejected SELECT TOP n … GROUP BY.
-	noGroupTop bool
+	rows map[string]memoRows
+	sent int
 }
 
-// isBadRequest recognises a 400 from the hub without importing hubclient.
-func isBadRequest(err error) bool {
-	var s interface{ HTTPStatus() int }
-	return errors.As(err, &s) && s.HTTPStatus() == 400
-}
-
-func (m *memo) Query(ctx context.Context, stmt string) ([]map[string]any, error) {
-	if r, ok := m.rows[stmt]; ok {
-		return r, nil
+// counted records n as the answer to COUNT() of where.
+func (m *memo) counted(where query.Expr, n int) {
+	stmt := countStatement(where)
+	if _, ok := m.rows[stmt]; !ok {
+		m.rows[stmt] = memoRows{rows: []map[string]any{{aliasCount: float64(n)}}}
 	}
-	r, err := m.q.Query(ctx, stmt)
+}
+
+type memoRows struct {
+	rows []map[string]any
+	more bool
+	max  int
+}
+
+func (m *memo) QueryRows(ctx context.Context, stmt string, max int) ([]map[string]any, bool, error) {
+	if r, ok := m.rows[stmt]; ok && (r.max <= 0 || (max > 0 && max <= r.max)) {
+		if max > 0 && len(r.rows) > max {
+			return r.rows[:max], true, nil
+		}
+		return r.rows, r.more, nil
+	}
+	m.sent++
+	rows, more, err := m.q.QueryRows(ctx, stmt, max)
 	if err == nil {
-		m.rows[stmt] = r
+		m.rows[stmt] = memoRows{rows: rows, more: more, max: max}
 	}
-	return r, err
+	return rows, more, err
+}
+
+// countOf reads the single COUNT() row of an aggregate query.
+func countOf(rows []map[string]any, alias string) (int, error) {
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	return intField(rows[0], alias)
+}
+
+func intField(row map[string]any, alias string) (int, error) {
+	switch n := row[alias].(type) {
+	case float64:
+		if n < 0 || n != float64(int(n)) {
+			return 0, fmt.Errorf("count %v is not a whole number", n)
+		}
+		return int(n), nil
+	case json.Number:
+		return strconv.Atoi(string(n))
+	}
+	return 0, fmt.Errorf("the hub's answer has no numeric %q", alias)
 }

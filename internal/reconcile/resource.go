@@ -1,9 +1,11 @@
 package reconcile
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/iotplan/iotplan/internal/query"
+	"github.com/iotplan/iotplan/internal/tier"
 )
 
 // Config is what the planner reconciles: the declared twin and method resources. It is
@@ -22,7 +24,9 @@ type Twin struct {
 	Tags    map[string]any
 	// StartTime schedules the job; zero = when applied.
 	StartTime time.Time
-	// MaxExecution bounds the job; zero = PlanOptions.DefaultMaxExecution.
+	// MaxExecution bounds each job (maxExecutionTimeInSeconds); zero = sized from the job's
+	// devices and the tier (see sizeJob). A job that cannot finish within a declared
+	// MaxExecution at the tier's rate is refused at plan time.
 	MaxExecution time.Duration
 	// Sensitive names managed keys ("desired.token") whose values plans must not show;
 	// TargetSensitive hides the target. Both only change what is displayed.
@@ -39,7 +43,7 @@ type Method struct {
 	Payload         any           // any JSON value; nil = null
 	ResponseTimeout time.Duration // zero = the hub's default, 30s
 	ConnectTimeout  time.Duration // zero = the device must be connected already
-	MaxExecution    time.Duration // zero = PlanOptions.DefaultMaxExecution
+	MaxExecution    time.Duration // zero = sized from the devices and the tier (see Twin.MaxExecution)
 	StartTime       time.Time     // zero = when applied
 	// PayloadSensitive and TargetSensitive hide the payload and the target in plans.
 	PayloadSensitive bool
@@ -52,17 +56,27 @@ type PlanOptions struct {
 	Hub string
 	// Now is the plan's creation time; zero = time.Now().
 	Now time.Time
+	// Tier is the hub's tier and units: it sizes jobs (device operations per second) and the
+	// sample budget (queries per minute). The zero Tier is an unlimited hub (the local hub's
+	// default); TierAssumed says the tier was not declared and Tier is an assumption the plan
+	// must mention.
+	Tier        tier.Tier
+	TierAssumed bool
 	// SamplesPerTransition is how many example device ids to fetch per transition (TOP n);
 	// zero = 3.
 	SamplesPerTransition int
 	// SampleQueriesPerResource caps the sample queries per resource, so the number of hub
 	// calls never grows with the fleet; zero = 5, negative = none.
 	SampleQueriesPerResource int
-	// MaxGroups is how many distinct values of a key a plan lists (GROUP BY … TOP); devices
-	// with further values are counted together. Zero = 20.
+	// SampleBudget caps the sample queries of the whole plan; zero = what is left of one
+	// minute of the tier's query quota after the queries planning needs (no cap without a
+	// tier), negative = none.
+	SampleBudget int
+	// MaxGroups is how many groups of a key's GROUP BY a plan reads (one page holds 100);
+	// devices in further groups that differ are counted together. Zero = 100.
 	MaxGroups int
-	// DefaultMaxExecution is a job's maxExecutionTimeInSeconds when the resource sets none;
-	// zero = 1h (the SDKs' default).
+	// DefaultMaxExecution is the least maxExecutionTimeInSeconds of a job whose resource
+	// declares none; zero = 1h (the SDKs' default).
 	DefaultMaxExecution time.Duration
 }
 
@@ -78,7 +92,7 @@ func (o PlanOptions) withDefaults() PlanOptions {
 		o.SampleQueriesPerResource = 5
 	}
 	if o.MaxGroups <= 0 {
-		o.MaxGroups = 20
+		o.MaxGroups = 100
 	}
 	if o.DefaultMaxExecution <= 0 {
 		o.DefaultMaxExecution = time.Hour
@@ -89,3 +103,26 @@ func (o PlanOptions) withDefaults() PlanOptions {
 // defaultResponseTimeout is the hub's default for responseTimeoutInSeconds; plans state it
 // explicitly so the job shows what will happen.
 const defaultResponseTimeout = 30 * time.Second
+
+// sampleBudget is how many sample queries a plan that already sent essential queries may send.
+func (o PlanOptions) sampleBudget(essential int) int {
+	switch {
+	case o.SampleBudget < 0 || o.SampleQueriesPerResource < 0:
+		return 0
+	case o.SampleBudget > 0:
+		return o.SampleBudget
+	}
+	perMinute := int(o.Tier.Rate(tier.Queries) * 60)
+	if perMinute <= 0 {
+		return int(^uint(0) >> 1)
+	}
+	return max(0, perMinute-essential)
+}
+
+// budgetReason says what the sample budget protects, for the plan's note.
+func (o PlanOptions) budgetReason() string {
+	if o.SampleBudget > 0 {
+		return fmt.Sprintf("the plan's budget of %d example queries", o.SampleBudget)
+	}
+	return fmt.Sprintf("one minute of %s's query quota (%d/min)", o.Tier, int(o.Tier.Rate(tier.Queries)*60))
+}

@@ -2,9 +2,7 @@ package reconcile
 
 import "github.com/iotplan/iotplan/schema"
 
-// FromSchema converts a loaded configuration into what the planner reconciles. Twin blocks have
-// no start_time or max_execution in language v0: their jobs start when applied and use
-// PlanOptions.DefaultMaxExecution.
+// FromSchema converts a loaded configuration into what the planner reconciles.
 func FromSchema(c *schema.Config) *Config {
 	out := &Config{}
 	if c == nil {
@@ -12,6 +10,7 @@ func FromSchema(c *schema.Config) *Config {
 	}
 	for _, t := range c.Twins {
 		out.Twins = append(out.Twins, Twin{Addr: t.Addr, Target: t.Target, Desired: t.Desired, Tags: t.Tags,
+			MaxExecution: t.MaxExecution, StartTime: t.StartTime,
 			Sensitive: t.Sensitive, TargetSensitive: t.TargetSensitive})
 	}
 	for _, m := range c.Methods {

@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/iotplan/iotplan/internal/hubapi"
@@ -33,10 +32,10 @@ func TestLockdoorExample(t *testing.T) {
 			t.Errorf("transition %s", js(tr))
 		}
 	}
-	if !strings.HasPrefix(twin.Job.QueryCondition, "deviceId IN ['myDeviceId'] AND (") {
-		t.Errorf("condition %s", twin.Job.QueryCondition)
+	if c := twin.Jobs[0].Request.QueryCondition; c != "deviceId IN ['myDeviceId'] AND (NOT IS_DEFINED(properties.desired.building) OR NOT IS_DEFINED(properties.desired.floor))" {
+		t.Errorf("condition %s", c)
 	}
-	m := method.Job
+	m := method.Jobs[0].Request
 	if method.Action != Invoke || method.Devices != 1 || m.Type != hubapi.JobTypeDeviceMethod ||
 		m.CloudToDeviceMethod.MethodName != "lockDoor" || m.CloudToDeviceMethod.ResponseTimeoutInSeconds != 15 ||
 		m.MaxExecutionTimeInSeconds != 300 || m.QueryCondition != "deviceId IN ['myDeviceId']" {

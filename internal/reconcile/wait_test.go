@@ -32,10 +32,10 @@ type waitingFleet struct {
 	throttled int
 }
 
-func (f *waitingFleet) Query(ctx context.Context, q string) ([]map[string]any, error) {
+func (f *waitingFleet) QueryRows(ctx context.Context, q string, max int) ([]map[string]any, bool, error) {
 	f.waited += 1500 * time.Millisecond
 	f.throttled++
-	return f.memFleet.Query(ctx, q)
+	return f.memFleet.QueryRows(ctx, q, max)
 }
 func (f *waitingFleet) Waited() time.Duration { return f.waited }
 func (f *waitingFleet) Throttled() int        { return f.throttled }

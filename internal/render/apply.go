@@ -33,6 +33,7 @@ type ApplyView struct {
 	lastStatus map[string]string
 	lastPrint  map[string]time.Duration
 	liveWidth  int
+	lastSlot   string // the holders last reported by SlotWait
 }
 
 var _ reconcile.Hook = (*ApplyView)(nil)
@@ -56,11 +57,60 @@ func (v *ApplyView) Err() error { return v.out.err }
 func (v *ApplyView) JobCreated(rc *reconcile.ResourceChange, job hubapi.JobResponse) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.endLive()
+	v.lastSlot = ""
+	devices := rc.Devices
 	what := "updating twins"
-	if rc.Kind == reconcile.KindMethod && rc.Job != nil && rc.Job.CloudToDeviceMethod != nil {
-		what = "invoking " + rc.Job.CloudToDeviceMethod.MethodName
+	for _, pj := range rc.Jobs {
+		if pj.Request.JobID != job.JobID {
+			continue
+		}
+		devices = pj.Devices
+		if m := pj.Request.CloudToDeviceMethod; m != nil {
+			what = "invoking " + m.MethodName
+		}
+		if len(rc.Jobs) > 1 && len(pj.Keys) > 0 {
+			what += " (" + strings.Join(pj.Keys, ", ") + ")"
+		}
 	}
-	v.out.printf("%s: %s on %s (job %s)\n", v.st.style(bold, rc.Addr), what, plural(rc.Devices, "device", "devices"), job.JobID)
+	v.out.printf("%s: %s on %s (job %s)\n", v.st.style(bold, rc.Addr), what, plural(devices, "device", "devices"), job.JobID)
+}
+
+// SlotWait implements reconcile.Hook: it says which jobs hold the hub's job slots, when they
+// change (and, without a terminal, at most every Interval).
+func (v *ApplyView) SlotWait(rc *reconcile.ResourceChange, holders []hubapi.JobResponse, limit int, waited time.Duration) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var held []string
+	for _, j := range holders {
+		h := fmt.Sprintf("%s (%s, %s", j.JobID, j.Type, j.Status)
+		if j.StartTime != nil && j.Status == hubapi.JobStatusScheduled {
+			h += ", starts " + j.StartTime.UTC().Format("2006-01-02 15:04 UTC")
+		}
+		held = append(held, h+")")
+	}
+	text := strings.Join(held, ", ")
+	key := "slot:" + rc.Addr
+	last, printed := v.lastPrint[key]
+	if text == v.lastSlot && printed && waited-last < v.opts.Interval {
+		return
+	}
+	v.endLive()
+	v.lastSlot, v.lastPrint[key] = text, waited
+	slots := "its only job slot is"
+	if limit > 1 {
+		slots = fmt.Sprintf("all %d of its job slots are", limit)
+	}
+	v.out.printf("%s: waiting for a job slot — the hub runs %d at a time and %s held by %s [%s]\n",
+		v.st.style(bold, rc.Addr), limit, slots, text, elapsed(waited))
+}
+
+// endLive ends a live (\r) progress line before other output.
+func (v *ApplyView) endLive() {
+	if v.opts.TTY && v.liveWidth > 0 {
+		v.out.printf("\n")
+		v.liveWidth = 0
+	}
 }
 
 // JobProgress implements reconcile.Hook.
@@ -105,10 +155,7 @@ func elapsed(d time.Duration) string {
 func (v *ApplyView) JobDone(rc *reconcile.ResourceChange, r *reconcile.JobResult) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.opts.TTY && v.liveWidth > 0 {
-		v.out.printf("\n")
-		v.liveWidth = 0
-	}
+	v.endLive()
 	if r.Scheduled {
 		v.out.printf("%s: %s — the hub runs it at its start time\n", v.st.style(bold, rc.Addr), v.st.style(green, "scheduled"))
 		return
@@ -132,8 +179,10 @@ func (v *ApplyView) JobDone(rc *reconcile.ResourceChange, r *reconcile.JobResult
 	}
 }
 
-// ApplyResult writes the failed devices of every job and the closing summary line.
-func ApplyResult(w io.Writer, res *reconcile.ApplyResult, opts ApplyOptions) error {
+// ApplyResult writes the failed devices of every job, the resources not run, and the closing
+// summary line; stopped says apply ended with an error (shown by the caller), so the summary
+// never claims completion.
+func ApplyResult(w io.Writer, res *reconcile.ApplyResult, stopped bool, opts ApplyOptions) error {
 	out := &writer{w: w}
 	st := styler{opts.Color}
 	maxListed := opts.MaxListed
@@ -170,6 +219,9 @@ func ApplyResult(w io.Writer, res *reconcile.ApplyResult, opts ApplyOptions) err
 			out.printf("  %s\n", st.style(dim, "# "+n))
 		}
 	}
+	for _, r := range res.Refused {
+		out.printf("%s\n", st.style(red, r.Addr+": refused — "+r.Reason))
+	}
 	for _, a := range res.NotRun {
 		out.printf("%s\n", st.style(red, a+": not applied (stopped after an earlier error)"))
 	}
@@ -182,7 +234,9 @@ func ApplyResult(w io.Writer, res *reconcile.ApplyResult, opts ApplyOptions) err
 		}
 	}()
 	switch {
-	case len(res.Jobs) == 0 && len(res.NotRun) == 0:
+	case stopped:
+		out.printf("\n%s\n", st.style(bold+red, fmt.Sprintf("Apply stopped after an error: %s ran.", plural(len(res.Jobs), "job", "jobs"))))
+	case len(res.Jobs) == 0 && len(res.NotRun) == 0 && len(res.Refused) == 0:
 		out.printf("\n%s\n", st.style(bold+green, "Apply complete! Nothing to do."))
 	case res.Success():
 		var twinJobs, twinDevices, methodJobs, methodDevices, later int
@@ -211,7 +265,7 @@ func ApplyResult(w io.Writer, res *reconcile.ApplyResult, opts ApplyOptions) err
 		}
 		out.printf("\n%s\n", st.style(bold+green, "Apply complete! "+strings.Join(parts, ", ")+"."))
 	default:
-		bad := len(res.NotRun)
+		bad := len(res.NotRun) + len(res.Refused)
 		for i := range res.Jobs {
 			if !res.Jobs[i].Success() {
 				bad++
@@ -219,7 +273,7 @@ func ApplyResult(w io.Writer, res *reconcile.ApplyResult, opts ApplyOptions) err
 		}
 		// Devices are counted per job: a device in two jobs counts twice.
 		out.printf("\n%s\n", st.style(bold+red, fmt.Sprintf("Apply finished with failures: %d of %s did not fully succeed (%s of %s failed).",
-			bad, plural(len(res.Jobs)+len(res.NotRun), "job", "jobs"), Count(failed), plural(devices, "device", "devices"))))
+			bad, plural(len(res.Jobs)+len(res.NotRun)+len(res.Refused), "job", "jobs"), Count(failed), plural(devices, "device", "devices"))))
 	}
 	return out.err
 }

@@ -23,6 +23,7 @@ func Plan(w io.Writer, p *reconcile.Plan, opts Options) error {
 				out.printf("%s\n", st.style(dim, "# "+r.Addr+": "+n))
 			}
 		}
+		writePlanNotes(out, p, st)
 		out.printf("%s\n", st.style(bold+green, "No changes.")+st.style(bold, " The fleet matches the configuration."))
 		writeCalls(out, p, st)
 		return out.err
@@ -42,18 +43,30 @@ func Plan(w io.Writer, p *reconcile.Plan, opts Options) error {
 	for _, r := range p.Resources {
 		switch r.Action {
 		case reconcile.Update:
-			writeTwin(out, r, st)
+			writeTwin(out, p, r, st)
 		case reconcile.Invoke:
-			writeMethod(out, r, st)
+			writeMethod(out, p, r, st)
 		default:
 			for _, n := range r.Notes {
 				out.printf("\n%s\n", st.style(dim, "  # "+r.Addr+": "+n))
 			}
 		}
 	}
-	out.printf("\n%s\n", st.style(bold, SummaryLine(p)))
+	out.printf("\n")
+	writePlanNotes(out, p, st)
+	out.printf("%s\n", st.style(bold, SummaryLine(p)))
 	writeCalls(out, p, st)
 	return out.err
+}
+
+// writePlanNotes writes what concerns the whole plan: an assumed tier, skipped samples.
+func writePlanNotes(out *writer, p *reconcile.Plan, st styler) {
+	if p.TierAssumed {
+		out.printf("%s\n", st.style(yellow, fmt.Sprintf("Note: the hub's tier is not declared; jobs are sized and hub calls paced for %s. Set tier and units in the hub block (or -hub-tier and -hub-units).", p.HubTier())))
+	}
+	for _, n := range p.Notes {
+		out.printf("%s\n", st.style(dim, "# "+n))
+	}
 }
 
 // SummaryLine is the plan's last line, e.g. "Plan: 2 resources to change (9,815 devices),
@@ -70,7 +83,11 @@ func SummaryLine(p *reconcile.Plan) string {
 	if s.MethodInvokes > 0 {
 		parts = append(parts, fmt.Sprintf("%s to invoke on %s", plural(s.MethodInvokes, "method", "methods"), plural(s.MethodDevices, "device", "devices")))
 	}
-	return "Plan: " + strings.Join(parts, ", ") + "."
+	line := "Plan: " + strings.Join(parts, ", ") + "."
+	if s.Refused > 0 {
+		line += fmt.Sprintf(" %s refused (the hub's answers disagreed).", plural(s.Refused, "resource", "resources"))
+	}
+	return line
 }
 
 func writeCalls(out *writer, p *reconcile.Plan, st styler) {
@@ -118,7 +135,7 @@ func callsLine(what string, calls map[string]int) string {
 	return fmt.Sprintf("%s used %s (%s).", what, plural(total, "hub call", "hub calls"), strings.Join(kinds, ", "))
 }
 
-func writeTwin(out *writer, r reconcile.ResourceChange, st styler) {
+func writeTwin(out *writer, p *reconcile.Plan, r reconcile.ResourceChange, st styler) {
 	out.printf("\n%s\n", st.style(bold, fmt.Sprintf("  # %s will be updated on %s of %s targeted",
 		r.Addr, plural(r.Devices, "device", "devices"), Count(r.TargetedDevices))))
 	out.printf("  %s %s {\n", st.style(yellow, "~"), r.Addr)
@@ -161,17 +178,50 @@ func writeTwin(out *writer, r reconcile.ResourceChange, st styler) {
 		}
 		out.printf("      %s %s\n", st.style(color, sym), line)
 	}
-	if r.Job != nil && r.Job.StartTime != nil {
-		out.printf("      %s\n", st.style(dim, "# starts at "+r.Job.StartTime.UTC().Format("2006-01-02 15:04:05 UTC")))
-	}
+	writeJobs(out, p, r, st)
 	for _, n := range r.Notes {
 		out.printf("      %s\n", st.style(dim, "# "+n))
+	}
+	if r.Refused != "" {
+		out.printf("      %s\n", st.style(red, "# apply will refuse this resource: "+r.Refused))
 	}
 	out.printf("    }\n")
 }
 
-func writeMethod(out *writer, r reconcile.ResourceChange, st styler) {
-	m := r.Job.CloudToDeviceMethod
+// writeJobs shows what the hub will spend on the resource's jobs: their start time, their
+// expected duration at the plan's tier, and, when there are several, each with its keys.
+func writeJobs(out *writer, p *reconcile.Plan, r reconcile.ResourceChange, st styler) {
+	if len(r.Jobs) == 0 {
+		return
+	}
+	if s := r.Jobs[0].Request.StartTime; s != nil {
+		out.printf("      %s\n", st.style(dim, "# starts at "+s.UTC().Format("2006-01-02 15:04:05 UTC")))
+	}
+	if len(r.Jobs) > 1 {
+		out.printf("      %s\n", st.style(dim, fmt.Sprintf("# %d jobs, each setting some of the keys, so that no query condition exceeds the hub's 8,192 characters:", len(r.Jobs))))
+	}
+	for _, j := range r.Jobs {
+		line := JobTimeText(p, j)
+		if len(r.Jobs) > 1 {
+			line = fmt.Sprintf("%s on %s: %s", strings.Join(j.Keys, ", "), plural(j.Devices, "device", "devices"), line)
+		}
+		out.printf("      %s\n", st.style(dim, "# "+line))
+	}
+}
+
+// JobTimeText says how long a job should take and may run: "~2h47m at S1 × 1 unit (10 job
+// device operations/s), stopped by the hub after 4h20m" — or only the latter without a tier.
+func JobTimeText(p *reconcile.Plan, j reconcile.PlannedJob) string {
+	limit := "the hub stops it after " + reconcile.Duration(time.Duration(j.Request.MaxExecutionTimeInSeconds)*time.Second)
+	if j.ExpectedSeconds <= 0 {
+		return limit
+	}
+	t := p.HubTier()
+	return fmt.Sprintf("~%s at %s (%g job device operations/s); %s", reconcile.Duration(time.Duration(j.ExpectedSeconds)*time.Second), t, t.JobDeviceOpsPerSecond(), limit)
+}
+
+func writeMethod(out *writer, p *reconcile.Plan, r reconcile.ResourceChange, st styler) {
+	m := r.Jobs[0].Request.CloudToDeviceMethod
 	out.printf("\n%s\n", st.style(bold, fmt.Sprintf("  # %s will invoke %s on %s", r.Addr, m.MethodName, plural(r.Devices, "device", "devices"))))
 	out.printf("  %s %s {\n", st.style(cyan, "!"), r.Addr)
 	out.printf("      target           = %s\n", target(r))
@@ -190,9 +240,7 @@ func writeMethod(out *writer, r reconcile.ResourceChange, st styler) {
 		line += " " + ex
 	}
 	out.printf("      %s %s\n", st.style(cyan, "!"), line)
-	if r.Job.StartTime != nil {
-		out.printf("      %s\n", st.style(dim, "# starts at "+r.Job.StartTime.UTC().Format("2006-01-02 15:04:05 UTC")))
-	}
+	writeJobs(out, p, r, st)
 	for _, n := range r.Notes {
 		out.printf("      %s\n", st.style(dim, "# "+n))
 	}

@@ -44,7 +44,8 @@ func tutorialPlan() *reconcile.Plan {
 		FormatVersion: reconcile.FormatVersion,
 		CreatedAt:     time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC),
 		Hub:           "contoso.azure-devices.net",
-		HubCalls:      map[string]int{"query": 11},
+		TierName:      "S1", TierUnits: 1, TierAssumed: true,
+		HubCalls: map[string]int{"query": 11},
 		Resources: []reconcile.ResourceChange{
 			{
 				Addr: "twin.door_location", Kind: reconcile.KindTwin, Action: reconcile.Update,
@@ -58,8 +59,8 @@ func tutorialPlan() *reconcile.Plan {
 					{Key: "desired.mode", Op: reconcile.OpChange, OtherValues: true, To: raw(`"eco"`), Devices: 1},
 					{Key: "tags.serial", Op: reconcile.OpRemove, OtherValues: true, Devices: 1},
 				},
-				Job: &hubapi.JobRequest{JobID: "iotplan-door-location-0a1b2c3d", Type: hubapi.JobTypeUpdateTwin, QueryCondition: "…",
-					UpdateTwin: &hubapi.TwinPatch{ETag: "*"}, MaxExecutionTimeInSeconds: 3600},
+				Jobs: []reconcile.PlannedJob{{Request: hubapi.JobRequest{JobID: "iotplan-door-location-0a1b2c3d", Type: hubapi.JobTypeUpdateTwin, QueryCondition: "…",
+					UpdateTwin: &hubapi.TwinPatch{ETag: "*"}, MaxExecutionTimeInSeconds: 3600}, Devices: 9815, ExpectedSeconds: 982}},
 			},
 			{
 				Addr: "twin.converged", Kind: reconcile.KindTwin, Action: reconcile.NoOp, Target: "*", TargetedDevices: 12,
@@ -69,9 +70,9 @@ func tutorialPlan() *reconcile.Plan {
 				Target: "deviceId IN ['myDeviceId']", TargetedDevices: 301, Devices: 301,
 				SampleDeviceIDs: []string{"myDeviceId", "door-00001", "door-00002"},
 				Notes:           []string{"methods run on every apply: iotplan does not record earlier invocations"},
-				Job: &hubapi.JobRequest{JobID: "iotplan-lock-door-4e5f6a7b", Type: hubapi.JobTypeDeviceMethod, QueryCondition: "deviceId IN ['myDeviceId']",
+				Jobs: []reconcile.PlannedJob{{Request: hubapi.JobRequest{JobID: "iotplan-lock-door-4e5f6a7b", Type: hubapi.JobTypeDeviceMethod, QueryCondition: "deviceId IN ['myDeviceId']",
 					CloudToDeviceMethod: &hubapi.CloudToDeviceMethod{MethodName: "lockDoor", Payload: raw("null"), ResponseTimeoutInSeconds: 15},
-					StartTime:           &start, MaxExecutionTimeInSeconds: 300},
+					StartTime:           &start, MaxExecutionTimeInSeconds: 300}, Devices: 301, ExpectedSeconds: 46}},
 			},
 			{
 				Addr: "method.nobody", Kind: reconcile.KindMethod, Action: reconcile.NoOp, Target: "deviceId = 'ghost'",
@@ -119,7 +120,11 @@ func TestCount(t *testing.T) {
 // applyRun drives a view through a run like reconcile.Apply does.
 func applyRun(v *ApplyView, p *reconcile.Plan) {
 	twin, method := &p.Resources[0], &p.Resources[2]
-	v.JobCreated(twin, hubapi.JobResponse{JobID: twin.Job.JobID, Status: "queued"})
+	twinJob, methodJob := twin.Jobs[0].Request.JobID, method.Jobs[0].Request.JobID
+	v.SlotWait(twin, []hubapi.JobResponse{{JobID: "nightly-reboot", Type: hubapi.JobTypeDeviceMethod, Status: hubapi.JobStatusScheduled, StartTime: &time.Time{}}}, 1, 0)
+	v.SlotWait(twin, []hubapi.JobResponse{{JobID: "nightly-reboot", Type: hubapi.JobTypeDeviceMethod, Status: hubapi.JobStatusRunning}}, 1, 24*time.Second)
+	v.SlotWait(twin, []hubapi.JobResponse{{JobID: "nightly-reboot", Type: hubapi.JobTypeDeviceMethod, Status: hubapi.JobStatusRunning}}, 1, 48*time.Second)
+	v.JobCreated(twin, hubapi.JobResponse{JobID: twinJob, Status: "queued"})
 	for _, s := range []reconcile.Progress{
 		{Status: "queued", Elapsed: 0},
 		{Status: "running", Stats: hubapi.DeviceJobStatistics{DeviceCount: 9815, SucceededCount: 1200, RunningCount: 10, PendingCount: 8605}, Elapsed: time.Second},
@@ -127,13 +132,13 @@ func applyRun(v *ApplyView, p *reconcile.Plan) {
 		{Status: "running", Stats: hubapi.DeviceJobStatistics{DeviceCount: 9815, SucceededCount: 6000, RunningCount: 10, PendingCount: 3805}, Elapsed: 6 * time.Second},
 		{Status: "completed", Stats: hubapi.DeviceJobStatistics{DeviceCount: 9815, SucceededCount: 9815}, Elapsed: 65 * time.Second},
 	} {
-		s.JobID = twin.Job.JobID
+		s.JobID = twinJob
 		v.JobProgress(twin, s)
 	}
-	v.JobDone(twin, &reconcile.JobResult{Addr: twin.Addr, JobID: twin.Job.JobID, Status: "completed",
+	v.JobDone(twin, &reconcile.JobResult{Addr: twin.Addr, JobID: twinJob, Status: "completed",
 		Stats: hubapi.DeviceJobStatistics{DeviceCount: 9815, SucceededCount: 9815}, Elapsed: 65 * time.Second})
-	v.JobCreated(method, hubapi.JobResponse{JobID: method.Job.JobID, Status: "queued"})
-	v.JobProgress(method, reconcile.Progress{JobID: method.Job.JobID, Status: "completed",
+	v.JobCreated(method, hubapi.JobResponse{JobID: methodJob, Status: "queued"})
+	v.JobProgress(method, reconcile.Progress{JobID: methodJob, Status: "completed",
 		Stats: hubapi.DeviceJobStatistics{DeviceCount: 301, SucceededCount: 298, FailedCount: 3}, Elapsed: 3 * time.Second})
 	v.JobDone(method, methodResult())
 }
@@ -170,7 +175,7 @@ func TestApplyResultGolden(t *testing.T) {
 	ok := &reconcile.ApplyResult{Jobs: []reconcile.JobResult{{Addr: "twin.door_location", Kind: reconcile.KindTwin, JobID: "iotplan-door-location-0a1b2c3d", Status: "completed",
 		Stats: hubapi.DeviceJobStatistics{DeviceCount: 9815, SucceededCount: 9815}}}}
 	var b bytes.Buffer
-	if err := ApplyResult(&b, ok, ApplyOptions{}); err != nil {
+	if err := ApplyResult(&b, ok, false, ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "apply_result_success", b.Bytes())
@@ -179,16 +184,49 @@ func TestApplyResultGolden(t *testing.T) {
 		JobID: "iotplan-lock-door-4e5f6a7b", Status: "scheduled", Scheduled: true,
 		Notes: []string{"starts at 2026-11-26 06:00:00 UTC; apply does not wait for jobs that start later: follow job iotplan-lock-door-4e5f6a7b on the hub"}})}
 	b.Reset()
-	if err := ApplyResult(&b, later, ApplyOptions{}); err != nil {
+	if err := ApplyResult(&b, later, false, ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "apply_result_scheduled", b.Bytes())
 
 	bad := &reconcile.ApplyResult{Jobs: append(ok.Jobs, *methodResult()), NotRun: []string{"method.later"},
+		Refused:  []reconcile.RefusedChange{{Addr: "twin.racy", Reason: "the hub's answers disagree: the key groups show 12 devices differing, but the update condition selects 13; run plan again when the fleet is quiet (queries are eventually consistent)"}},
 		HubCalls: map[string]int{"job.create": 2, "job.get": 14, "query": 2}}
 	b.Reset()
-	if err := ApplyResult(&b, bad, ApplyOptions{MaxListed: 3}); err != nil {
+	if err := ApplyResult(&b, bad, false, ApplyOptions{MaxListed: 3}); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "apply_result_failures", b.Bytes())
+
+	// Stopped by an error before any job ran: never "Apply complete!".
+	b.Reset()
+	if err := ApplyResult(&b, &reconcile.ApplyResult{NotRun: []string{"method.lock_door"}}, true, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.String(); strings.Contains(got, "complete") || !strings.Contains(got, "Apply stopped after an error: 0 jobs ran.") {
+		t.Errorf("stopped apply:\n%s", got)
+	}
+}
+
+// TestPlanShowsSplitJobsAndRefusals: a resource with several jobs lists each with its keys and
+// devices; a refused one says apply will refuse it, and the summary counts it.
+func TestPlanShowsSplitJobsAndRefusals(t *testing.T) {
+	p := tutorialPlan()
+	p.TierAssumed = false
+	p.Resources = p.Resources[:1]
+	r := &p.Resources[0]
+	j := r.Jobs[0]
+	j2 := j
+	j.Keys, j2.Keys = []string{"desired.building", "desired.floor"}, []string{"tags.owner"}
+	j2.Request.JobID, j2.Devices, j2.ExpectedSeconds = "iotplan-door-location-9f8e7d6c", 50, 5
+	r.Jobs = []reconcile.PlannedJob{j, j2}
+	r.Refused = "the hub's answers disagree: 10,003 targeted devices, but the groups of desired.floor add up to 10,004; run plan again when the fleet is quiet (queries are eventually consistent)"
+	var b bytes.Buffer
+	if err := Plan(&b, p, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "plan_split_refused", b.Bytes())
+	if !strings.HasSuffix(SummaryLine(p), "1 resource refused (the hub's answers disagreed).") {
+		t.Errorf("summary %q", SummaryLine(p))
+	}
 }

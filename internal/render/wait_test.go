@@ -29,7 +29,7 @@ func TestThrottleWaitsAreReported(t *testing.T) {
 		HubCalls: map[string]int{"job.create": 2, "job.get": 503, "query": 1},
 		HubWait:  &reconcile.HubWait{Waited: 500 * time.Second, Throttled: 1}}
 	b.Reset()
-	if err := ApplyResult(&b, res, ApplyOptions{}); err != nil {
+	if err := ApplyResult(&b, res, false, ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "apply_result_throttled", b.Bytes())

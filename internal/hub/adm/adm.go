@@ -23,6 +23,9 @@
 // configId}). Not supported: modulesContent/moduleContent (edge deployments and module
 // configurations are rejected with 400402), labels-based layering, applyConfigurationContent.
 //
+// Queries: target conditions and custom metric queries are parsed in Options.QueryDialect, by
+// default the documented query language (internal/query), and reported to Options.OnQuery.
+//
 // Imports: registry, huberr, hubapi, query, bbolt, stdlib.
 package adm
 
@@ -129,6 +132,15 @@ type Options struct {
 	// (deterministic unit tests).
 	Manual bool
 	Logger *slog.Logger
+	// QueryDialect is the query language of target conditions and metric queries
+	// (query.Documented, the zero value, or query.Extended). Configurations already stored
+	// were accepted when they were written and are loaded whatever the dialect (a warning is
+	// logged for those it would reject).
+	QueryDialect query.Dialect
+	// OnQuery, if set, is called with every target condition and metric query that PUT
+	// /configurations/{id} and POST /configurations/testQueries receive, and the error each
+	// was rejected with (nil when accepted).
+	OnQuery func(text string, err error)
 }
 
 var (
@@ -142,6 +154,7 @@ type compiled struct {
 	seq     int64 // creation order, for priority ties
 	all     bool  // targetCondition "*"
 	target  *query.Condition
+	expr    query.Expr // the target condition's tree, for the systemMetrics query texts
 	paths   []contentPath
 	metrics map[string]*query.Program
 }
@@ -203,9 +216,13 @@ func New(db *bbolt.DB, twins Twins, opts Options) (*Manager, error) {
 			if err := json.Unmarshal(v, &rec); err != nil {
 				return fmt.Errorf("configuration %q: %w", k, err)
 			}
-			c, herr := compile(rec.Config)
+			c, herr := compile(rec.Config, query.Extended, nil)
 			if herr != nil {
 				return fmt.Errorf("configuration %q: %w", k, herr)
+			}
+			if _, derr := compile(rec.Config, opts.QueryDialect, nil); derr != nil {
+				m.log.Warn("adm: a stored configuration is not in the hub's query dialect; it keeps running",
+					"configuration", rec.Config.ID, "dialect", opts.QueryDialect, "err", derr)
 			}
 			c.seq = rec.Seq
 			m.configs[rec.Config.ID] = c
@@ -296,26 +313,41 @@ func validateID(id string) error {
 	return nil
 }
 
-func parseTarget(src string) (all bool, cond *query.Condition, err error) {
+// onQuery reports a received query text to the OnQuery hook, if any.
+type onQuery func(text string, err error)
+
+func (f onQuery) report(text string, err error) {
+	if f != nil {
+		f(text, err)
+	}
+}
+
+// parseTarget parses a target condition: "*" targets every twin, "" none (expr is the
+// constant false), anything else is a condition in dialect d.
+func parseTarget(src string, d query.Dialect, report onQuery) (expr query.Expr, cond *query.Condition, err error) {
+	defer func() { report.report(src, err) }()
 	s := strings.TrimSpace(src)
 	if s == "*" {
-		return true, nil, nil
+		return query.All(), nil, nil
 	}
 	if s == "" {
-		return false, nil, nil
+		return query.Or(), nil, nil
 	}
-	e, err := query.ParseCondition(s)
+	e, err := query.ParseConditionDialect(s, d)
 	if err == nil {
 		cond, err = query.CompileCondition(e)
 	}
 	if err != nil {
-		return false, nil, huberr.New(InvalidConfigurationTargetCondition, "The target condition is invalid: %s.", err.Error())
+		he := huberr.New(InvalidConfigurationTargetCondition, "The target condition is invalid: %s.", err.Error())
+		he.Cause = err
+		return nil, nil, he
 	}
-	return false, cond, nil
+	return e, cond, nil
 }
 
-func parseMetric(name, src string) (*query.Program, error) {
-	q, err := query.Parse(src)
+func parseMetric(name, src string, d query.Dialect, report onQuery) (_ *query.Program, err error) {
+	defer func() { report.report(src, err) }()
+	q, err := query.ParseDialect(src, d)
 	var p *query.Program
 	if err == nil {
 		p, err = query.Compile(q)
@@ -324,13 +356,16 @@ func parseMetric(name, src string) (*query.Program, error) {
 		err = errors.New("metric queries must select FROM devices")
 	}
 	if err != nil {
-		return nil, huberr.New(InvalidConfigurationCustomMetricsQuery, "The custom metric query %q is invalid: %s.", name, err.Error())
+		he := huberr.New(InvalidConfigurationCustomMetricsQuery, "The custom metric query %q is invalid: %s.", name, err.Error())
+		he.Cause = err
+		return nil, he
 	}
 	return p, nil
 }
 
-// compile validates a configuration body and parses its parts.
-func compile(c Configuration) (*compiled, error) {
+// compile validates a configuration body and parses its parts in dialect d, reporting each
+// query text to report.
+func compile(c Configuration, d query.Dialect, report onQuery) (*compiled, error) {
 	if err := validateID(c.ID); err != nil {
 		return nil, err
 	}
@@ -339,9 +374,10 @@ func compile(c Configuration) (*compiled, error) {
 	}
 	out := &compiled{cfg: c, metrics: map[string]*query.Program{}}
 	var err error
-	if out.all, out.target, err = parseTarget(c.TargetCondition); err != nil {
+	if out.expr, out.target, err = parseTarget(c.TargetCondition, d, report); err != nil {
 		return nil, err
 	}
+	_, out.all = out.expr.(*query.AllExpr)
 	if c.Content == nil || len(c.Content.DeviceContent) == 0 {
 		if c.Content != nil && (len(c.Content.ModulesContent) > 0 || len(c.Content.ModuleContent) > 0) {
 			return nil, huberr.New(InvalidConfigurationContent, "modulesContent and moduleContent (IoT Edge deployments, module configurations) are not supported by the local hub.")
@@ -375,7 +411,7 @@ func compile(c Configuration) (*compiled, error) {
 			return nil, huberr.New(InvalidConfigurationCustomMetricsQuery, "A configuration may have at most %d custom metrics.", MaxCustomMetrics)
 		}
 		for name, src := range c.Metrics.Queries {
-			p, err := parseMetric(name, src)
+			p, err := parseMetric(name, src, d, report)
 			if err != nil {
 				return nil, err
 			}
@@ -406,7 +442,7 @@ func parseIfMatch(h string) string {
 // beyond MaxConfigurations); with If-Match it updates (404301 if missing, 412001 on an etag
 // mismatch, 400403 if content changes — only targetCondition, priority, labels and metrics may).
 func (m *Manager) Put(c Configuration, ifMatch string) (Configuration, error) {
-	comp, err := compile(c)
+	comp, err := compile(c, m.opts.QueryDialect, m.opts.OnQuery)
 	if err != nil {
 		return Configuration{}, err
 	}
@@ -462,15 +498,16 @@ func sameContent(a, b *Content) bool {
 	return string(ja) == string(jb)
 }
 
+// systemMetrics are the two system metrics with the queries that count them, written by the
+// query printer, never by joining strings: the target's canonical text, and the configuration's
+// status as configurations.<id>.status (with [[id]] where the id needs brackets).
 func systemMetrics(c *compiled, prev *Metrics) *Metrics {
-	target := "*"
-	if !c.all {
-		target = c.cfg.TargetCondition
-	}
+	ids := func() *query.SelectBuilder { return query.Select(query.Devices).Project(query.P("deviceId"), "") }
+	applied := query.Eq(query.P("configurations", c.cfg.ID, "status"), StatusApplied)
 	sm := &Metrics{
 		Queries: map[string]string{
-			"targetedCount": "select deviceId from devices where " + target,
-			"appliedCount":  "select deviceId from devices where configurations.[[" + c.cfg.ID + "]].status = 'Applied'",
+			"targetedCount": ids().Where(c.expr).String(),
+			"appliedCount":  ids().Where(applied).String(),
 		},
 		Results: map[string]int64{"targetedCount": 0, "appliedCount": 0},
 	}
@@ -569,11 +606,11 @@ func (m *Manager) Delete(id, ifMatch string) error {
 // TestQueries checks a target condition and custom metric queries without saving anything.
 func (m *Manager) TestQueries(in TestQueriesInput) TestQueriesResult {
 	res := TestQueriesResult{CustomMetricQueryErrors: map[string]string{}}
-	if _, _, err := parseTarget(in.TargetCondition); err != nil {
+	if _, _, err := parseTarget(in.TargetCondition, m.opts.QueryDialect, m.opts.OnQuery); err != nil {
 		res.TargetConditionError = huberr.As(err).Msg
 	}
 	for name, q := range in.CustomMetricQueries {
-		if _, err := parseMetric(name, q); err != nil {
+		if _, err := parseMetric(name, q, m.opts.QueryDialect, m.opts.OnQuery); err != nil {
 			res.CustomMetricQueryErrors[name] = huberr.As(err).Msg
 		}
 	}

@@ -189,7 +189,9 @@ func (s *Server) invokeMethod(_ http.ResponseWriter, r *http.Request) (any, erro
 func queryError(err error) error {
 	var qe *query.Error
 	if errors.As(err, &qe) {
-		return huberr.New(huberr.ArgumentInvalid, "The query is invalid: %s (line %d, column %d).", qe.Msg, qe.Pos.Line, qe.Pos.Col)
+		he := huberr.New(huberr.ArgumentInvalid, "The query is invalid: %s (line %d, column %d).", qe.Msg, qe.Pos.Line, qe.Pos.Col)
+		he.Cause = err // errors.Is(he, query.ErrUndocumented) in-process
+		return he
 	}
 	return huberr.New(huberr.ArgumentInvalid, "The query is invalid: %s.", err.Error())
 }
@@ -199,21 +201,14 @@ func (s *Server) queryDevices(w http.ResponseWriter, r *http.Request) (any, erro
 	if err := decodeBody(r, &spec); err != nil {
 		return nil, err
 	}
-	if strings.TrimSpace(spec.Query) == "" {
-		return nil, huberr.New(huberr.ArgumentNull, "The query is missing from the request body.")
+	p, err := s.compileQuery(spec.Query)
+	if s.opts.OnQuery != nil {
+		s.opts.OnQuery(spec.Query, err)
 	}
-	if n := len([]rune(spec.Query)); n > maxQueryLength {
-		return nil, huberr.New(huberr.ArgumentInvalid, "The query is %d characters long; the maximum is %d.", n, maxQueryLength)
+	if err != nil {
+		return nil, err
 	}
 	run := func() ([]any, string, error) {
-		q, err := query.Parse(spec.Query)
-		if err != nil {
-			return nil, "", queryError(err)
-		}
-		p, err := query.Compile(q)
-		if err != nil {
-			return nil, "", queryError(err)
-		}
 		var each func(yield func(doc map[string]any) bool)
 		switch p.Source() {
 		case query.Devices:
@@ -234,6 +229,26 @@ func (s *Server) queryDevices(w http.ResponseWriter, r *http.Request) (any, erro
 		return rows, p.ItemType(), nil
 	}
 	return s.page(w, r, "q:"+spec.Query, run)
+}
+
+// compileQuery checks and compiles a POST /devices/query statement in the hub's dialect; every
+// page request compiles it again (cheap next to running it), so each one is checked alike.
+func (s *Server) compileQuery(text string) (*query.Program, error) {
+	if strings.TrimSpace(text) == "" {
+		return nil, huberr.New(huberr.ArgumentNull, "The query is missing from the request body.")
+	}
+	if n := len([]rune(text)); n > maxQueryLength {
+		return nil, huberr.New(huberr.ArgumentInvalid, "The query is %d characters long; the maximum is %d.", n, maxQueryLength)
+	}
+	q, err := query.ParseDialect(text, s.opts.QueryDialect)
+	if err != nil {
+		return nil, queryError(err)
+	}
+	p, err := query.Compile(q)
+	if err != nil {
+		return nil, queryError(err)
+	}
+	return p, nil
 }
 
 // --- jobs v2 -----------------------------------------------------------------------------------

@@ -41,6 +41,9 @@
 //	POST   /configurations/testQueries RegistryRead                 check targetCondition + metric queries
 //	anything else                    —                              404 GenericNotFound
 //
+// Queries are parsed in Options.QueryDialect (internal/query: the documented language by
+// default) on every request, and each text is reported to Options.OnQuery.
+//
 // Query paging: the first page of a query evaluates the whole statement once (queries and
 // jobs need the full match set for TOP, GROUP BY and ordering anyway) and keeps the result rows
 // in a bounded, expiring cursor cache (maxCursors, cursorTTL after last use). The
@@ -68,6 +71,7 @@ import (
 	"github.com/iotplan/iotplan/internal/hub/registry"
 	"github.com/iotplan/iotplan/internal/hub/throttle"
 	"github.com/iotplan/iotplan/internal/hubapi"
+	"github.com/iotplan/iotplan/internal/query"
 )
 
 // Methods routes direct methods to devices; *link.Hub satisfies it.
@@ -100,6 +104,12 @@ type Options struct {
 	Logger   *slog.Logger     // nil = discard
 	// Throttle enforces the tier's operation throttles (see throttle.go); nil = unlimited.
 	Throttle *throttle.Limiter
+	// QueryDialect is the query language POST /devices/query accepts (query.Documented, the
+	// zero value, or query.Extended).
+	QueryDialect query.Dialect
+	// OnQuery, if set, is called with the text of every POST /devices/query request and the
+	// error it was rejected with (nil when it was accepted), before the query runs.
+	OnQuery func(text string, err error)
 }
 
 // Server serves the REST API.

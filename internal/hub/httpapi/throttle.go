@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/iotplan/iotplan/internal/hub/huberr"
-	"github.com/iotplan/iotplan/internal/hub/throttle"
+	"github.com/iotplan/iotplan/internal/tier"
 )
 
 // Throttling (owner: hub-throttle). Every authorized request of a route is admitted by the
@@ -26,13 +26,13 @@ import (
 // Refused requests are still counted by Requests().
 
 // throttleClasses are the routes whose class is not what their prefix says.
-var throttleClasses = map[string]throttle.Class{
-	"POST /devices/query": throttle.Queries,
+var throttleClasses = map[string]tier.Class{
+	"POST /devices/query": tier.Queries,
 }
 
 // ThrottleClass is the operation class that throttles requests of a route pattern ("" = not
 // throttled).
-func ThrottleClass(pattern string) throttle.Class {
+func ThrottleClass(pattern string) tier.Class {
 	if c, ok := throttleClasses[pattern]; ok {
 		return c
 	}
@@ -43,38 +43,38 @@ func ThrottleClass(pattern string) throttle.Class {
 	case "devices":
 		switch {
 		case last == "methods":
-			return throttle.DirectMethods // module methods: /devices/{id}/modules/{mid}/methods
+			return tier.DirectMethods // module methods: /devices/{id}/modules/{mid}/methods
 		case contains(segs, "twin"):
 			return twinClass(method)
 		case last == "applyConfigurationContent":
-			return throttle.Configurations // an edge deployment applied to one device
+			return tier.Configurations // an edge deployment applied to one device
 		case contains(segs, "messages"):
-			return throttle.CloudToDevice // /devices/{id}/messages/deviceBound (C2D queue)
+			return tier.CloudToDevice // /devices/{id}/messages/deviceBound (C2D queue)
 		}
-		return throttle.RegistryOps
+		return tier.RegistryOps
 	case "twins":
 		if last == "methods" {
-			return throttle.DirectMethods
+			return tier.DirectMethods
 		}
 		return twinClass(method)
 	case "jobs":
-		return throttle.JobsOps
+		return tier.JobsOps
 	case "configurations", "applyConfigurationContent":
-		return throttle.Configurations
+		return tier.Configurations
 	case "statistics":
 		// [inferred] statistics are identity-registry reads (RegistryRead grants them).
-		return throttle.RegistryOps
+		return tier.RegistryOps
 	case "messages":
-		return throttle.CloudToDevice
+		return tier.CloudToDevice
 	}
 	return ""
 }
 
-func twinClass(method string) throttle.Class {
+func twinClass(method string) tier.Class {
 	if method == http.MethodGet {
-		return throttle.TwinReads
+		return tier.TwinReads
 	}
-	return throttle.TwinUpdates
+	return tier.TwinUpdates
 }
 
 func contains(segs []string, s string) bool {
@@ -98,8 +98,8 @@ func (s *Server) admit(r *http.Request, pattern string) error {
 		return nil
 	}
 	cost := 1.0
-	if c == throttle.DirectMethods && r.ContentLength > throttle.MethodChunk {
-		cost = float64((r.ContentLength + throttle.MethodChunk - 1) / throttle.MethodChunk)
+	if c == tier.DirectMethods && r.ContentLength > tier.MethodChunk {
+		cost = float64((r.ContentLength + tier.MethodChunk - 1) / tier.MethodChunk)
 	}
 	return lim.Wait(r.Context(), c, cost)
 }

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/iotplan/iotplan/internal/hub/httpapi"
-	"github.com/iotplan/iotplan/internal/hub/throttle"
+	"github.com/iotplan/iotplan/internal/tier"
 )
 
 // unthrottledRoutes are routes with no documented throttle class, on purpose.
@@ -14,30 +14,30 @@ var unthrottledRoutes = map[string]string{}
 // Every route the server serves is throttled by the class its resource belongs to
 // (iothub-api.md §7.1); a route with an unknown prefix fails here until it is classified.
 func TestEveryRouteHasAThrottleClass(t *testing.T) {
-	want := map[string]throttle.Class{
-		"GET /devices":                                 throttle.RegistryOps,
-		"GET /devices/{id}":                            throttle.RegistryOps,
-		"PUT /devices/{id}":                            throttle.RegistryOps,
-		"DELETE /devices/{id}":                         throttle.RegistryOps,
-		"POST /devices":                                throttle.RegistryOps,
-		"GET /devices/{id}/modules":                    throttle.RegistryOps,
-		"GET /twins/{id}":                              throttle.TwinReads,
-		"PATCH /twins/{id}":                            throttle.TwinUpdates,
-		"PUT /twins/{id}":                              throttle.TwinUpdates,
-		"GET /twins/{id}/modules/{mid}":                throttle.TwinReads,
-		"PATCH /twins/{id}/modules/{mid}":              throttle.TwinUpdates,
-		"POST /twins/{id}/methods":                     throttle.DirectMethods,
-		"POST /twins/{id}/modules/{mid}/methods":       throttle.DirectMethods,
-		"POST /devices/query":                          throttle.Queries,
-		"PUT /jobs/v2/{id}":                            throttle.JobsOps,
-		"GET /jobs/v2/query":                           throttle.JobsOps,
-		"POST /jobs/v2/{id}/cancel":                    throttle.JobsOps,
-		"GET /configurations/{id}":                     throttle.Configurations,
-		"PUT /configurations/{id}":                     throttle.Configurations,
-		"POST /configurations/testQueries":             throttle.Configurations,
-		"POST /devices/{id}/applyConfigurationContent": throttle.Configurations,
-		"GET /statistics/devices":                      throttle.RegistryOps,
-		"POST /messages/deviceBound":                   throttle.CloudToDevice,
+	want := map[string]tier.Class{
+		"GET /devices":                                 tier.RegistryOps,
+		"GET /devices/{id}":                            tier.RegistryOps,
+		"PUT /devices/{id}":                            tier.RegistryOps,
+		"DELETE /devices/{id}":                         tier.RegistryOps,
+		"POST /devices":                                tier.RegistryOps,
+		"GET /devices/{id}/modules":                    tier.RegistryOps,
+		"GET /twins/{id}":                              tier.TwinReads,
+		"PATCH /twins/{id}":                            tier.TwinUpdates,
+		"PUT /twins/{id}":                              tier.TwinUpdates,
+		"GET /twins/{id}/modules/{mid}":                tier.TwinReads,
+		"PATCH /twins/{id}/modules/{mid}":              tier.TwinUpdates,
+		"POST /twins/{id}/methods":                     tier.DirectMethods,
+		"POST /twins/{id}/modules/{mid}/methods":       tier.DirectMethods,
+		"POST /devices/query":                          tier.Queries,
+		"PUT /jobs/v2/{id}":                            tier.JobsOps,
+		"GET /jobs/v2/query":                           tier.JobsOps,
+		"POST /jobs/v2/{id}/cancel":                    tier.JobsOps,
+		"GET /configurations/{id}":                     tier.Configurations,
+		"PUT /configurations/{id}":                     tier.Configurations,
+		"POST /configurations/testQueries":             tier.Configurations,
+		"POST /devices/{id}/applyConfigurationContent": tier.Configurations,
+		"GET /statistics/devices":                      tier.RegistryOps,
+		"POST /messages/deviceBound":                   tier.CloudToDevice,
 	}
 	for p, c := range want {
 		if got := httpapi.ThrottleClass(p); got != c {

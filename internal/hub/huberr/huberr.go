@@ -128,9 +128,15 @@ type Error struct {
 	Msg    string
 	Format Format
 	Info   map[string]any
+	// Cause is the in-process error behind this one (a *query.Error, say), for errors.Is and
+	// errors.As in the hub and its tests; it is never sent.
+	Cause error
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s (%d): %s", e.Code.Name(), int(e.Code), e.Msg) }
+
+// Unwrap returns Cause.
+func (e *Error) Unwrap() error { return e.Cause }
 
 // New makes a legacy-format error.
 func New(code Code, format string, args ...any) *Error {

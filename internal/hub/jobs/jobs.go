@@ -7,7 +7,10 @@
 // "*" mean every device) and each gets a devices.jobs row "pending". Workers then update each
 // twin (merge patch with If-Match "*") or invoke the method, with bounded concurrency and an
 // optional hub-wide device-operation rate, and the job ends "completed". A queryCondition that
-// does not parse fails the job asynchronously with failureReason, as Azure does. Cancel turns
+// does not parse in Options.QueryDialect (by default the documented query language, so e.g.
+// IS_STRING fails) fails the job asynchronously with failureReason holding the parse error, as
+// Azure does ("SQL query parse failed", Azure/azure-iot-sdk-csharp#40); PUT only checks its
+// length. Cancel turns
 // the job "cancelled" at once and its unfinished devices "canceled" (one L, as the hub spells
 // device-job statuses).
 //
@@ -56,6 +59,7 @@ import (
 
 	"github.com/iotplan/iotplan/internal/hub/huberr"
 	"github.com/iotplan/iotplan/internal/hubapi"
+	"github.com/iotplan/iotplan/internal/query"
 )
 
 // Twins is the part of the registry jobs use; *registry.Registry satisfies it.
@@ -76,6 +80,12 @@ type Options struct {
 	DeviceOpsPerSecond float64          // 0 = unlimited; shared by all jobs of the hub
 	Logger             *slog.Logger     // nil = discard
 	Workers            int              // device operations in flight per job; 0 = DefaultWorkers
+	// QueryDialect is the query language of queryConditions (query.Documented, the zero
+	// value, or query.Extended).
+	QueryDialect query.Dialect
+	// OnQuery, if set, is called with every queryCondition a job evaluates when it starts
+	// running and the error that failed the job (nil when it was accepted).
+	OnQuery func(text string, err error)
 }
 
 // DefaultWorkers is the number of concurrent device operations of one job.

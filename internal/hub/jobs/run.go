@@ -192,7 +192,7 @@ func (m *Manager) selectDevices(ctx context.Context, j *job) ([]string, error) {
 	startTime := *j.rec.Job.StartTime
 	m.mu.Unlock()
 
-	match, err := compileCondition(cond)
+	match, err := m.compileCondition(cond)
 	if err != nil {
 		return nil, &failure{reason: err.Error()}
 	}
@@ -235,18 +235,27 @@ func (m *Manager) selectDevices(ctx context.Context, j *job) ([]string, error) {
 	return ids, m.save(jobID)
 }
 
-// compileCondition returns nil (match all) for "" and "*".
-func compileCondition(cond string) (func(doc map[string]any) bool, error) {
+// compileCondition compiles a job's queryCondition in the hub's dialect and reports it to
+// Options.OnQuery; it returns nil (match all) for "" and "*".
+func (m *Manager) compileCondition(cond string) (func(doc map[string]any) bool, error) {
+	match, err := compileCondition(cond, m.opts.QueryDialect)
+	if m.opts.OnQuery != nil {
+		m.opts.OnQuery(cond, err)
+	}
+	return match, err
+}
+
+func compileCondition(cond string, d query.Dialect) (func(doc map[string]any) bool, error) {
 	if c := strings.TrimSpace(cond); c == "" || c == "*" {
 		return nil, nil
 	}
-	e, err := query.ParseCondition(cond)
+	e, err := query.ParseConditionDialect(cond, d)
 	if err != nil {
-		return nil, fmt.Errorf("The job's queryCondition could not be parsed: %v", err)
+		return nil, fmt.Errorf("The job's queryCondition could not be parsed: %w", err)
 	}
 	c, err := query.CompileCondition(e)
 	if err != nil {
-		return nil, fmt.Errorf("The job's queryCondition is invalid: %v", err)
+		return nil, fmt.Errorf("The job's queryCondition is invalid: %w", err)
 	}
 	return c.Match, nil
 }

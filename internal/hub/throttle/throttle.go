@@ -1,14 +1,15 @@
 // Package throttle enforces Azure IoT Hub's per-tier operation throttles for the local hub
-// (shared/reference/iothub-api.md §7.1 and §1.5): one token bucket per operation class, with
-// the hub's traffic shaping — a short burst above the rate is served at once, further
-// requests are queued (held) and served at the limit rate, and when the queue is full the
-// request is refused with 429 ThrottlingException (429001) in the legacy envelope.
+// (https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-quotas-throttling): one token
+// bucket per operation class, with the hub's traffic shaping — a short burst above the rate
+// is served at once, further requests are queued (held) and served at the limit rate, and
+// when the queue is full the request is refused with 429 ThrottlingException (429001) in the
+// legacy envelope.
 //
-// Rates. A Limiter is built for a tier ("F1", "S1", "S2", "S3") and a unit count; the rate of
-// each class is the documented per-tier figure, multiplied by units where the documentation
-// says "/unit" and with its "higher of" floors (e.g. twin updates on S2: max(50/s, 5/s/unit)).
-// Tier "" is unlimited: every request passes at once, which is the local hub's default.
-// Units: F1 takes 1, S1 and S2 1–200, S3 1–10 (as Azure allows).
+// Rates. A Limiter is built for a tier ("F1", "S1", "S2", "S3") and a unit count, checked by
+// tier.Parse; the classes, the rate of each class and the job concurrency are internal/tier's
+// table (Azure's documented figures), which iotplan's hub client paces itself to as well. This
+// package holds no figure of Azure's, only the shaping around them (below). Tier "" is
+// unlimited: every request passes at once, which is the local hub's default.
 //
 // Where the classes are enforced: the REST API admits every authorized request through the
 // class of its route (httpapi/throttle.go); the MQTT endpoint admits every authenticated
@@ -16,8 +17,8 @@
 // device operations (below). Twin reads/updates made by devices over MQTT, device-to-cloud and
 // cloud-to-device sends are not throttled yet.
 //
-// Direct methods are metered in 4 KB chunks of request payload (160 KB/s/unit on S1 = 40
-// chunks/s/unit); every other class costs one token per request.
+// Direct methods cost one token per started tier.MethodChunk (4 KB) of request payload, as
+// Azure meters them; every other class costs one token per request.
 //
 // Choices where Azure's behaviour is not documented (all [inferred] or [unverified]):
 //   - Burst: a bucket holds Options.Burst (default 10 s) worth of its rate, at least one
@@ -32,12 +33,12 @@
 //     clients that ignore it (amenzhinsky) lose nothing.
 //   - The refusal code is 429001 ThrottlingException with the message "The request has been
 //     throttled. Wait N seconds and try again. Operation type: <class>." (the message shape of a
-//     third-party fixture of the real hub, §5.3).
+//     third-party test fixture captured from the real hub).
 //   - A queued request whose client goes away gives its token back.
 //   - Job device operations are not a REST class: the jobs engine paces them
-//     (jobs.Options.DeviceOpsPerSecond = Rate(JobDeviceOps)), and MaxConcurrentJobs is the
-//     tier's job concurrency (1 on F1/S1, 5 on S2, 10 on S3; over it the jobs engine answers
-//     429004). Jobs operations (create/get/cancel/list over REST) are a class of their own.
+//     (jobs.Options.DeviceOpsPerSecond = Rate(tier.JobDeviceOps)), and MaxConcurrentJobs is
+//     the tier's job concurrency (over it the jobs engine answers 429004). Jobs operations
+//     (create/get/cancel/list over REST) are a class of their own.
 //
 // Tests. This package's unit tests use Options.Now and Options.Sleep and never sleep. The
 // throttled end-to-end runs of `iotplan apply` against a hub started with Tier "S1" live in
@@ -49,55 +50,24 @@
 //
 // Both must finish with zero failed calls and devices, every 429 the hub sent retried and
 // reported ("Planning waited …s on hub throttling (N calls answered 429)."), and the job no
-// faster than S1's 10 job device operations per second. The permission matrix and the error
+// faster than S1's 10 job device operations per second. A hub client paced to the hub's own
+// tier (hubclient.WithTier) is never refused: internal/hubclient's TestPacedClientIsNeverThrottled. The permission matrix and the error
 // table are internal/hub's TestPermissionMatrix and TestErrorCodesLive and httpapi's
 // TestErrorTableAsClientsReadIt.
 //
-// Imports: huberr, stdlib.
+// Imports: clock, huberr, tier, stdlib.
 package throttle
 
 import (
 	"context"
-	"fmt"
 	"math"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/iotplan/iotplan/internal/clock"
 	"github.com/iotplan/iotplan/internal/hub/huberr"
+	"github.com/iotplan/iotplan/internal/tier"
 )
-
-// Class is an operation class with its own throttle (iothub-api.md §7.1).
-type Class string
-
-// The operation classes. The names are the "Operation type" of refusal messages.
-const (
-	RegistryOps       Class = "IdentityRegistryOperations" // device/module identity create/get/list/update/delete
-	DeviceConnections Class = "NewDeviceConnections"       // device CONNECTs (rate, not total)
-	DeviceToCloud     Class = "DeviceToCloudSends"
-	CloudToDevice     Class = "CloudToDeviceSends"
-	Queries           Class = "Queries"
-	DirectMethods     Class = "DirectMethods" // cost: 4 KB chunks of request payload
-	TwinReads         Class = "TwinReads"     // device and module twins
-	TwinUpdates       Class = "TwinUpdates"   // device and module twins
-	JobsOps           Class = "JobsOperations"
-	JobDeviceOps      Class = "JobsDeviceOperations" // paced by the jobs engine, not over REST
-	Configurations    Class = "Configurations"       // ADM configurations and edge deployments CRUD
-)
-
-// Classes lists every class, for tables and tests.
-func Classes() []Class {
-	return []Class{RegistryOps, DeviceConnections, DeviceToCloud, CloudToDevice, Queries, DirectMethods,
-		TwinReads, TwinUpdates, JobsOps, JobDeviceOps, Configurations}
-}
-
-// Tiers are the tiers with throttles ("" = unlimited).
-var Tiers = []string{"F1", "S1", "S2", "S3"}
-
-// MethodChunk is the direct-method meter: payload bytes per token.
-const MethodChunk = 4096
 
 // Defaults of Options.
 const (
@@ -122,11 +92,10 @@ type Options struct {
 
 // Limiter holds the buckets of one hub. A nil *Limiter is unlimited. Safe for concurrent use.
 type Limiter struct {
-	tier  string
-	units int
-	opts  Options
-	mu    sync.Mutex
-	b     map[Class]*bucket
+	tier tier.Tier
+	opts Options
+	mu   sync.Mutex
+	b    map[tier.Class]*bucket
 }
 
 type bucket struct {
@@ -149,12 +118,12 @@ type Stats struct {
 	Held    time.Duration // total time requests were held
 }
 
-// New builds the limiter of a tier. Unknown tiers and out-of-range unit counts are errors that
-// name the allowed values.
+// New builds the limiter of a tier. Unknown tiers and out-of-range unit counts are
+// tier.Parse's errors, which name the allowed values.
 func New(opts Options) (*Limiter, error) {
-	tier := strings.ToUpper(strings.TrimSpace(opts.Tier))
-	if opts.Units == 0 {
-		opts.Units = 1
+	t, err := tier.Parse(opts.Tier, opts.Units)
+	if err != nil {
+		return nil, err
 	}
 	if opts.Burst <= 0 {
 		opts.Burst = DefaultBurst
@@ -170,142 +139,54 @@ func New(opts Options) (*Limiter, error) {
 	if opts.Sleep == nil {
 		opts.Sleep = clock.Sleep
 	}
-	if tier == "" {
-		if opts.Units != 1 {
-			return nil, fmt.Errorf("units (%d) need a tier (F1, S1, S2 or S3); without one the local hub is unlimited", opts.Units)
-		}
-		return &Limiter{opts: opts, units: 1}, nil
+	l := &Limiter{tier: t, opts: opts}
+	if !t.Known() {
+		return l, nil
 	}
-	if !slices.Contains(Tiers, tier) {
-		return nil, fmt.Errorf("unknown IoT Hub tier %q: use F1, S1, S2 or S3 (or none for an unlimited hub)", opts.Tier)
-	}
-	maxUnits := map[string]int{"F1": 1, "S1": 200, "S2": 200, "S3": 10}[tier]
-	if opts.Units < 1 || opts.Units > maxUnits {
-		if tier == "F1" {
-			return nil, fmt.Errorf("the F1 (free) tier has exactly 1 unit, not %d", opts.Units)
-		}
-		return nil, fmt.Errorf("units must be from 1 to %d on %s, not %d", maxUnits, tier, opts.Units)
-	}
-	l := &Limiter{tier: tier, units: opts.Units, opts: opts, b: map[Class]*bucket{}}
+	l.b = map[tier.Class]*bucket{}
 	now := opts.Now()
-	for _, c := range Classes() {
-		r := RateOf(tier, opts.Units, c)
+	for _, c := range tier.Classes() {
+		r := t.Rate(c)
 		capacity := math.Max(1, math.Floor(r*opts.Burst.Seconds()))
 		l.b[c] = &bucket{rate: r, capacity: capacity, tokens: capacity, last: now}
 	}
 	return l, nil
 }
 
-// RateOf is the documented rate of class c on tier with units, in tokens per second
-// (iothub-api.md §7.1; direct methods in 4 KB chunks); 0 for an unknown tier or class.
-func RateOf(tier string, units int, c Class) float64 {
-	u := float64(units)
-	perMin := func(n float64) float64 { return n / 60 }
-	s3 := tier == "S3"
-	s2 := tier == "S2"
-	switch tier {
-	case "F1", "S1", "S2", "S3":
-	default:
-		return 0
-	}
-	switch c {
-	case RegistryOps, JobsOps, CloudToDevice:
-		if s3 {
-			return perMin(5000) * u
-		}
-		return perMin(100) * u
-	case DeviceConnections, DeviceToCloud:
-		switch {
-		case s3:
-			return 6000 * u
-		case s2:
-			return 120 * u
-		}
-		return math.Max(100, 12*u)
-	case Queries:
-		if s3 {
-			return perMin(1000) * u
-		}
-		return perMin(20) * u
-	case DirectMethods: // KB/s / 4 KB
-		switch {
-		case s3:
-			return 24 * 1024 / 4 * u
-		case s2:
-			return 480 / 4 * u
-		}
-		return 160 / 4 * u
-	case TwinReads:
-		switch {
-		case s3:
-			return 500 * u
-		case s2:
-			return math.Max(100, 10*u)
-		}
-		return 100
-	case TwinUpdates:
-		switch {
-		case s3:
-			return 250 * u
-		case s2:
-			return math.Max(50, 5*u)
-		}
-		return 50
-	case JobDeviceOps:
-		switch {
-		case s3:
-			return 50 * u
-		case s2:
-			return math.Max(10, u)
-		}
-		return 10
-	case Configurations:
-		return perMin(20) * u
-	}
-	return 0
-}
-
-// Tier is the limiter's tier ("" = unlimited).
+// Tier is the limiter's tier name ("" = unlimited).
 func (l *Limiter) Tier() string {
 	if l == nil {
 		return ""
 	}
-	return l.tier
+	return l.tier.Name
 }
 
-// Units is the limiter's unit count.
+// Units is the limiter's unit count (1 when unlimited).
 func (l *Limiter) Units() int {
-	if l == nil {
+	if l.Unlimited() {
 		return 1
 	}
-	return l.units
+	return l.tier.Units
 }
 
 // Unlimited reports whether the limiter throttles nothing.
-func (l *Limiter) Unlimited() bool { return l == nil || l.tier == "" }
+func (l *Limiter) Unlimited() bool { return l == nil || !l.tier.Known() }
 
-// Rate is class c's rate in tokens per second; 0 = unlimited.
-func (l *Limiter) Rate(c Class) float64 {
-	if l.Unlimited() {
+// Rate is class c's rate in tokens per second (tier.Tier.Rate); 0 = unlimited.
+func (l *Limiter) Rate(c tier.Class) float64 {
+	if l == nil {
 		return 0
 	}
-	if b := l.b[c]; b != nil {
-		return b.rate
-	}
-	return 0
+	return l.tier.Rate(c)
 }
 
-// MaxConcurrentJobs is the tier's limit on active jobs (iothub-api.md §1.5); 0 = unlimited.
+// MaxConcurrentJobs is the tier's limit on active jobs (tier.Tier.MaxConcurrentJobs);
+// 0 = unlimited.
 func (l *Limiter) MaxConcurrentJobs() int {
-	switch l.Tier() {
-	case "F1", "S1":
-		return 1
-	case "S2":
-		return 5
-	case "S3":
-		return 10
+	if l == nil {
+		return 0
 	}
-	return 0
+	return l.tier.MaxConcurrentJobs()
 }
 
 // Decision is the outcome of Reserve.
@@ -321,7 +202,7 @@ type Decision struct {
 // Reserve takes cost tokens of class c at the limiter's current time and says whether the
 // request goes at once, waits, or is refused. A refused request takes nothing. Unknown
 // classes and an unlimited limiter always go at once. Reserve never sleeps.
-func (l *Limiter) Reserve(c Class, cost float64) Decision {
+func (l *Limiter) Reserve(c tier.Class, cost float64) Decision {
 	if l.Unlimited() || c == "" {
 		return Decision{}
 	}
@@ -358,7 +239,7 @@ func (l *Limiter) Reserve(c Class, cost float64) Decision {
 }
 
 // refund gives back the tokens of a queued request whose client went away.
-func (l *Limiter) refund(c Class, cost float64) {
+func (l *Limiter) refund(c tier.Class, cost float64) {
 	if cost <= 0 {
 		cost = 1
 	}
@@ -373,7 +254,7 @@ func (l *Limiter) refund(c Class, cost float64) {
 // Wait admits one request of class c costing cost tokens: it returns at once, or after
 // holding the request in the queue, or with a *huberr.Error 429001 when the queue is full.
 // It returns ctx's error when ctx ends while the request is held (its tokens are returned).
-func (l *Limiter) Wait(ctx context.Context, c Class, cost float64) error {
+func (l *Limiter) Wait(ctx context.Context, c tier.Class, cost float64) error {
 	d := l.Reserve(c, cost)
 	if d.Refused {
 		return Refusal(c, d.RetryAfter)
@@ -391,7 +272,7 @@ func (l *Limiter) Wait(ctx context.Context, c Class, cost float64) error {
 // Refusal is the hub's answer to a throttled request: 429001 ThrottlingException, legacy
 // envelope, with the retry delay in whole seconds (rounded up, at least 1) in the message and
 // in Info["retryAfterSeconds"], which the REST transport sends as Retry-After.
-func Refusal(c Class, retryAfter time.Duration) *huberr.Error {
+func Refusal(c tier.Class, retryAfter time.Duration) *huberr.Error {
 	secs := RetryAfterSeconds(retryAfter)
 	e := huberr.New(huberr.ThrottlingException,
 		"The request has been throttled. Wait %d seconds and try again. Operation type: %s.", secs, c)
@@ -406,8 +287,8 @@ func RetryAfterSeconds(d time.Duration) int {
 }
 
 // Stats returns the counters of every class (empty when unlimited).
-func (l *Limiter) Stats() map[Class]Stats {
-	out := map[Class]Stats{}
+func (l *Limiter) Stats() map[tier.Class]Stats {
+	out := map[tier.Class]Stats{}
 	if l.Unlimited() {
 		return out
 	}

@@ -4,6 +4,8 @@
 
 hub {
   connection_string = var.hub_connection_string
+  tier              = "S1"
+  units             = 2
 }
 
 variable "hub_connection_string" {
@@ -65,6 +67,9 @@ twin "door_location" {
 twin "tags_only" {
   target = "deviceId IN ${quote(["door-1", "door-2"])} OR tags.floor = ${quote(var.floors["44"])}"
   tags   = { "ünïcode-key" = "ok", "with-dash_and_underscore" = "ok" }
+
+  max_execution = "30h"
+  start_time    = "2026-12-01T02:00:00Z"
 }
 
 method "lock_door" {
