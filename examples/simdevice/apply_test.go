@@ -12,6 +12,7 @@ import (
 
 	"github.com/iotplan/iotplan/internal/cli"
 	"github.com/iotplan/iotplan/internal/hub"
+	"github.com/iotplan/iotplan/internal/hub/hubtest"
 )
 
 // The tutorial end to end through every real piece: the local hub with its MQTT endpoint, this
@@ -27,11 +28,12 @@ func TestSimDeviceAnswersIotplanApply(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	h, err := hub.Start(ctx, hub.Options{DataDir: dir, HTTPSAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", FleetFile: fleet})
+	src, err := os.ReadFile(fleet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	// A strict hub that audits every query and job condition iotplan sends (hubtest).
+	h, _, _ := hubtest.StartAuditedWith(t, hub.Options{MQTTAddr: "127.0.0.1:0"}, string(src))
 
 	dcs, err := h.DeviceConnectionString("myDeviceId")
 	if err != nil {

@@ -16,23 +16,40 @@ import (
 	"github.com/iotplan/iotplan/internal/reconcile"
 )
 
-// testHub starts a local hub on a random loopback port with the given fleet file ("" = the
-// default fleet) and registers it as the running 'iotplan dev' of its data directory, so
+// testHub starts a strict local hub on a random loopback port with the given fleet file ("" =
+// the default fleet) and registers it as the running 'iotplan dev' of a data directory DIR, so
 // commands run with -dev -data DIR talk to it over HTTPS like they would to a separate process.
+// Every query and job condition the commands send is audited (hubtest.StartAudited): one the
+// hub rejects, or that uses anything but IoT Hub's documented query language, fails the test.
 func testHub(t *testing.T, fleetFile string) (*hub.Hub, string) {
 	t.Helper()
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	h, err := hub.Start(ctx, hub.Options{DataDir: dir, HTTPSAddr: "127.0.0.1:0", FleetFile: fleetFile})
-	if err != nil {
-		t.Fatalf("start hub: %v", err)
+	h, _ := auditedHub(t, fleetFile)
+	return h, registerHub(t, h)
+}
+
+// auditedHub starts the strict local hub of testHub and returns its audit.
+func auditedHub(t *testing.T, fleetFile string) (*hub.Hub, *hubtest.Audit) {
+	t.Helper()
+	fleet := ""
+	if fleetFile != "" {
+		b, err := os.ReadFile(fleetFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fleet = string(b)
 	}
-	t.Cleanup(func() { h.Close() })
+	h, _, audit := hubtest.StartAudited(t, fleet)
+	return h, audit
+}
+
+// registerHub makes h the running 'iotplan dev' of a new data directory, which it returns.
+func registerHub(t *testing.T, h *hub.Hub) string {
+	t.Helper()
+	dir := t.TempDir()
 	if err := writeEndpointFile(dir, endpointFile{ConnectionString: h.ServiceConnectionString(), CAFile: h.CAFile(), PID: os.Getpid()}); err != nil {
 		t.Fatal(err)
 	}
-	return h, dir
+	return dir
 }
 
 func testClient(t *testing.T, h *hub.Hub) *hubclient.Client {
@@ -56,8 +73,15 @@ func iotplan(t *testing.T, args ...string) result {
 }
 
 func TestApplyLockdoorEndToEnd(t *testing.T) {
-	h, dir := testHub(t, "")
+	h, audit := auditedHub(t, "")
+	dir := registerHub(t, h)
 	c := testClient(t, h)
+	defer func() {
+		// What iotplan sent for the tutorial, for review (go test -v): the audit checks it.
+		for _, ev := range audit.Events() {
+			t.Logf("%-5s %s", ev.Source, ev.Text)
+		}
+	}()
 	ctx := context.Background()
 
 	r := iotplan(t, "apply", "-dev", "-data", dir, "-auto-approve", "../../examples/lockdoor.hcl")

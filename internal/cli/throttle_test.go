@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/iotplan/iotplan/internal/hub"
+	"github.com/iotplan/iotplan/internal/hub/hubtest"
 	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/hubclient"
 	"github.com/iotplan/iotplan/internal/tier"
@@ -29,6 +30,38 @@ import (
 //	                                                                      # 5,000 devices, ≈ 500 s job
 
 func TestApplyThrottledS1(t *testing.T) { throttledApply(t, 60) }
+
+// TestPlanConvergedS1WithinQuota: a converged configuration of 20 twin resources plans on an S1
+// hub in 20 queries — one minute of its quota — without a single 429, because the client told
+// the tier (-hub-tier S1) paces itself to it (≈ 50 s: 3 at once, then one every 3 s).
+func TestPlanConvergedS1WithinQuota(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var fleet, cfg strings.Builder
+	fleet.WriteString("group \"doors\" {\n  count = 200\n  id = \"door-%05d\"\n  tags = { site = format(\"s%d\", index % 20) }\n  desired = { floor = 3 }\n  reported_echo_delay = \"off\"\n}\n")
+	for i := range 20 {
+		fmt.Fprintf(&cfg, "twin \"site%d\" {\n  target  = \"tags.site = 's%d'\"\n  desired = { floor = 3 }\n}\n", i, i)
+	}
+	fleetFile, cfgFile := filepath.Join(dir, "fleet.hcl"), filepath.Join(dir, "sites.hcl")
+	if err := os.WriteFile(fleetFile, []byte(fleet.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgFile, []byte(cfg.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, _, _ := hubtest.StartAuditedWith(t, hub.Options{Tier: "S1"}, fleet.String())
+	data := registerHub(t, h)
+	start := time.Now()
+	r := iotplan(t, "plan", "-dev", "-data", data, "-hub-tier", "S1", "-detailed-exitcode", cfgFile)
+	t.Logf("plan of 20 converged resources at S1 × 1 unit in %v:\n%s%s", time.Since(start).Round(time.Millisecond), r.out, r.err)
+	if r.code != 0 || !strings.Contains(r.out, "No changes.") || !strings.Contains(r.out, "Planning used 20 hub calls (query: 20).") ||
+		strings.Contains(r.out, "429") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.err)
+	}
+	if st := h.Throttle().Stats()[tier.Queries]; st.Refused != 0 || st.Served != 20 {
+		t.Errorf("the hub's query throttle: %+v", st)
+	}
+}
 
 func TestApplyThrottledS1Long(t *testing.T) {
 	if os.Getenv("IOTPLAN_LONG_TESTS") != "1" {
@@ -52,17 +85,14 @@ group "fleet" {
 `, n)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	data := filepath.Join(dir, "hub")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	h, err := hub.Start(ctx, hub.Options{DataDir: data, HTTPSAddr: "127.0.0.1:0", FleetFile: fleet, Tier: "S1"})
-	cancel()
+	// The client is not told the tier (the endpoint file has none): it does not pace itself,
+	// so the hub throttles it and it must retry (TestPlanConvergedS1WithinQuota: told, it paces).
+	src, err := os.ReadFile(fleet)
 	if err != nil {
-		t.Fatalf("start hub: %v", err)
-	}
-	t.Cleanup(func() { h.Close() })
-	if err := WriteEndpoint(data, h.ServiceConnectionString(), h.CAFile(), os.Getpid()); err != nil {
 		t.Fatal(err)
 	}
+	h, _, _ := hubtest.StartAuditedWith(t, hub.Options{Tier: "S1"}, string(src))
+	data := registerHub(t, h)
 	cfg := filepath.Join(dir, "fleet-config.hcl")
 	if err := os.WriteFile(cfg, []byte(`
 twin "fleet" {

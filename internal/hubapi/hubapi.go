@@ -1,7 +1,7 @@
 // Package hubapi holds the JSON wire model of the Azure IoT Hub service REST API, shared by the
 // local hub (which serves it) and iotplan's hub client (which sends it). It has no logic: the
-// field names and shapes follow the hub's swagger (api-version 2021-04-12) and captured traffic,
-// see shared/reference/iothub-api.md. Keeping one copy means a shape mistake shows up in both
+// field names and shapes follow the hub's swagger (api-version 2021-04-12,
+// https://learn.microsoft.com/rest/api/iothub/service/jobs) and captured traffic. Keeping one copy means a shape mistake shows up in both
 // directions; golden tests guard it against the documented JSON.
 package hubapi
 
@@ -14,6 +14,17 @@ import (
 const (
 	APIVersion    = "2021-04-12"
 	MinAPIVersion = "2018-06-30"
+)
+
+// Limits of a job request that both sides enforce: the local hub refuses, iotplan never sends.
+const (
+	// MaxJobIDLength: a job id is 1 to 64 US-ASCII letters, digits and dashes
+	// (https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-jobs).
+	MaxJobIDLength = 64
+	// MaxJobStartAhead: a job's startTime may be at most 168 hours after it is created. Azure
+	// documents no limit; a run against a live hub saw a later one refused ("Must be within
+	// 168 hours"), so the local hub refuses it too and plans refuse such a start_time.
+	MaxJobStartAhead = 168 * time.Hour
 )
 
 // Job types (JobRequest.Type, JobResponse.Type, DeviceJob.JobType).

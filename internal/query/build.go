@@ -114,38 +114,14 @@ func inList(op Op, p Path, vs []any) Expr {
 }
 
 // IsDefined is IS_DEFINED(p), the documented function: true when p has a value, null included.
+// The builders make the documented dialect only: the IS_* type checks and ENDSWITH, which Azure
+// documents for message routing alone, have none (a tree holding them still parses and compiles
+// in the Extended dialect, and CheckCondition rejects it).
 func IsDefined(p Path) Expr { return call1("IS_DEFINED", p) }
-
-// IsNull is IS_NULL(p). Extended dialect only: CheckCondition rejects it.
-func IsNull(p Path) Expr { return call1("IS_NULL", p) }
-
-// IsBool is IS_BOOL(p). Extended dialect only: CheckCondition rejects it.
-func IsBool(p Path) Expr { return call1("IS_BOOL", p) }
-
-// IsNumber is IS_NUMBER(p). Extended dialect only: CheckCondition rejects it.
-func IsNumber(p Path) Expr { return call1("IS_NUMBER", p) }
-
-// IsString is IS_STRING(p). Extended dialect only: CheckCondition rejects it.
-func IsString(p Path) Expr { return call1("IS_STRING", p) }
-
-// IsObject is IS_OBJECT(p). Extended dialect only: CheckCondition rejects it.
-func IsObject(p Path) Expr { return call1("IS_OBJECT", p) }
-
-// IsArray is IS_ARRAY(p). Extended dialect only: CheckCondition rejects it.
-func IsArray(p Path) Expr { return call1("IS_ARRAY", p) }
-
-// IsPrimitive is IS_PRIMITIVE(p). Extended dialect only: CheckCondition rejects it.
-func IsPrimitive(p Path) Expr { return call1("IS_PRIMITIVE", p) }
 
 // StartsWith is STARTSWITH(p, prefix): case-sensitive.
 func StartsWith(p Path, prefix string) Expr {
 	return &CallExpr{Func: "STARTSWITH", Args: []Expr{&RefExpr{Path: p}, literal(prefix)}}
-}
-
-// EndsWith is ENDSWITH(p, suffix): case-sensitive. Extended dialect only: CheckCondition
-// rejects it.
-func EndsWith(p Path, suffix string) Expr {
-	return &CallExpr{Func: "ENDSWITH", Args: []Expr{&RefExpr{Path: p}, literal(suffix)}}
 }
 
 func call1(name string, p Path) Expr {

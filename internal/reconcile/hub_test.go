@@ -61,9 +61,11 @@ group "doors-no-floor" {
 // convergedDoors is how many devices of fleetFile(n) already match doorsConfig.
 func convergedDoors(n int) int { return (n - n/4 + 9) / 10 }
 
+// startHub starts a strict local hub that audits every query and job condition (hubtest).
 func startHub(t *testing.T, devices int) (*hub.Hub, *hubclient.Client) {
 	t.Helper()
-	return hubtest.Start(t, fleetFile(devices))
+	h, c, _ := hubtest.StartAudited(t, fleetFile(devices))
+	return h, c
 }
 
 func doorsConfig(t *testing.T) *reconcile.Config {
@@ -236,8 +238,13 @@ func mixedHubConfig(t *testing.T) *reconcile.Config {
 // With -v it logs every query and job condition iotplan sent.
 func TestMixedTypesOverLocalHub(t *testing.T) {
 	t.Parallel()
-	h, c := hubtest.Start(t, mixedFleetFile)
+	h, c, audit := hubtest.StartAudited(t, mixedFleetFile)
 	ctx := context.Background()
+	defer func() {
+		for _, ev := range audit.Events() {
+			t.Logf("%-5s %s", ev.Source, ev.Text)
+		}
+	}()
 	drifted := []string{"bool-floor", "missing-floor", "no-building", "number-building", "object-building", "other-owner", "small-limit", "string-floor"}
 	versions := map[string]float64{}
 	for _, id := range []string{"ok-1", "ok-2"} {
@@ -286,7 +293,9 @@ func TestMixedTypesOverLocalHub(t *testing.T) {
 	if err != nil || again.HasChanges() {
 		t.Fatalf("second plan: %v %+v", err, again.Resources)
 	}
-	_ = h
+	if n := h.Sim().DeviceCount(); n != 11 {
+		t.Errorf("%d devices", n)
+	}
 }
 
 // sitesFleetFile: 20 sites of 50 devices each; on drifted sites every device has floor 2 and
@@ -340,7 +349,7 @@ func TestPlanHubCallsByConfigSize(t *testing.T) {
 		"1/2/drifted/none": 6, "5/2/drifted/none": 30, "20/2/drifted/none": 120,
 	}
 	for _, fleet := range []string{"converged", "drifted"} {
-		_, c := hubtest.Start(t, sitesFleetFile(fleet == "drifted"))
+		_, c, _ := hubtest.StartAudited(t, sitesFleetFile(fleet == "drifted"))
 		for _, keys := range []int{1, 2} {
 			for _, n := range []int{1, 5, 20} {
 				for _, tr := range []tier.Tier{s1, {}} {

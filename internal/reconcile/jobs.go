@@ -150,7 +150,7 @@ func jobID(addr string, p *Plan, j *hubapi.JobRequest) string {
 		}
 	}
 	clean := strings.TrimRight(b.String(), "-")
-	const maxName = 64 - len("iotplan-") - 1 - 8
+	const maxName = hubapi.MaxJobIDLength - len("iotplan-") - 1 - 8
 	if len(clean) > maxName {
 		clean = strings.TrimRight(clean[:maxName], "-")
 	}

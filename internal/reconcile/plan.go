@@ -321,7 +321,7 @@ func LoadPlan(path string) (*Plan, error) {
 	return p, nil
 }
 
-var jobIDPattern = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+var jobIDPattern = regexp.MustCompile(fmt.Sprintf(`^[A-Za-z0-9-]{1,%d}$`, hubapi.MaxJobIDLength))
 
 // Validate checks what apply relies on: the format version, and that every change carries a
 // well-formed job of the right type and every no-op none.
@@ -366,7 +366,7 @@ func (p *Plan) Validate() error {
 
 func validateJob(where string, r ResourceChange, j *hubapi.JobRequest) error {
 	if !jobIDPattern.MatchString(j.JobID) {
-		return fmt.Errorf("%s: job id %q is not 1-64 letters, digits and dashes", where, j.JobID)
+		return fmt.Errorf("%s: job id %q is not 1-%d letters, digits and dashes", where, j.JobID, hubapi.MaxJobIDLength)
 	}
 	if j.QueryCondition == "" {
 		return fmt.Errorf("%s: job %s has no query condition", where, j.JobID)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/iotplan/iotplan/internal/hubapi"
 )
 
 // ErrJobTooLong: a job cannot reach its devices within the max_execution its resource
@@ -14,18 +16,14 @@ var ErrJobTooLong = errors.New("the job cannot finish within its max_execution")
 // ErrStartTooLate: a job's start_time is further ahead than the hub schedules jobs.
 var ErrStartTooLate = errors.New("start_time is too far ahead")
 
-// MaxStartAhead is how far ahead of now IoT Hub accepts a job's startTime: a job further out
-// is refused with "Must be within 168 hours" (reported from a live hub; Azure documents no
-// limit, docs/azure.md §2). Plans refuse such a start_time rather than let apply fail.
-const MaxStartAhead = 168 * time.Hour
-
-// checkStart refuses a start time more than MaxStartAhead after the plan's creation.
+// checkStart refuses a start time more than hubapi.MaxJobStartAhead (168 hours) after the
+// plan's creation: the hub would refuse the job (docs/azure.md §2), so the plan does first.
 func checkStart(addr string, start, now time.Time) error {
-	if start.IsZero() || !start.After(now.Add(MaxStartAhead)) {
+	if start.IsZero() || !start.After(now.Add(hubapi.MaxJobStartAhead)) {
 		return nil
 	}
 	return fmt.Errorf("%s: %w: %s is %s after this plan; IoT Hub schedules jobs at most %s (7 days) ahead",
-		addr, ErrStartTooLate, start.UTC().Format(time.RFC3339), Duration(start.Sub(now)), Duration(MaxStartAhead))
+		addr, ErrStartTooLate, start.UTC().Format(time.RFC3339), Duration(start.Sub(now)), Duration(hubapi.MaxJobStartAhead))
 }
 
 // Sizing. A hub's jobs reach devices at its tier's rate of job device operations (10/s on F1

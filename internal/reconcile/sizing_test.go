@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/tier"
 )
 
@@ -87,11 +88,11 @@ func TestDuration(t *testing.T) {
 // TestStartTimeWithinAWeek: a start_time more than 168 hours after the plan is refused at plan
 // time (the hub refuses to schedule it).
 func TestStartTimeWithinAWeek(t *testing.T) {
-	tw := Twin{Addr: "twin.floor", Desired: map[string]any{"floor": 3}, StartTime: planTime.Add(MaxStartAhead)}
+	tw := Twin{Addr: "twin.floor", Desired: map[string]any{"floor": 3}, StartTime: planTime.Add(hubapi.MaxJobStartAhead)}
 	if _, err := sizedPlan(t, 10, tw, PlanOptions{}); err != nil {
 		t.Fatalf("exactly 168h ahead: %v", err)
 	}
-	tw.StartTime = planTime.Add(MaxStartAhead + time.Second)
+	tw.StartTime = planTime.Add(hubapi.MaxJobStartAhead + time.Second)
 	_, err := sizedPlan(t, 10, tw, PlanOptions{})
 	if !errors.Is(err, ErrStartTooLate) || !strings.Contains(err.Error(), "twin.floor") || !strings.Contains(err.Error(), "7 days") {
 		t.Fatalf("168h1s ahead: %v", err)

@@ -1,7 +1,9 @@
 // Package jobs runs IoT Hub jobs v2 (scheduleUpdateTwin, scheduleDeviceMethod) in the
 // background for the local hub, the way Azure IoT Hub does (shared/reference/iothub-api.md §1).
 //
-// Lifecycle. Create validates the request and answers the minimal {jobId,type,status:"queued"}.
+// Lifecycle. Create validates the request (a startTime more than 168 hours ahead is refused, as
+// a live hub was seen to: hubapi.MaxJobStartAhead) and answers the minimal
+// {jobId,type,status:"queued"}.
 // A job whose startTime is in the future becomes "scheduled"; at its startTime it becomes
 // "running": the devices matching queryCondition are selected once (a snapshot of ids; "" and
 // "*" mean every device) and each gets a devices.jobs row "pending". Workers then update each
@@ -91,10 +93,10 @@ type Options struct {
 // DefaultWorkers is the number of concurrent device operations of one job.
 const DefaultWorkers = 32
 
-// Limits from the hub's documentation.
+// Limits from the hub's documentation (hubapi and query hold the numbers).
 const (
-	MaxJobIDLength          = 64
-	MaxQueryConditionLength = 8192
+	MaxJobIDLength          = hubapi.MaxJobIDLength
+	MaxQueryConditionLength = query.MaxLength
 	DefaultMaxExecution     = 3600 // seconds, when maxExecutionTimeInSeconds ≤ 0
 )
 
@@ -248,6 +250,9 @@ func (m *Manager) Create(req hubapi.JobRequest) (hubapi.JobResponse, error) {
 		return hubapi.JobResponse{}, err
 	}
 	now := m.now()
+	if req.StartTime != nil && req.StartTime.After(now.Add(hubapi.MaxJobStartAhead)) {
+		return hubapi.JobResponse{}, huberr.New(huberr.ArgumentInvalid, "startTime %s is invalid: Must be within 168 hours.", req.StartTime.UTC().Format(time.RFC3339))
+	}
 	start := now
 	if req.StartTime != nil && req.StartTime.After(now) {
 		start = req.StartTime.UTC()

@@ -486,6 +486,9 @@ func TestCreateValidation(t *testing.T) {
 	badTimeout.CloudToDeviceMethod.ResponseTimeoutInSeconds = 301
 	noMethod := methodJob("nm", "")
 	noMethod.CloudToDeviceMethod.MethodName = ""
+	tooFar := twinJob("far", "", map[string]any{"x": 1.0})
+	beyond := time.Now().Add(hubapi.MaxJobStartAhead + time.Minute)
+	tooFar.StartTime = &beyond
 	cases := []struct {
 		name string
 		req  hubapi.JobRequest
@@ -500,6 +503,7 @@ func TestCreateValidation(t *testing.T) {
 		{"long condition", longCond, huberr.ArgumentInvalid},
 		{"response timeout", badTimeout, huberr.ArgumentInvalid},
 		{"no method name", noMethod, huberr.ArgumentNull},
+		{"start more than 168h ahead", tooFar, huberr.ArgumentInvalid},
 		{"too many jobs", twinJob("second", "", map[string]any{"x": 1.0}), huberr.ThrottlingMaxActiveJobCountExceeded},
 	}
 	for _, c := range cases {

@@ -30,7 +30,7 @@ func TestHistoryTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStatus(t, m, "newer", hubapi.JobStatusCompleted)
-	future := clk.Now().Add(365 * 24 * time.Hour)
+	future := clk.Now().Add(hubapi.MaxJobStartAhead) // the furthest a hub schedules; still unfinished below
 	req := twinJob("waiting", "*", map[string]any{"x": 3.0})
 	req.StartTime = &future
 	if _, err := m.Create(req); err != nil {
