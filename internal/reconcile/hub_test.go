@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/iotplan/iotplan/internal/hub"
 	"github.com/iotplan/iotplan/internal/hub/hubtest"
+	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/hubclient"
 	"github.com/iotplan/iotplan/internal/query"
 	"github.com/iotplan/iotplan/internal/reconcile"
@@ -369,5 +371,55 @@ func TestPlanHubCallsByConfigSize(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// slotHook records the jobs apply waited for.
+type slotHook struct {
+	reconcile.NopHook
+	holders []string
+}
+
+func (h *slotHook) SlotWait(_ *reconcile.ResourceChange, holders []hubapi.JobResponse, limit int, _ time.Duration) {
+	for _, j := range holders {
+		h.holders = append(h.holders, fmt.Sprintf("%s %s %d", j.JobID, j.Status, limit))
+	}
+}
+
+// TestApplyWaitsForAJobSlotOnTheHub: on an S1 hub (one job slot) a job scheduled by someone
+// else for later holds the slot; apply waits, says which job holds it, and runs once the slot
+// is free (here: the other job is cancelled) instead of failing with 429004.
+func TestApplyWaitsForAJobSlotOnTheHub(t *testing.T) {
+	t.Parallel()
+	s1 := tier.Tier{Name: "S1", Units: 10} // one job slot; 10 units make the slot checks 5 s apart
+	h, _, _ := hubtest.StartAuditedWith(t, hub.Options{Tier: "S1", Units: 10}, fleetFile(40))
+	c := hubtest.Client(t, h, hubclient.WithTier(s1))
+	other := hubtest.Client(t, h)
+	ctx := context.Background()
+	later := time.Now().Add(time.Hour)
+	if _, err := other.CreateJob(ctx, hubapi.JobRequest{JobID: "nightly-reboot", Type: hubapi.JobTypeDeviceMethod, QueryCondition: "*",
+		CloudToDeviceMethod: &hubapi.CloudToDeviceMethod{MethodName: "reboot", ResponseTimeoutInSeconds: 30}, StartTime: &later}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := doorsConfig(t)
+	cfg.Methods = nil
+	p, err := reconcile.MakePlan(ctx, c, cfg, reconcile.PlanOptions{Hub: c.HostName(), Tier: s1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(2 * time.Second)
+		other.CancelJob(ctx, "nightly-reboot")
+	}()
+	hook := &slotHook{}
+	res, err := reconcile.Apply(ctx, p, c, hook)
+	if err != nil || !res.Success() {
+		t.Fatalf("apply: %v %+v", err, res)
+	}
+	if len(hook.holders) == 0 || !strings.HasPrefix(hook.holders[0], "nightly-reboot ") || !strings.HasSuffix(hook.holders[0], " 1") {
+		t.Errorf("slot waits %q", hook.holders)
+	}
+	if st := h.Throttle().Stats()[tier.JobsOps]; st.Refused != 0 {
+		t.Errorf("jobs operations refused: %+v", st)
 	}
 }
