@@ -126,3 +126,34 @@ func (o PlanOptions) budgetReason() string {
 	}
 	return fmt.Sprintf("one minute of %s's query quota (%d/min)", o.Tier, int(o.Tier.Rate(tier.Queries)*60))
 }
+
+// preparedTwin is a Twin with canonical values and its managed leaves.
+type preparedTwin struct {
+	Twin
+	desired, tags map[string]any
+	leaves        []Leaf
+}
+
+func prepareTwin(t Twin) (*preparedTwin, error) {
+	p := &preparedTwin{Twin: t}
+	var err error
+	if p.desired, err = canonicalObject(t.Desired); err != nil {
+		return nil, fmt.Errorf("%s: desired: %w", t.Addr, err)
+	}
+	if p.tags, err = canonicalObject(t.Tags); err != nil {
+		return nil, fmt.Errorf("%s: tags: %w", t.Addr, err)
+	}
+	p.leaves = Leaves(p.desired, p.tags)
+	return p, nil
+}
+
+func canonicalObject(m map[string]any) (map[string]any, error) {
+	if m == nil {
+		return nil, nil
+	}
+	c, err := Canonical(m)
+	if err != nil {
+		return nil, err
+	}
+	return c.(map[string]any), nil
+}
