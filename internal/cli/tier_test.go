@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"io"
+	"os"
 	"strings"
 	"testing"
 
@@ -55,5 +56,33 @@ func TestHubTierResolution(t *testing.T) {
 				t.Errorf("plan options %+v", o)
 			}
 		})
+	}
+}
+
+// TestDevHubTier: -dev talks to a running 'iotplan dev' with the tier it runs with (from its
+// endpoint file), unless one is declared.
+func TestDevHubTier(t *testing.T) {
+	h, _ := auditedHub(t, "")
+	dir := t.TempDir()
+	if err := writeEndpointFile(dir, endpointFile{ConnectionString: h.ServiceConnectionString(), CAFile: h.CAFile(), PID: os.Getpid(), Tier: "S2", Units: 3}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(envHubTier, "")
+	t.Setenv(envHubUnits, "")
+	for _, tc := range []struct {
+		flags hubFlags
+		want  tier.Tier
+	}{
+		{hubFlags{dev: true, dataDir: dir}, tier.Tier{Name: "S2", Units: 3}},
+		{hubFlags{dev: true, dataDir: dir, tier: "S3"}, tier.Tier{Name: "S3", Units: 1}},
+	} {
+		hs, err := openHub(context.Background(), tc.flags, nil, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hs.tier != tc.want || hs.tierAssumed || hs.client.Tier() != tc.want {
+			t.Errorf("%+v: tier %v (assumed %v)", tc.flags, hs.tier, hs.tierAssumed)
+		}
+		hs.Close()
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/query"
@@ -91,7 +92,39 @@ func Diff(cfg *Config, obs *Observed, opts PlanOptions) (*Plan, error) {
 		}
 		p.Resources = append(p.Resources, rc)
 	}
+	if n := slotNote(p, opts); n != "" {
+		p.Notes = append(p.Notes, n)
+	}
 	return p, nil
+}
+
+// slotNote warns when jobs scheduled for later fill the tier's job slots before other jobs of
+// the plan: those wait until the scheduled ones have run (a scheduled job holds its slot), so
+// apply would sit waiting that long.
+func slotNote(p *Plan, opts PlanOptions) string {
+	limit := opts.Tier.MaxConcurrentJobs()
+	if limit <= 0 {
+		return ""
+	}
+	var scheduled []string
+	var first time.Time
+	for _, r := range p.Resources {
+		for _, j := range r.Jobs {
+			st := j.Request.StartTime
+			if st != nil && st.After(opts.Now.Add(waitScheduled)) {
+				if len(scheduled) == 0 || st.Before(first) {
+					first = *st
+				}
+				scheduled = append(scheduled, r.Addr)
+				continue
+			}
+			if len(scheduled) >= limit {
+				return fmt.Sprintf("%s runs %d job(s) at a time and jobs scheduled for later hold their slots: %s waits until %s has run (from %s); -job-slot-timeout bounds the wait",
+					opts.Tier, limit, r.Addr, strings.Join(scheduled, ", "), first.UTC().Format("2006-01-02 15:04 UTC"))
+			}
+		}
+	}
+	return ""
 }
 
 func checkAddrs(cfg *Config) error {

@@ -98,3 +98,23 @@ func TestStartTimeWithinAWeek(t *testing.T) {
 		t.Fatalf("168h1s ahead: %v", err)
 	}
 }
+
+// TestScheduledJobsBlockingSlotsAreNoted: on S1 (one job slot) a twin job scheduled for
+// tomorrow holds the slot, so the method job after it would wait a day: the plan says so.
+func TestScheduledJobsBlockingSlotsAreNoted(t *testing.T) {
+	cfg := doorConfig(t)
+	cfg.Twins[0].StartTime = planTime.Add(24 * time.Hour)
+	for _, tc := range []struct {
+		tier tier.Tier
+		note bool
+	}{{tier.Tier{Name: "S1", Units: 1}, true}, {tier.Tier{Name: "S2", Units: 1}, false}, {tier.Tier{}, false}} {
+		p, err := MakePlan(t.Context(), &memFleet{docs: doorFleet(20)}, cfg, PlanOptions{Now: planTime, Tier: tc.tier})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Join(p.Notes, "\n")
+		if strings.Contains(got, "method.lock_door waits until twin.door_location has run (from 2026-11-26 17:00 UTC)") != tc.note {
+			t.Errorf("%s: notes %q", tc.tier, p.Notes)
+		}
+	}
+}
