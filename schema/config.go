@@ -54,8 +54,11 @@ type Hub struct {
 	ConnectionString string
 	// Tier and Units are the hub's tier ("F1", "S1", "S2", "S3") and unit
 	// count, validated with internal/tier; Tier "" = not declared.
-	Tier      string
-	Units     int
+	Tier  string
+	Units int
+	// State names the state this configuration keeps on the hub (internal/state);
+	// "" = not declared (the CLI's -state flag, else "default").
+	State     string
 	DeclRange hcl.Range
 }
 
@@ -63,17 +66,17 @@ const redacted = "(sensitive value)"
 
 // String never reveals the connection string.
 func (h *Hub) String() string {
-	return fmt.Sprintf("hub { connection_string = %s, tier = %q, units = %d }", redacted, h.Tier, h.Units)
+	return fmt.Sprintf("hub { connection_string = %s, tier = %q, units = %d, state = %q }", redacted, h.Tier, h.Units, h.State)
 }
 
 // GoString makes %#v as safe as %v.
 func (h *Hub) GoString() string {
-	return fmt.Sprintf("&schema.Hub{ConnectionString:%q, Tier:%q, Units:%d}", redacted, h.Tier, h.Units)
+	return fmt.Sprintf("&schema.Hub{ConnectionString:%q, Tier:%q, Units:%d, State:%q}", redacted, h.Tier, h.Units, h.State)
 }
 
 // MarshalJSON keeps the connection string out of saved plans and logs.
 func (h *Hub) MarshalJSON() ([]byte, error) {
-	return json.Marshal(map[string]any{"connection_string": redacted, "tier": h.Tier, "units": h.Units})
+	return json.Marshal(map[string]any{"connection_string": redacted, "tier": h.Tier, "units": h.Units, "state": h.State})
 }
 
 // Variable is a variable block with its resolved value.

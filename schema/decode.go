@@ -12,6 +12,7 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 
 	"github.com/iotplan/iotplan/internal/sas"
+	"github.com/iotplan/iotplan/internal/state"
 	"github.com/iotplan/iotplan/internal/tier"
 )
 
@@ -34,6 +35,17 @@ func (l *loader) decodeHub() {
 		hub.ConnectionString, ok = cs, ok && good
 	}
 	ok = l.hubTier(content, hub) && ok
+	if a, found := content.Attributes["state"]; found {
+		name, good := l.stringAttr(a, phaseHub, l.evalContext(phaseHub))
+		if good {
+			if err := state.CheckName(name); err != nil {
+				l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid state name",
+					Detail: upperFirst(err.Error()) + ".", Subject: a.Expr.Range().Ptr()})
+				good = false
+			}
+		}
+		hub.State, ok = name, ok && good
+	}
 	if ok {
 		l.cfg.Hub = hub
 	}

@@ -14,11 +14,12 @@ variable "units" { default = 3 }
 hub {
   tier  = "s2"
   units = var.units
+  state = "doors-prod"
 }`, nil)
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	if h := cfg.Hub; h == nil || h.Tier != "S2" || h.Units != 3 || h.ConnectionString != "" {
+	if h := cfg.Hub; h == nil || h.Tier != "S2" || h.Units != 3 || h.ConnectionString != "" || h.State != "doors-prod" {
 		t.Fatalf("hub %#v", cfg.Hub)
 	}
 	for _, tc := range []struct{ src, summary, detail, at string }{
@@ -27,6 +28,7 @@ hub {
 		{"hub {\n  tier = \"F1\"\n  units = 2\n}", "Invalid hub tier", "The F1 (free) tier has exactly 1 unit, not 2", "main.hcl:3,11-12"},
 		{`hub { units = 1.5 }`, "Incorrect attribute value type", "whole number", "main.hcl:1,15-18"},
 		{`hub { tier = 1 }`, "Invalid hub tier", "Unknown IoT Hub tier", "main.hcl:1,14-15"},
+		{`hub { state = "Prod_1" }`, "Invalid state name", `Invalid state name "Prod_1": use 1 to 48 lower-case letters`, "main.hcl:1,15-23"},
 	} {
 		_, diags := loadSrc(t, tc.src, nil)
 		if !diags.HasErrors() {

@@ -22,6 +22,7 @@ var hubSchema = &hcl.BodySchema{
 		{Name: "connection_string"},
 		{Name: "tier"},
 		{Name: "units"},
+		{Name: "state"},
 	},
 }
 

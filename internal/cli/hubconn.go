@@ -19,6 +19,7 @@ import (
 	"github.com/iotplan/iotplan/internal/hubclient"
 	"github.com/iotplan/iotplan/internal/reconcile"
 	"github.com/iotplan/iotplan/internal/render"
+	"github.com/iotplan/iotplan/internal/state"
 	"github.com/iotplan/iotplan/internal/tier"
 	"github.com/iotplan/iotplan/schema"
 )
@@ -35,6 +36,7 @@ type hubFlags struct {
 	dataDir string
 	tier    string
 	units   int
+	state   string
 }
 
 func (f *hubFlags) register(fs *pflag.FlagSet) {
@@ -42,6 +44,7 @@ func (f *hubFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.dataDir, "data", defaultDataDir, "data directory of the local hub (with -dev)")
 	fs.StringVar(&f.tier, "hub-tier", "", "the hub's tier, F1, S1, S2 or S3 (else "+envHubTier+", the hub block's tier, or S1 assumed)")
 	fs.IntVar(&f.units, "hub-units", 0, "the hub's units (else "+envHubUnits+", the hub block's units, or 1)")
+	fs.StringVar(&f.state, "state", "", "the named state on the hub (else the hub block's state, or \""+state.DefaultName+"\")")
 }
 
 // endpointFile is written by a running 'iotplan dev' into its data directory so that
@@ -204,4 +207,19 @@ func hubLogger(w io.Writer) *slog.Logger {
 // planOptions are the plan options for this hub: its host and tier.
 func (h *hubSession) planOptions() reconcile.PlanOptions {
 	return reconcile.PlanOptions{Hub: h.client.HostName(), Tier: h.tier, TierAssumed: h.tierAssumed}
+}
+
+// stateName resolves the named state: -state, else the hub block's state, else the default.
+func stateName(f hubFlags, cfg *schema.Config) (string, error) {
+	name := f.state
+	if name == "" && cfg != nil && cfg.Hub != nil {
+		name = cfg.Hub.State
+	}
+	if name == "" {
+		return state.DefaultName, nil
+	}
+	if err := state.CheckName(name); err != nil {
+		return "", flagErrorf("-state: %v", err)
+	}
+	return name, nil
 }

@@ -73,6 +73,7 @@ var longFlags = map[string]bool{
 	"https-port": true, "mqtt-port": true, "help": true, "device-connection-string": true,
 	"tier": true, "units": true, "policies": true, "regenerate-key": true,
 	"hub-tier": true, "hub-units": true, "job-slot-timeout": true, "query-dialect": true,
+	"state": true, "lock": true, "lock-timeout": true, "destroy": true, "json": true,
 }
 
 func normalizeArgs(args []string) []string {
