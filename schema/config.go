@@ -124,6 +124,11 @@ type Twin struct {
 	// from the devices and the hub's tier. StartTime schedules the jobs; zero = now.
 	MaxExecution time.Duration
 	StartTime    time.Time
+
+	// KeepOnRemoval (lifecycle { keep_on_removal = true }): when the block or one of its keys
+	// leaves the configuration, iotplan forgets the keys instead of removing them from the
+	// devices.
+	KeepOnRemoval bool
 }
 
 // Method is a method block: a direct method invoked, as one scheduled hub
@@ -150,6 +155,13 @@ type Method struct {
 	// devices and the hub's tier.
 	MaxExecution time.Duration
 	StartTime    time.Time // zero = start now; a time in the past also means now
+
+	// Triggers, when TriggersSet (any JSON value), makes the method run once per device for
+	// each value: a device runs it only when the triggers differ from those of its last
+	// successful run. Unset = run on every apply. TriggersSensitive: it uses sensitive values.
+	Triggers          any
+	TriggersSet       bool
+	TriggersSensitive bool
 }
 
 // Defaults and hub limits for method blocks.

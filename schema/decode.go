@@ -233,6 +233,7 @@ func (l *loader) decodeTwin(b *hcl.Block, ctx *hcl.EvalContext) *Twin {
 		ok = ok && good
 	}
 	ok = l.jobTiming(content, ctx, &t.MaxExecution, &t.StartTime) && ok
+	ok = l.lifecycle(content, ctx, t) && ok
 	if !desiredSet && !tagsSet {
 		l.diags = append(l.diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
@@ -351,6 +352,48 @@ func (l *loader) decodeMethods() {
 	}
 }
 
+// lifecycle decodes a twin block's lifecycle blocks (at most one).
+func (l *loader) lifecycle(content *hcl.BodyContent, ctx *hcl.EvalContext, t *Twin) bool {
+	ok := true
+	for i, b := range content.Blocks.OfType("lifecycle") {
+		if i > 0 {
+			l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate lifecycle block",
+				Detail: "A twin block has at most one lifecycle block.", Subject: b.DefRange.Ptr()})
+			ok = false
+			continue
+		}
+		body, diags := b.Body.Content(lifecycleSchema)
+		l.diags = append(l.diags, diags...)
+		if diags.HasErrors() {
+			ok = false
+			continue
+		}
+		if a, found := body.Attributes["keep_on_removal"]; found {
+			v, good := l.boolAttr(a, phaseTwins, ctx)
+			t.KeepOnRemoval, ok = v, ok && good
+		}
+	}
+	return ok
+}
+
+// boolAttr evaluates an attribute that must be a bool (null = false).
+func (l *loader) boolAttr(a *hcl.Attribute, ph phase, ctx *hcl.EvalContext) (bool, bool) {
+	v, ok := l.eval(a.Expr, ph, ctx)
+	if !ok {
+		return false, false
+	}
+	v, _ = v.UnmarkDeep()
+	if v.IsNull() {
+		return false, true
+	}
+	bv, err := convert.Convert(v, cty.Bool)
+	if err != nil {
+		l.diags = append(l.diags, attrTypeDiag(a, "bool"))
+		return false, false
+	}
+	return bv.True(), true
+}
+
 // maxExecutionRule is the detail of a max_execution out of range.
 const maxExecutionRule = "A job must be allowed to run at least 1s."
 
@@ -412,6 +455,11 @@ func (l *loader) decodeMethod(b *hcl.Block, ctx *hcl.EvalContext) *Method {
 	if a, found := content.Attributes["payload"]; found {
 		p, sensitive, good := l.payload(a, ctx)
 		m.Payload, m.PayloadSensitive = p, sensitive
+		ok = ok && good
+	}
+	if a, found := content.Attributes["triggers"]; found {
+		v, sensitive, good := l.payload(a, ctx)
+		m.Triggers, m.TriggersSensitive, m.TriggersSet = v, sensitive, good && v != nil
 		ok = ok && good
 	}
 	durations := []struct {
@@ -480,8 +528,8 @@ func methodNameProblem(s string) string {
 	return ""
 }
 
-// payload evaluates a method payload: any JSON value up to the hub's size.
-// payload evaluates a method payload; sensitive: it uses sensitive values.
+// payload evaluates a method's payload or triggers (a.Name): any JSON value up to the
+// hub's payload size; sensitive: it uses sensitive values.
 func (l *loader) payload(a *hcl.Attribute, ctx *hcl.EvalContext) (p any, sensitive, ok bool) {
 	v, good := l.eval(a.Expr, phaseMethods, ctx)
 	if !good {
@@ -491,7 +539,7 @@ func (l *loader) payload(a *hcl.Attribute, ctx *hcl.EvalContext) (p any, sensiti
 	v, marks := v.UnmarkDeep()
 	sensitive = len(marks) > 0
 	c := newConverter(l, ctx, false)
-	p = c.convert(v, a.Expr, true, "payload", 1)
+	p = c.convert(v, a.Expr, true, a.Name, 1)
 	if !c.ok || !dupsOK {
 		return nil, false, false
 	}
@@ -499,8 +547,8 @@ func (l *loader) payload(a *hcl.Attribute, ctx *hcl.EvalContext) (p any, sensiti
 	if err != nil {
 		l.diags = append(l.diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
-			Summary:  "Invalid payload",
-			Detail:   "The payload cannot be encoded as JSON: " + err.Error(),
+			Summary:  "Invalid " + a.Name,
+			Detail:   "The value cannot be encoded as JSON: " + err.Error(),
 			Subject:  a.Expr.Range().Ptr(),
 		})
 		return nil, false, false
@@ -508,8 +556,8 @@ func (l *loader) payload(a *hcl.Attribute, ctx *hcl.EvalContext) (p any, sensiti
 	if len(b) > MaxPayloadBytes {
 		l.diags = append(l.diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
-			Summary:  "Payload too large",
-			Detail:   fmt.Sprintf("The payload is %d bytes as JSON; the hub accepts method payloads of at most %d bytes (128 KB).", len(b), MaxPayloadBytes),
+			Summary:  upperFirst(a.Name) + " too large",
+			Detail:   fmt.Sprintf("%s is %d bytes as JSON; iotplan accepts at most %d bytes (128 KB, the hub's limit on method payloads).", a.Name, len(b), MaxPayloadBytes),
 			Subject:  a.Expr.Range().Ptr(),
 		})
 		return nil, false, false

@@ -5,12 +5,13 @@
 // A configuration is one or more *.hcl files (native HCL syntax) or
 // *.hcl.json files (HCL's JSON syntax) holding these top-level blocks:
 //
-//	hub { connection_string, tier, units } optional; else IOTHUB_CONNECTION_STRING
+//	hub { connection_string, tier, units, state }  optional; else IOTHUB_CONNECTION_STRING
 //	variable "name" { type, default, description, sensitive }
 //	locals { name = expr ... }
-//	twin "name"   { target, desired, tags, max_execution, start_time }
+//	twin "name"   { target, desired, tags, max_execution, start_time,
+//	                lifecycle { keep_on_removal } }
 //	method "name" { target, method, payload, response_timeout,
-//	                connect_timeout, max_execution, start_time }
+//	                connect_timeout, max_execution, start_time, triggers }
 //
 // Load evaluates in phases, each seeing only what earlier phases produced:
 // variables (from -var values, IOTPLAN_VAR_<name> or the default), then

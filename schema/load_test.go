@@ -211,7 +211,7 @@ func dumpConfig(t *testing.T, cfg *Config) []byte {
 		twins = append(twins, map[string]any{
 			"name": tw.Name, "addr": tw.Addr, "decl": at(tw.DeclRange),
 			"target_src": tw.TargetSrc, "target": query.Format(tw.Target), "target_at": at(tw.TargetRange),
-			"desired": tw.Desired, "tags": tw.Tags, "max_execution": tw.MaxExecution.String(),
+			"desired": tw.Desired, "tags": tw.Tags, "max_execution": tw.MaxExecution.String(), "keep_on_removal": tw.KeepOnRemoval,
 		})
 	}
 	out["twins"] = twins
@@ -227,6 +227,7 @@ func dumpConfig(t *testing.T, cfg *Config) []byte {
 			"method": m.Method, "payload": m.Payload,
 			"response_timeout": m.ResponseTimeout.String(), "connect_timeout": m.ConnectTimeout.String(),
 			"max_execution": m.MaxExecution.String(), "start_time": start,
+			"triggers": m.Triggers, "triggers_set": m.TriggersSet,
 		})
 	}
 	out["methods"] = methods

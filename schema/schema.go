@@ -43,6 +43,13 @@ var twinSchema = &hcl.BodySchema{
 		{Name: "max_execution"},
 		{Name: "start_time"},
 	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "lifecycle"}},
+}
+
+var lifecycleSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "keep_on_removal"},
+	},
 }
 
 var methodSchema = &hcl.BodySchema{
@@ -54,5 +61,6 @@ var methodSchema = &hcl.BodySchema{
 		{Name: "connect_timeout"},
 		{Name: "max_execution"},
 		{Name: "start_time"},
+		{Name: "triggers"},
 	},
 }

@@ -77,3 +77,29 @@ twin "no_target" { # ERROR: Missing required argument
 twin "two_problems" { # ERROR: Twin manages nothing
   target = "(" # ERROR: Invalid target query
 }
+
+twin "lifecycle_type" {
+  target = "*"
+  tags   = { a = 1 }
+  lifecycle {
+    keep_on_removal = "sometimes" # ERROR: Incorrect attribute value type
+  }
+}
+
+twin "lifecycle_twice" {
+  target = "*"
+  tags   = { a = 1 }
+  lifecycle {
+    keep_on_removal = true
+  }
+  lifecycle { # ERROR: Duplicate lifecycle block
+  }
+}
+
+twin "lifecycle_unknown" {
+  target = "*"
+  tags   = { a = 1 }
+  lifecycle {
+    prevent_destroy = true # ERROR: Unsupported argument
+  }
+}

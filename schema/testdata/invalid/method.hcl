@@ -69,3 +69,15 @@ method "payload_number" {
 method "missing_method" { # ERROR: Missing required argument
   target = "*"
 }
+
+method "triggers_size" {
+  target   = "*"
+  method   = "x"
+  triggers = [for s in [1, 2, 3, 4, 5] : format("%30000s", "x")] # ERROR: Triggers too large
+}
+
+method "triggers_duplicate" {
+  target   = "*"
+  method   = "x"
+  triggers = { rev = 1, rev = 2 } # ERROR: Duplicate key
+}

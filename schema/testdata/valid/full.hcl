@@ -70,6 +70,10 @@ twin "tags_only" {
 
   max_execution = "30h"
   start_time    = "2026-12-01T02:00:00Z"
+
+  lifecycle {
+    keep_on_removal = true
+  }
 }
 
 method "lock_door" {
@@ -80,6 +84,7 @@ method "lock_door" {
   connect_timeout  = "1m"
   max_execution    = "1h30m"
   start_time       = "2026-12-01T03:00:00+01:00"
+  triggers         = { firmware = var.site, revision = 2 }
 }
 
 method "all_defaults" {
