@@ -60,7 +60,9 @@ or a hub block), or, with -dev, to the built-in local IoT Hub.`,
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err} })
-	root.AddCommand(newPlanCmd(s), newApplyCmd(s), newValidateCmd(s), newDevCmd(s))
+	root.AddCommand(newPlanCmd(s), newApplyCmd(s), newValidateCmd(s), newDevCmd(s), newJobsCmd(s))
+	root.AddCommand(newStateCmd(s))
+	root.AddCommand(newForceUnlockCmd(s))
 	return root
 }
 
@@ -74,6 +76,7 @@ var longFlags = map[string]bool{
 	"tier": true, "units": true, "policies": true, "regenerate-key": true,
 	"hub-tier": true, "hub-units": true, "job-slot-timeout": true, "query-dialect": true,
 	"state": true, "lock": true, "lock-timeout": true, "destroy": true, "json": true,
+	"force": true, "config": true,
 }
 
 func normalizeArgs(args []string) []string {

@@ -198,6 +198,8 @@ func callKind(method, path string) string {
 		case method == http.MethodPut:
 			return "twin.replace"
 		}
+	case len(seg) == 1 && seg[0] == "configurations" && method == http.MethodGet:
+		return "configuration.list"
 	case len(seg) == 1 && seg[0] == "devices" && method == http.MethodGet:
 		return "device.list"
 	case len(seg) >= 2 && seg[0] == "devices":

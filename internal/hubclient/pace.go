@@ -56,6 +56,8 @@ var kindClass = map[string]tier.Class{
 	"device.put":    tier.RegistryOps,
 	"device.delete": tier.RegistryOps,
 	"device.list":   tier.RegistryOps,
+
+	"configuration.list": tier.Configurations,
 }
 
 // Pacing is what pacing cost one operation class since New: how many requests waited for a

@@ -271,6 +271,8 @@ func TestKindClassesAreTheHubs(t *testing.T) {
 		"device.put":    {"PUT /devices/{id}", "/devices/d1"},
 		"device.delete": {"DELETE /devices/{id}", "/devices/d1"},
 		"device.list":   {"GET /devices", "/devices"},
+
+		"configuration.list": {"GET /configurations", "/configurations"},
 	}
 	if len(routes) != len(kindClass) {
 		t.Fatalf("%d kinds paced, %d checked", len(kindClass), len(routes))

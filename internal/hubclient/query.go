@@ -9,7 +9,6 @@ import (
 	"strconv"
 
 	"github.com/iotplan/iotplan/internal/hubapi"
-	"github.com/iotplan/iotplan/internal/query"
 )
 
 // maxPages bounds a paged read (10M rows at 100 per page): a hub that keeps sending
@@ -44,22 +43,36 @@ func (c *Client) QueryRows(ctx context.Context, q string, max int) ([]map[string
 	return rows, more, nil
 }
 
-// queryRaw runs q and returns its rows as raw JSON; limit > 0 stops reading pages once that
-// many rows have arrived (the result is cut to limit).
-func (c *Client) queryRaw(ctx context.Context, q string, limit int) ([]json.RawMessage, error) {
-	rows, _, err := c.queryPages(ctx, q, limit)
-	return rows, err
-}
-
 // queryPages reads pages of q until limit rows (limit <= 0: all pages) and reports whether
 // rows remain.
 func (c *Client) queryPages(ctx context.Context, q string, limit int) ([]json.RawMessage, bool, error) {
 	var all []json.RawMessage
+	more := false
+	err := c.eachPage(ctx, q, func(rows []json.RawMessage, next bool) (bool, error) {
+		all = append(all, rows...)
+		if limit > 0 && len(all) >= limit {
+			more = len(all) > limit || next
+			all = all[:limit]
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return all, more, nil
+}
+
+// eachPage runs q and calls fn with each page's rows as it arrives (at most 100 rows, the
+// hub's null rows dropped) and whether the hub announced another page (x-ms-continuation);
+// fn returns false to stop reading. Only one page is held at a time, so callers that stream
+// rows (EachDeviceJob) read a job over a million devices in constant memory.
+func (c *Client) eachPage(ctx context.Context, q string, fn func(rows []json.RawMessage, next bool) (bool, error)) error {
 	token := ""
 	seen := map[string]bool{}
 	for page := 0; ; page++ {
 		if page >= maxPages {
-			return nil, false, fmt.Errorf("iot hub query: more than %d pages; stopping", maxPages)
+			return fmt.Errorf("iot hub query: more than %d pages; stopping", maxPages)
 		}
 		h := http.Header{}
 		h.Set(hubapi.HeaderMaxItemCount, strconv.Itoa(hubapi.MaxPageSize))
@@ -72,22 +85,20 @@ func (c *Client) queryPages(ctx context.Context, q string, limit int) ([]json.Ra
 			body: hubapi.QuerySpecification{Query: q}, headers: h,
 		}, &rows)
 		if err != nil {
-			return nil, false, err
+			return err
 		}
+		kept := rows[:0]
 		for _, r := range rows {
 			if !bytes.Equal(bytes.TrimSpace(r), []byte("null")) {
-				all = append(all, r)
+				kept = append(kept, r)
 			}
 		}
 		token = hdr.Get(hubapi.HeaderContinuation)
-		if limit > 0 && len(all) >= limit {
-			return all[:limit], len(all) > limit || token != "", nil
-		}
-		if token == "" {
-			return all, false, nil
+		if goOn, err := fn(kept, token != ""); err != nil || !goOn || token == "" {
+			return err
 		}
 		if seen[token] {
-			return nil, false, fmt.Errorf("iot hub query: the hub repeated a continuation token; stopping")
+			return fmt.Errorf("iot hub query: the hub repeated a continuation token; stopping")
 		}
 		seen[token] = true
 	}
@@ -95,27 +106,20 @@ func (c *Client) queryPages(ctx context.Context, q string, limit int) ([]json.Ra
 
 // DeviceJobs returns the per-device rows of a job from devices.jobs; statusFilter "" means
 // every row, otherwise only rows with that device-job status (e.g. hubapi.DeviceJobFailed).
-// limit > 0 stops after that many rows (a job over a million devices has a million rows).
+// limit > 0 stops after that many rows (a job over a million devices has a million rows: to
+// read them all, stream them with EachDeviceJob).
 func (c *Client) DeviceJobs(ctx context.Context, jobID, statusFilter string, limit int) ([]hubapi.DeviceJob, error) {
-	where := query.Eq(query.P("devices", "jobs", "jobId"), jobID)
-	if statusFilter != "" {
-		where = query.And(where, query.Eq(query.P("devices", "jobs", "status"), statusFilter))
-	}
-	return c.deviceJobRows(ctx, query.Select(query.Jobs).Where(where).Query().String(), limit)
+	return c.deviceJobRows(ctx, DeviceJobsQuery(jobID, statusFilter), limit)
 }
 
 func (c *Client) deviceJobRows(ctx context.Context, q string, limit int) ([]hubapi.DeviceJob, error) {
-	raw, err := c.queryRaw(ctx, q, limit)
+	out := []hubapi.DeviceJob{}
+	err := c.EachDeviceJob(ctx, q, limit, func(dj hubapi.DeviceJob) error {
+		out = append(out, dj)
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	out := make([]hubapi.DeviceJob, 0, len(raw))
-	for i, r := range raw {
-		var dj hubapi.DeviceJob
-		if err := json.Unmarshal(r, &dj); err != nil {
-			return nil, fmt.Errorf("iot hub query devices.jobs: row %d: %w", i+1, err)
-		}
-		out = append(out, dj)
 	}
 	return out, nil
 }
@@ -124,11 +128,5 @@ func (c *Client) deviceJobRows(ctx context.Context, q string, limit int) ([]huba
 // status outside 200–299: the hub counts those devices as completed, iotplan does not.
 // limit > 0 stops after that many rows.
 func (c *Client) MethodErrors(ctx context.Context, jobID string, limit int) ([]hubapi.DeviceJob, error) {
-	status := query.P("devices", "jobs", "outcome", "deviceMethodResponse", "status")
-	where := query.And(
-		query.Eq(query.P("devices", "jobs", "jobId"), jobID),
-		query.Eq(query.P("devices", "jobs", "status"), hubapi.DeviceJobCompleted),
-		query.Or(query.Lt(status, 200), query.Gt(status, 299)),
-	)
-	return c.deviceJobRows(ctx, query.Select(query.Jobs).Where(where).Query().String(), limit)
+	return c.deviceJobRows(ctx, MethodErrorsQuery(jobID), limit)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/iotplan/iotplan/internal/clock"
 	"github.com/iotplan/iotplan/internal/hubapi"
+	"github.com/iotplan/iotplan/internal/state"
 	"github.com/iotplan/iotplan/internal/tier"
 )
 
@@ -67,6 +68,14 @@ type ApplyResult struct {
 	// Refused lists the resources the plan marked refused (ResourceChange.Refused): apply
 	// ran none of their jobs.
 	Refused []RefusedChange
+	// Open: a job starts later than apply waits, so the apply stays recorded as unfinished in
+	// the state; the next apply resumes it.
+	Open bool
+	// Unmarked counts the devices of run-once methods whose run was not recorded (they
+	// failed); UnmarkedAll: too many failed to list, so every device of the run was unmarked
+	// and runs again next time.
+	Unmarked    int
+	UnmarkedAll bool
 	// HubCalls counts the hub requests apply made, by kind, when the runner counts them
 	// (hubclient.Client does).
 	HubCalls map[string]int
@@ -113,6 +122,11 @@ type JobResult struct {
 	// Scheduled: the job starts later than apply waits (its start_time is in the future); the
 	// hub accepted it and runs it then, and its device results are not known yet.
 	Scheduled bool
+	// Step is the job's part of its resource's work (PlannedJob.Step).
+	Step string
+	// Reattached: the job existed already (a resumed apply) and apply watched it instead of
+	// creating it again.
+	Reattached bool
 	// Notes are things the reader must know about the result (e.g. a check that could not run).
 	Notes   []string
 	Elapsed time.Duration
@@ -148,6 +162,56 @@ type applyConfig struct {
 	maxFailures int
 	grace       time.Duration
 	slotTimeout time.Duration
+	journal     Journal
+	hook        Hook
+	applyID     string
+}
+
+func newApplyConfig(t tier.Tier, hook Hook, opts []ApplyOption) applyConfig {
+	cfg := applyConfig{tier: t, now: time.Now, sleep: clock.Sleep, maxFailures: 100, grace: waitGrace, hook: hook}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.hook == nil {
+		cfg.hook = NopHook{}
+	}
+	return cfg
+}
+
+// measure starts counting the runner's calls and waits, and returns the function that puts
+// them in res.
+func (cfg applyConfig) measure(runner JobRunner, res *ApplyResult) func() {
+	cc, counting := runner.(callCounter)
+	wr, waits := runner.(waitReporter)
+	var calls map[string]int
+	var waited HubWait
+	if counting {
+		calls = cc.Calls()
+	}
+	if waits {
+		waited = waitOf(wr)
+	}
+	return func() {
+		if counting {
+			res.HubCalls = callsSince(cc, calls)
+		}
+		if waits {
+			res.HubWait = waitSince(wr, waited)
+		}
+	}
+}
+
+// Journal records an apply in the state on the hub, so that an interrupted apply can be
+// resumed (the CLI implements it over a state lock). Begin comes before the first job; Finish
+// once every job reached a final status, with what the state holds then.
+type Journal interface {
+	Begin(ctx context.Context, rec *state.ApplyRecord) error
+	Finish(ctx context.Context, records []state.Resource) error
+}
+
+// WithJournal records the apply in j.
+func WithJournal(j Journal) ApplyOption {
+	return func(c *applyConfig) { c.journal = j }
 }
 
 // WithTier sets the hub's tier, which sets how often jobs are polled (a small share of its
@@ -189,75 +253,95 @@ const waitGrace = 2 * time.Minute
 // marked refused are not run (ApplyResult.Refused). The error is non-nil when a job could not
 // be scheduled or watched; per-device failures are not errors: see ApplyResult.Success.
 func Apply(ctx context.Context, plan *Plan, runner JobRunner, hook Hook, opts ...ApplyOption) (*ApplyResult, error) {
-	cfg := applyConfig{tier: plan.HubTier(), now: time.Now, sleep: clock.Sleep, maxFailures: 100, grace: waitGrace}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	if hook == nil {
-		hook = NopHook{}
-	}
+	cfg := newApplyConfig(plan.HubTier(), hook, opts)
 	if err := plan.Validate(); err != nil {
 		return nil, err
 	}
 	res := &ApplyResult{}
-	if cc, ok := runner.(callCounter); ok {
-		before := cc.Calls()
-		defer func() { res.HubCalls = callsSince(cc, before) }()
+	defer cfg.measure(runner, res)()
+	rec := plan.Record(cfg.now())
+	if cfg.journal != nil {
+		if err := cfg.journal.Begin(ctx, rec); err != nil {
+			return res, fmt.Errorf("recording the apply in the state: %w", err)
+		}
 	}
-	if wr, ok := runner.(waitReporter); ok {
-		before := waitOf(wr)
-		defer func() { res.HubWait = waitSince(wr, before) }()
-	}
+	var units []*ResourceChange
 	for i := range plan.Resources {
 		rc := &plan.Resources[i]
-		if rc.Action == NoOp {
-			continue
-		}
-		if rc.Refused != "" {
+		switch {
+		case rc.Action == NoOp:
+		case rc.Refused != "":
 			res.Refused = append(res.Refused, RefusedChange{Addr: rc.Addr, Reason: rc.Refused})
-			continue
-		}
-		if err := runResource(ctx, rc, runner, hook, cfg, res); err != nil {
-			for _, rest := range plan.Resources[i+1:] {
-				if rest.Action != NoOp && rest.Refused == "" {
-					res.NotRun = append(res.NotRun, rest.Addr)
-				}
-			}
-			return res, err
+		default:
+			units = append(units, rc)
 		}
 	}
-	return res, nil
+	cfg.applyID = plan.ApplyID
+	return res, execute(ctx, units, runner, cfg, res, rec.Resources)
 }
 
-func runResource(ctx context.Context, rc *ResourceChange, runner JobRunner, hook Hook, cfg applyConfig, res *ApplyResult) error {
+// execute runs the resources' jobs in order and, when every job reached a final status, tells
+// the journal the apply is done (with records, what the state then holds). A job the hub runs
+// later (a future start time) keeps the apply open: the next apply resumes it.
+func execute(ctx context.Context, units []*ResourceChange, runner JobRunner, cfg applyConfig, res *ApplyResult, records []state.Resource) error {
+	for i, rc := range units {
+		if err := runResource(ctx, rc, runner, cfg, res); err != nil {
+			for _, rest := range units[i+1:] {
+				res.NotRun = append(res.NotRun, rest.Addr)
+			}
+			return err
+		}
+	}
+	for _, j := range res.Jobs {
+		if j.Scheduled {
+			res.Open = true
+			return nil
+		}
+	}
+	if cfg.journal == nil {
+		return nil
+	}
+	if err := cfg.journal.Finish(ctx, records); err != nil {
+		return fmt.Errorf("recording the finished apply in the state: %w", err)
+	}
+	return nil
+}
+
+func runResource(ctx context.Context, rc *ResourceChange, runner JobRunner, cfg applyConfig, res *ApplyResult) error {
 	for j := range rc.Jobs {
-		jr, err := runJob(ctx, rc, &rc.Jobs[j], runner, hook, cfg)
+		jr, err := runJob(ctx, rc, &rc.Jobs[j], runner, cfg)
 		if jr != nil {
 			res.Jobs = append(res.Jobs, *jr)
 		}
 		if err != nil {
 			return err
 		}
+		if rc.Jobs[j].Step == StepInvoke && rc.RunTag != "" && !jr.Scheduled {
+			if err := unmarkFailed(ctx, rc, jr, runner, cfg, res); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
-func runJob(ctx context.Context, rc *ResourceChange, pj *PlannedJob, runner JobRunner, hook Hook, cfg applyConfig) (*JobResult, error) {
+func runJob(ctx context.Context, rc *ResourceChange, pj *PlannedJob, runner JobRunner, cfg applyConfig) (*JobResult, error) {
+	hook := cfg.hook
 	req := pj.Request
-	if err := waitForSlot(ctx, rc, runner, hook, cfg); err != nil {
-		return nil, fmt.Errorf("%s: scheduling job %s: %w", rc.Addr, req.JobID, err)
-	}
 	start := cfg.now()
 	if req.StartTime == nil {
 		st := start.UTC()
 		req.StartTime = &st
 	}
-	created, err := createJob(ctx, rc, req, runner, hook, cfg)
+	created, reattached, err := ensureJob(ctx, rc, req, runner, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%s: scheduling job %s: %w", rc.Addr, req.JobID, explainCreate(err))
+		return nil, fmt.Errorf("%s: scheduling job %s: %w", rc.Addr, req.JobID, err)
+	}
+	if reattached && created.StartTime != nil {
+		req.StartTime = created.StartTime // the job's own, as the hub holds it
 	}
 	hook.JobCreated(rc, created)
-	jr := &JobResult{Addr: rc.Addr, Kind: rc.Kind, JobID: req.JobID, Type: req.Type}
+	jr := &JobResult{Addr: rc.Addr, Kind: rc.Kind, JobID: req.JobID, Type: req.Type, Step: pj.Step, Reattached: reattached}
 	if err := watchJob(ctx, rc, pj, req, start, runner, hook, cfg, jr); err != nil || jr.Scheduled {
 		return jr, err
 	}
@@ -325,20 +409,39 @@ func watchJob(ctx context.Context, rc *ResourceChange, pj *PlannedJob, req hubap
 	}
 }
 
-func explainCreate(err error) error {
-	if isConflict(err) {
-		return fmt.Errorf("%w (a job with this id exists: this plan was applied already; run plan again)", err)
+// ensureJob creates the job, or, when a job with its id exists already (an interrupted apply
+// created it: ids derive from the apply and the job, and the hub answers a second PUT with 409
+// JobAlreadyExists), reattaches to it. Before creating, it waits for a free job slot.
+func ensureJob(ctx context.Context, rc *ResourceChange, req hubapi.JobRequest, runner JobRunner, cfg applyConfig) (job hubapi.JobResponse, reattached bool, err error) {
+	if err := waitForSlot(ctx, rc, req.JobID, runner, cfg.hook, cfg); err != nil {
+		return job, false, err
 	}
-	return err
+	created, err := createJob(ctx, rc, req, runner, cfg.hook, cfg)
+	if !isConflict(err) {
+		return created, false, err
+	}
+	got, gerr := runner.GetJob(ctx, req.JobID)
+	switch {
+	case gerr != nil:
+		return job, false, err
+	case got.Type != req.Type:
+		return job, false, fmt.Errorf("job id %s belongs to a %s job, not a %s one: %w", req.JobID, got.Type, req.Type, err)
+	}
+	return got, true, nil
 }
 
 // isConflict recognises the hub's 409 without importing hubclient (the runner may be any).
-func isConflict(err error) bool {
+func isConflict(err error) bool { return httpStatus(err) == 409 }
+
+// isNotFound recognises the hub's 404 (no job with that id).
+func isNotFound(err error) bool { return httpStatus(err) == 404 }
+
+func httpStatus(err error) int {
 	var s interface{ HTTPStatus() int }
 	if errors.As(err, &s) {
-		return s.HTTPStatus() == 409
+		return s.HTTPStatus()
 	}
-	return false
+	return 0
 }
 
 func finalStatus(s string) bool {

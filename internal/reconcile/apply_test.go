@@ -231,10 +231,10 @@ func TestApplyFailedJobAndErrors(t *testing.T) {
 		t.Errorf("polled %d times for a 1h job", n)
 	}
 
-	// The hub refuses the job: apply stops before the next one.
+	// The hub refuses the job (a 409 for an id no GET finds): apply stops before the next one.
 	r = &scriptedRunner{t: t, polls: map[string]int{}, createErr: conflictErr{}}
 	res, err = Apply(context.Background(), p, r, nil, WithClock(clock.Now, clock.Sleep))
-	if err == nil || !strings.Contains(err.Error(), "applied already") || len(res.NotRun) != 1 || len(res.Jobs) != 0 {
+	if err == nil || !strings.Contains(err.Error(), "JobAlreadyExists") || len(res.NotRun) != 1 || len(res.Jobs) != 0 {
 		t.Fatalf("conflict: %v %+v", err, res)
 	}
 

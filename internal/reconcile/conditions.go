@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/iotplan/iotplan/internal/query"
+	"github.com/iotplan/iotplan/internal/state"
 )
 
 // The conditions iotplan sends are written in IoT Hub's documented dialect only (docs/query.md,
@@ -272,4 +273,11 @@ func normTarget(t query.Expr) query.Expr {
 		return query.All()
 	}
 	return t
+}
+
+// scope is the condition every query and job of a resource uses for its target: the target,
+// minus the devices whose twins hold iotplan's states (state.ExcludeStateDevices), which a
+// broad target such as "*" would otherwise select. Plans show the target as written.
+func scope(t query.Expr) query.Expr {
+	return query.And(normTarget(t), state.ExcludeStateDevices())
 }

@@ -15,6 +15,14 @@ import (
 type Observed struct {
 	Twins   map[string]*TwinObserved   `json:"twins"`
 	Methods map[string]*MethodObserved `json:"methods"`
+	// Removals are the keys leaving management, by the address of the recorded resource.
+	Removals map[string][]RemovalObserved `json:"removals,omitempty"`
+	// Conflicts are pairs of resources setting a key to different values on shared devices.
+	Conflicts []Conflict `json:"conflicts,omitempty"`
+	// Distinct counts the devices any update touches (-1: not counted).
+	Distinct int `json:"distinct"`
+	// Checks are the queries Read sent, per resource, with their answers (stale.go).
+	Checks []Check `json:"checks,omitempty"`
 	// Notes concern the whole plan (e.g. example devices skipped to stay within the quota).
 	Notes []string `json:"notes,omitempty"`
 }
@@ -58,44 +66,80 @@ type JobObserved struct {
 type MethodObserved struct {
 	Targeted int      `json:"targeted"`
 	Samples  []string `json:"samples,omitempty"`
+	// Pending counts, for a run-once method, the targeted devices that have not run it with
+	// its triggers, selected by MarkCondition (methods.go).
+	Pending       int    `json:"pending,omitempty"`
+	MarkCondition string `json:"mark_condition,omitempty"`
 }
 
 // Diff turns what Read observed into a plan. It does no I/O: the same inputs give the same
 // plan. Every job's condition is one Read counted.
 func Diff(cfg *Config, obs *Observed, opts PlanOptions) (*Plan, error) {
 	opts = opts.withDefaults()
-	p := &Plan{FormatVersion: FormatVersion, CreatedAt: opts.Now, Hub: opts.Hub, Resources: []ResourceChange{}}
 	if err := checkAddrs(cfg); err != nil {
 		return nil, err
 	}
-	p.TierName, p.TierUnits, p.TierAssumed = opts.Tier.Name, opts.Tier.Units, opts.TierAssumed
+	if len(obs.Conflicts) > 0 {
+		return nil, conflictError(obs.Conflicts)
+	}
+	p := newPlan(opts)
 	p.Notes = append(p.Notes, obs.Notes...)
+	live := cfg
+	if opts.Destroy {
+		live = &Config{}
+	}
+	if err := diffResources(live, obs, p, opts); err != nil {
+		return nil, err
+	}
+	if err := diffRemovals(obs, p, opts); err != nil {
+		return nil, err
+	}
+	p.Records = records(live, p, opts)
+	p.Kept = kept(p, opts)
+	p.Checks = planChecks(cfg, obs, p)
+	p.DistinctDevices = distinct(obs, p)
+	if n := slotNote(p, opts); n != "" {
+		p.Notes = append(p.Notes, n)
+	}
+	return p, nil
+}
+
+// newPlan is an empty plan for opts: its hub, tier, prior state and apply id.
+func newPlan(opts PlanOptions) *Plan {
+	p := &Plan{FormatVersion: FormatVersion, CreatedAt: opts.Now, Hub: opts.Hub, Resources: []ResourceChange{},
+		StateName: opts.StateName, Destroy: opts.Destroy}
+	p.TierName, p.TierUnits, p.TierAssumed = opts.Tier.Name, opts.Tier.Units, opts.TierAssumed
+	if opts.Prior != nil {
+		p.StateSerial, p.StateLineage = opts.Prior.Serial, opts.Prior.Lineage
+	}
+	p.ApplyID = applyID(p)
+	return p
+}
+
+func diffResources(cfg *Config, obs *Observed, p *Plan, opts PlanOptions) error {
 	for _, t := range cfg.Twins {
 		o := obs.Twins[t.Addr]
 		if o == nil {
-			return nil, fmt.Errorf("%s: nothing was observed for it", t.Addr)
+			return fmt.Errorf("%s: nothing was observed for it", t.Addr)
 		}
 		rc, err := diffTwin(t, o, p, opts)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.Resources = append(p.Resources, rc)
 	}
 	for _, m := range cfg.Methods {
 		o := obs.Methods[m.Addr]
 		if o == nil {
-			return nil, fmt.Errorf("%s: nothing was observed for it", m.Addr)
+			return fmt.Errorf("%s: nothing was observed for it", m.Addr)
 		}
 		rc, err := diffMethod(m, o, p, opts)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.Resources = append(p.Resources, rc)
 	}
-	if n := slotNote(p, opts); n != "" {
-		p.Notes = append(p.Notes, n)
-	}
-	return p, nil
+	return nil
 }
 
 // slotNote warns when jobs scheduled for later fill the tier's job slots before other jobs of
@@ -167,7 +211,7 @@ func diffTwin(t Twin, o *TwinObserved, p *Plan, opts PlanOptions) (ResourceChang
 		rc.Notes = append(rc.Notes, "declares no desired properties or tags: nothing to manage")
 		return rc, nil
 	case o.Targeted == 0:
-		rc.Notes = append(rc.Notes, "the target selects no device")
+		rc.Warnings = append(rc.Warnings, "the target selects no device")
 		return rc, nil
 	}
 	ts := twinTransitions(pt.leaves, o.Keys)
@@ -291,7 +335,7 @@ func groupsTotal(gs []Group) int {
 func twinJob(pt *preparedTwin, j JobObserved, t Twin, p *Plan, opts PlanOptions) (PlannedJob, error) {
 	cond := j.Condition
 	if j.WholeTarget {
-		cond = query.Format(normTarget(t.Target))
+		cond = query.Format(scope(t.Target))
 	}
 	patch := &hubapi.TwinPatch{ETag: "*"}
 	desired, tags := patchOf(pt.leaves, j.Keys)
@@ -351,29 +395,58 @@ func patchOf(leaves []Leaf, names []string) (desired, tags map[string]any) {
 }
 
 func diffMethod(m Method, o *MethodObserved, p *Plan, opts PlanOptions) (ResourceChange, error) {
-	target := normTarget(m.Target)
 	rc := ResourceChange{
 		Addr: m.Addr, Kind: KindMethod, Action: NoOp,
-		Target: query.Format(target), TargetedDevices: o.Targeted, SampleDeviceIDs: o.Samples,
+		Target: query.Format(normTarget(m.Target)), TargetedDevices: o.Targeted, SampleDeviceIDs: o.Samples,
 		SensitiveTarget: m.TargetSensitive, SensitivePayload: m.PayloadSensitive,
 	}
 	if m.Method == "" {
 		return rc, fmt.Errorf("%s: no method name", m.Addr)
 	}
 	if o.Targeted == 0 {
-		rc.Notes = append(rc.Notes, "the target selects no device: nothing to invoke")
+		rc.Warnings = append(rc.Warnings, "the target selects no device: nothing to invoke")
 		return rc, nil
 	}
+	invoke, err := methodJob(m, opts)
+	if err != nil {
+		return rc, err
+	}
+	rc.Action, rc.Devices = Invoke, o.Targeted
+	if !m.TriggersSet {
+		rc.Notes = append(rc.Notes, "methods run on every apply: iotplan does not record earlier invocations (declare triggers to run once per device)")
+		invoke.Request.QueryCondition = query.Format(scope(m.Target))
+		return rc, addJob(&rc, invoke, m.Addr, m.MaxExecution, methodTail(m), p, opts)
+	}
+	rc.RunTag, rc.Devices = runTag(opts.StateName, m.Addr), o.Pending
+	rc.Notes = append(rc.Notes, runOnceNote(o.Targeted-o.Pending, o.Targeted))
+	if o.Pending == 0 {
+		rc.Action = NoOp
+		return rc, nil
+	}
+	hash, err := triggersHash(m.Triggers)
+	if err != nil {
+		return rc, fmt.Errorf("%s: triggers: %w", m.Addr, err)
+	}
+	mark := PlannedJob{Step: StepMark, Devices: o.Pending, Request: hubapi.JobRequest{Type: hubapi.JobTypeUpdateTwin,
+		QueryCondition: o.MarkCondition, UpdateTwin: markPatch(rc.RunTag, hash, p.ApplyID), StartTime: invoke.Request.StartTime}}
+	if err := addJob(&rc, mark, m.Addr, m.MaxExecution, 0, p, opts); err != nil {
+		return rc, err
+	}
+	invoke.Step, invoke.Devices = StepInvoke, o.Pending
+	invoke.Request.QueryCondition = query.Format(invokeCondition(rc.RunTag, p.ApplyID))
+	return rc, addJob(&rc, invoke, m.Addr, m.MaxExecution, methodTail(m), p, opts)
+}
+
+// methodJob is a method resource's scheduleDeviceMethod job, without its condition.
+func methodJob(m Method, opts PlanOptions) (PlannedJob, error) {
 	payload, err := Canonical(m.Payload)
 	if err != nil {
-		return rc, fmt.Errorf("%s: payload: %w", m.Addr, err)
+		return PlannedJob{}, fmt.Errorf("%s: payload: %w", m.Addr, err)
 	}
 	rt := m.ResponseTimeout
 	if rt <= 0 {
 		rt = defaultResponseTimeout
 	}
-	rc.Action, rc.Devices = Invoke, o.Targeted
-	rc.Notes = append(rc.Notes, "methods run on every apply: iotplan does not record earlier invocations")
 	req := hubapi.JobRequest{
 		Type: hubapi.JobTypeDeviceMethod,
 		CloudToDeviceMethod: &hubapi.CloudToDeviceMethod{
@@ -382,19 +455,35 @@ func diffMethod(m Method, o *MethodObserved, p *Plan, opts PlanOptions) (Resourc
 			ResponseTimeoutInSeconds: int(seconds(rt, rt)),
 			ConnectTimeoutInSeconds:  int(seconds(m.ConnectTimeout, 0)),
 		},
-		QueryCondition: rc.Target,
 	}
 	if !m.StartTime.IsZero() {
 		st := m.StartTime.UTC()
 		req.StartTime = &st
 	}
-	pj := PlannedJob{Request: req, Devices: o.Targeted}
-	if err := sizeJob(&pj, m.Addr, m.MaxExecution, m.ConnectTimeout+rt, opts); err != nil {
-		return rc, err
+	return PlannedJob{Request: req}, nil
+}
+
+// methodTail is what a method job's last devices may add to its run: their connect and
+// response timeouts.
+func methodTail(m Method) time.Duration {
+	rt := m.ResponseTimeout
+	if rt <= 0 {
+		rt = defaultResponseTimeout
 	}
-	pj.Request.JobID = jobID(m.Addr, p, &pj.Request)
-	rc.Jobs = []PlannedJob{pj}
-	return rc, nil
+	return m.ConnectTimeout + rt
+}
+
+// addJob sizes a job, gives it its id and appends it to the resource.
+func addJob(rc *ResourceChange, pj PlannedJob, addr string, declared, tail time.Duration, p *Plan, opts PlanOptions) error {
+	if pj.Devices == 0 {
+		pj.Devices = rc.Devices
+	}
+	if err := sizeJob(&pj, addr, declared, tail, opts); err != nil {
+		return err
+	}
+	pj.Request.JobID = jobID(addr, p, &pj.Request)
+	rc.Jobs = append(rc.Jobs, pj)
+	return nil
 }
 
 // countText is a count as plans print it: 1,234,567.

@@ -15,6 +15,7 @@ import (
 	"github.com/iotplan/iotplan/internal/hubclient"
 	"github.com/iotplan/iotplan/internal/query"
 	"github.com/iotplan/iotplan/internal/reconcile"
+	"github.com/iotplan/iotplan/internal/state"
 	"github.com/iotplan/iotplan/internal/tier"
 )
 
@@ -109,7 +110,8 @@ func TestPlanHubCallsDoNotGrowWithFleet(t *testing.T) {
 		}
 		r := run{clientCalls: c.Calls(), hubQueries: after["POST /devices/query"] - before["POST /devices/query"], plan: p}
 		t.Logf("%6d devices: client calls %v, hub requests %d (queries %d), plan took %s", n, r.clientCalls, total, r.hubQueries, time.Since(start).Round(time.Millisecond))
-		if int64(r.clientCalls["query"]) != r.hubQueries || total != r.hubQueries {
+		// The queries, and one read of the hub's ADM configurations (keys they also manage).
+		if int64(r.clientCalls["query"]) != r.hubQueries || total != r.hubQueries+1 || r.clientCalls["configuration.list"] != 1 {
 			t.Errorf("client counted %v, hub counted %d requests of which %d queries", r.clientCalls, total, r.hubQueries)
 		}
 		twin := p.Resources[0]
@@ -167,9 +169,14 @@ func TestApplyOverLocalHub(t *testing.T) {
 	if again.HasTwinChanges() {
 		t.Errorf("second plan still has twin changes: %+v", again.Resources[0])
 	}
-	// The saved-plan guard: applying the first plan again collides with its own job ids.
-	if _, err := reconcile.Apply(ctx, p, c, nil); err == nil || !hubclient.IsCode(err, 409104) {
-		t.Errorf("re-applying a plan: %v", err)
+	// Applying the first plan again reattaches to its jobs (their ids derive from the plan):
+	// nothing runs twice. (The CLI refuses such a stale plan before: its state serial moved.)
+	again2, err := reconcile.Apply(ctx, p, c, nil)
+	if err != nil || len(again2.Jobs) != 2 || !again2.Jobs[0].Reattached || !again2.Jobs[1].Reattached {
+		t.Errorf("re-applying a plan: %v %+v", err, again2)
+	}
+	if n := h.Sim().Calls("nofloor-00007", "lockDoor"); n != 1 {
+		t.Errorf("lockDoor reached nofloor-00007 %d times after the plan was applied again", n)
 	}
 }
 
@@ -345,10 +352,12 @@ func TestPlanHubCallsByConfigSize(t *testing.T) {
 	want := map[string]int{ // resources/keys/fleet/tier → queries
 		"1/1/converged/S1": 1, "5/1/converged/S1": 5, "20/1/converged/S1": 20,
 		"1/2/converged/S1": 2, "5/2/converged/S1": 10, "20/2/converged/S1": 40,
-		"1/1/drifted/S1": 3, "5/1/drifted/S1": 15, "20/1/drifted/S1": 40,
-		"1/2/drifted/S1": 6, "5/2/drifted/S1": 20, "20/2/drifted/S1": 80,
-		"1/1/drifted/none": 3, "5/1/drifted/none": 15, "20/1/drifted/none": 60,
-		"1/2/drifted/none": 6, "5/2/drifted/none": 30, "20/2/drifted/none": 120,
+		// Drifted, with two or more resources: one more COUNT of their conditions ORed, the
+		// devices the plan changes counted once.
+		"1/1/drifted/S1": 3, "5/1/drifted/S1": 16, "20/1/drifted/S1": 41,
+		"1/2/drifted/S1": 6, "5/2/drifted/S1": 21, "20/2/drifted/S1": 81,
+		"1/1/drifted/none": 3, "5/1/drifted/none": 16, "20/1/drifted/none": 61,
+		"1/2/drifted/none": 6, "5/2/drifted/none": 31, "20/2/drifted/none": 121,
 	}
 	for _, fleet := range []string{"converged", "drifted"} {
 		_, c, _ := hubtest.StartAudited(t, sitesFleetFile(fleet == "drifted"))
@@ -421,5 +430,180 @@ func TestApplyWaitsForAJobSlotOnTheHub(t *testing.T) {
 	}
 	if st := h.Throttle().Stats()[tier.JobsOps]; st.Refused != 0 {
 		t.Errorf("jobs operations refused: %+v", st)
+	}
+}
+
+// runOnceFleet: 20 doors that answer lockDoor, 3 that answer 500, 2 offline.
+const runOnceFleet = `
+group "ok" {
+  count = 20
+  id    = "ok-%02d"
+  tags  = { site = "hq" }
+  method "lockDoor" {
+    status = 200
+  }
+}
+group "jammed" {
+  count = 3
+  id    = "jammed-%d"
+  tags  = { site = "hq" }
+  method "lockDoor" {
+    status = 500
+  }
+}
+group "away" {
+  count   = 2
+  id      = "away-%d"
+  tags    = { site = "hq" }
+  offline_fraction = 1
+}
+`
+
+func runOnceConfig(t *testing.T, rev int) *reconcile.Config {
+	t.Helper()
+	target, _ := query.ParseCondition("tags.site = 'hq'")
+	return &reconcile.Config{Methods: []reconcile.Method{{Addr: "method.lock", Target: target, Method: "lockDoor",
+		ResponseTimeout: 5 * time.Second, Triggers: map[string]any{"rev": rev}, TriggersSet: true}}}
+}
+
+// memJournal keeps what apply records, as the state on the hub would.
+type memJournal struct {
+	rec     *state.ApplyRecord
+	records []state.Resource
+	begun   int
+	done    int
+}
+
+func (j *memJournal) Begin(_ context.Context, rec *state.ApplyRecord) error {
+	j.rec, j.begun = rec, j.begun+1
+	return nil
+}
+func (j *memJournal) Finish(_ context.Context, rs []state.Resource) error {
+	j.rec, j.records, j.done = nil, rs, j.done+1
+	return nil
+}
+
+// TestRunOnceMethodOverLocalHub: a method with triggers runs once per device for each triggers
+// value. Devices that failed (an error status, offline) lose their record and run again next
+// time; the others do not; new triggers run it everywhere again; and a fleet where every device
+// ran it plans no change.
+func TestRunOnceMethodOverLocalHub(t *testing.T) {
+	t.Parallel()
+	h, c, _ := hubtest.StartAudited(t, runOnceFleet)
+	ctx := context.Background()
+	plan := func(rev int) *reconcile.Plan {
+		p, err := reconcile.MakePlan(ctx, c, runOnceConfig(t, rev), reconcile.PlanOptions{Hub: c.HostName()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	apply := func(p *reconcile.Plan) *reconcile.ApplyResult {
+		j := &memJournal{}
+		res, err := reconcile.Apply(ctx, p, c, nil, reconcile.WithJournal(j))
+		if err != nil || j.done != 1 || j.rec != nil {
+			t.Fatalf("apply: %v, journal %+v", err, j)
+		}
+		return res
+	}
+	calls := func() (ok, jammed int) {
+		for i := range 20 {
+			ok += h.Sim().Calls(fmt.Sprintf("ok-%02d", i), "lockDoor")
+		}
+		for i := range 3 {
+			jammed += h.Sim().Calls(fmt.Sprintf("jammed-%d", i), "lockDoor")
+		}
+		return
+	}
+
+	p := plan(1)
+	if r := p.Resources[0]; r.Action != reconcile.Invoke || r.Devices != 25 || len(r.Jobs) != 2 || r.Jobs[0].Step != reconcile.StepMark {
+		t.Fatalf("first plan: %+v", r)
+	}
+	res := apply(p)
+	if ok, jammed := calls(); ok != 20 || jammed != 3 || res.Unmarked != 5 {
+		t.Fatalf("first apply: lockDoor on ok devices %d, jammed %d; unmarked %d", ok, jammed, res.Unmarked)
+	}
+
+	p = plan(1)
+	r := p.Resources[0]
+	if r.Devices != 5 || !strings.Contains(strings.Join(r.Notes, ";"), "20 of 25 targeted devices already ran") {
+		t.Fatalf("second plan: %+v", r)
+	}
+	apply(p)
+	if ok, jammed := calls(); ok != 20 || jammed != 6 {
+		t.Fatalf("second apply: ok devices called %d times (want 20: they ran already), jammed %d", ok, jammed)
+	}
+
+	if p = plan(2); p.Resources[0].Devices != 25 {
+		t.Fatalf("new triggers: %+v", p.Resources[0])
+	}
+	apply(p)
+	if ok, _ := calls(); ok != 40 {
+		t.Fatalf("new triggers: ok devices called %d times, want 40", ok)
+	}
+
+	// Only the devices that answer: once they ran, nothing is left to do.
+	only, _ := query.ParseCondition("STARTSWITH(deviceId, 'ok-')")
+	cfg := runOnceConfig(t, 2)
+	cfg.Methods[0].Target = only
+	p, err := reconcile.MakePlan(ctx, c, cfg, reconcile.PlanOptions{Hub: c.HostName()})
+	if err != nil || p.HasChanges() {
+		t.Fatalf("converged run-once method: %v %+v", err, p.Resources)
+	}
+}
+
+// TestResumeReattaches: an apply interrupted after its method job was created (as Ctrl-C, a
+// crash or kill -9 leave it) is resumed from the state's record: the recorded jobs are
+// reattached to, the rest created, and no device runs the method twice.
+func TestResumeReattaches(t *testing.T) {
+	t.Parallel()
+	h, c, _ := hubtest.StartAudited(t, runOnceFleet)
+	ctx := context.Background()
+	p, err := reconcile.MakePlan(ctx, c, runOnceConfig(t, 1), reconcile.PlanOptions{Hub: c.HostName()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &memJournal{}
+	stop, cancel := context.WithCancel(ctx)
+	hook := &cancelOnCreate{step: reconcile.StepInvoke, cancel: cancel}
+	if _, err := reconcile.Apply(stop, p, c, hook, reconcile.WithJournal(j)); err == nil || j.rec == nil || j.done != 0 {
+		t.Fatalf("interrupted apply: %v, journal %+v", err, j)
+	}
+	res, err := reconcile.Resume(ctx, j.rec, c, nil, reconcile.WithJournal(j))
+	if err != nil || j.done != 1 {
+		t.Fatalf("resume: %v, journal %+v", err, j)
+	}
+	reattached := 0
+	for _, jr := range res.Jobs {
+		if jr.Reattached {
+			reattached++
+		}
+	}
+	if reattached != 2 { // mark and invoke existed; unmark is new
+		t.Errorf("%d jobs reattached: %+v", reattached, res.Jobs)
+	}
+	for i := range 20 {
+		if n := h.Sim().Calls(fmt.Sprintf("ok-%02d", i), "lockDoor"); n != 1 {
+			t.Errorf("ok-%02d ran lockDoor %d times", i, n)
+		}
+	}
+	if len(j.records) != 1 || j.records[0].RunTag == "" {
+		t.Errorf("records %+v", j.records)
+	}
+}
+
+// cancelOnCreate cancels the apply's context once a job of step is created.
+type cancelOnCreate struct {
+	reconcile.NopHook
+	step   string
+	cancel context.CancelFunc
+}
+
+func (h *cancelOnCreate) JobCreated(rc *reconcile.ResourceChange, job hubapi.JobResponse) {
+	for _, j := range rc.Jobs {
+		if j.Request.JobID == job.JobID && j.Step == h.step {
+			h.cancel()
+		}
 	}
 }

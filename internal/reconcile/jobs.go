@@ -128,9 +128,19 @@ func splitJobs(target query.Expr, leaves []Leaf, terms []keyTerm) []jobSpec {
 // first run (the hub answers JobAlreadyExists) instead of silently running again, and the jobs
 // of one resource (different conditions or patches) get different ids.
 func jobID(addr string, p *Plan, j *hubapi.JobRequest) string {
+	return namedJobID(addr, fmt.Sprintf("%s\x00%s", p.CreatedAt.Format(time.RFC3339Nano), p.Hub), j)
+}
+
+// stepJobID is the id of the i-th job of a step apply adds as it goes (unmark), derived from
+// the apply id and the job, so a resumed apply gives it the same id.
+func stepJobID(addr, applyID string, i int, j *hubapi.JobRequest) string {
+	return namedJobID(addr, fmt.Sprintf("%s\x00%d", applyID, i), j)
+}
+
+func namedJobID(addr, salt string, j *hubapi.JobRequest) string {
 	h := sha256.New()
 	body, _ := json.Marshal(j)
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s", addr, p.CreatedAt.Format(time.RFC3339Nano), p.Hub, body)
+	fmt.Fprintf(h, "%s\x00%s\x00%s", addr, salt, body)
 	sum := hex.EncodeToString(h.Sum(nil))[:8]
 
 	name := addr

@@ -3,6 +3,8 @@ package reconcile
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/iotplan/iotplan/internal/hubapi"
+	"github.com/iotplan/iotplan/internal/state"
 	"github.com/iotplan/iotplan/internal/tier"
 )
 
@@ -27,6 +30,7 @@ const (
 	NoOp   Action = "no-op"  // the fleet matches: nothing to do
 	Update Action = "update" // '~' a scheduleUpdateTwin job on the drifted devices
 	Invoke Action = "invoke" // '!' a scheduleDeviceMethod job on the targeted devices
+	Remove Action = "remove" // '-' keys that left the configuration, removed from the devices
 )
 
 // Symbol is the one-character marker plans print for the action.
@@ -36,6 +40,8 @@ func (a Action) Symbol() string {
 		return "~"
 	case Invoke:
 		return "!"
+	case Remove:
+		return "-"
 	}
 	return " "
 }
@@ -68,6 +74,26 @@ type Plan struct {
 	CreatedAt     time.Time `json:"created_at"`
 	// Hub is the host name of the hub the plan was made against.
 	Hub string `json:"hub"`
+	// ApplyID identifies the apply of this plan: in its jobs' ids and in run-once methods'
+	// records on devices, so an interrupted apply resumes the same jobs.
+	ApplyID string `json:"apply_id"`
+	// StateName, StateSerial and StateLineage are the state on the hub the plan was made
+	// from; applying a saved plan is refused when the state has moved since.
+	StateName    string `json:"state"`
+	StateSerial  int64  `json:"state_serial"`
+	StateLineage string `json:"state_lineage,omitempty"`
+	// Destroy: the plan removes everything the state manages.
+	Destroy bool `json:"destroy,omitempty"`
+	// Records are what the state will hold once the plan is applied; Kept are the prior
+	// records of refused resources, which the state keeps instead.
+	Records []state.Resource `json:"records"`
+	Kept    []state.Resource `json:"kept,omitempty"`
+	// Checks are the queries the plan's changes depend on, with the answers it saw: applying
+	// a saved plan sends them again and refuses it if the fleet moved (stale.go).
+	Checks []Check `json:"checks,omitempty"`
+	// DistinctDevices counts the devices the plan's twin updates and removals touch, each
+	// once (nil: not counted; Summary then adds the resources' counts).
+	DistinctDevices *int `json:"distinct_devices,omitempty"`
 	// TierName and TierUnits are the hub's tier and units the jobs were sized for ("S1", 1;
 	// "" for an unlimited local hub). TierAssumed: the tier was not declared, and S1 × 1 unit
 	// was assumed.
@@ -109,8 +135,12 @@ type ResourceChange struct {
 	// planning (e.g. the drift count and the key groups), so its jobs could touch devices the
 	// plan does not show.
 	Refused string `json:"refused,omitempty"`
-	// Notes are things the reader of the plan must know (shown under the resource).
-	Notes []string `json:"notes,omitempty"`
+	// RunTag is a run-once method's record tag on devices (methods.go).
+	RunTag string `json:"run_tag,omitempty"`
+	// Notes are things the reader of the plan must know (shown under the resource); Warnings
+	// are what is probably a mistake (a target that selects no device), shown as warnings.
+	Notes    []string `json:"notes,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
 	// SensitiveKeys, SensitiveTarget and SensitivePayload say which values come from
 	// sensitive variables: renderers show "(sensitive value)" instead. The values themselves
 	// stay in the plan (in Job), because apply must send them: a saved plan is as secret as
@@ -123,6 +153,9 @@ type ResourceChange struct {
 // PlannedJob is one job of a resource: the request apply sends (StartTime nil means "when
 // applied"), and what planning counted and expects of it.
 type PlannedJob struct {
+	// Step is the job's part of its resource's work (StepMark, StepInvoke, StepRemove; "" for
+	// a plain update or invocation).
+	Step    string            `json:"step,omitempty"`
 	Request hubapi.JobRequest `json:"request"`
 	// Devices is how many devices Request's condition selected when planning counted it.
 	Devices int `json:"devices"`
@@ -153,7 +186,7 @@ type Transition struct {
 // Summary counts what a plan will do.
 type Summary struct {
 	TwinChanges     int // twin resources to update
-	TwinDevices     int // devices those updates touch (summed per resource)
+	TwinDevices     int // devices those updates touch: distinct when the plan counted them, else summed per resource
 	MethodInvokes   int // method resources to invoke
 	MethodDevices   int // devices those invocations reach (summed per resource)
 	UnchangedTwins  int
@@ -169,7 +202,7 @@ func (p *Plan) Summary() Summary {
 			s.Refused++
 		}
 		switch {
-		case r.Action == Update:
+		case r.Action == Update || r.Action == Remove:
 			s.TwinChanges++
 			s.TwinDevices += r.Devices
 		case r.Action == Invoke:
@@ -180,6 +213,9 @@ func (p *Plan) Summary() Summary {
 		default:
 			s.EmptyMethodRuns++
 		}
+	}
+	if p.DistinctDevices != nil {
+		s.TwinDevices = *p.DistinctDevices
 	}
 	return s
 }
@@ -302,7 +338,21 @@ func ReadPlan(r io.Reader) (*Plan, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	compactRecords(p.Records)
+	compactRecords(p.Kept)
 	return &p, nil
+}
+
+// compactRecords undoes the indentation WritePlan gave the records' JSON values.
+func compactRecords(rs []state.Resource) {
+	for _, r := range rs {
+		for k, v := range r.Keys {
+			var b bytes.Buffer
+			if json.Compact(&b, v) == nil {
+				r.Keys[k] = b.Bytes()
+			}
+		}
+	}
 }
 
 const maxPlanSize = 64 << 20
@@ -348,7 +398,7 @@ func (p *Plan) Validate() error {
 				return fmt.Errorf("%s: a no-op carries a job", where)
 			}
 			continue
-		case Update, Invoke:
+		case Update, Invoke, Remove:
 		default:
 			return fmt.Errorf("%s: unknown action %q", where, r.Action)
 		}
@@ -372,12 +422,20 @@ func validateJob(where string, r ResourceChange, j *hubapi.JobRequest) error {
 		return fmt.Errorf("%s: job %s has no query condition", where, j.JobID)
 	}
 	switch {
-	case r.Action == Update && (r.Kind != KindTwin || j.Type != hubapi.JobTypeUpdateTwin || j.UpdateTwin == nil):
-		return fmt.Errorf("%s: an update needs %s jobs with updateTwin", where, hubapi.JobTypeUpdateTwin)
-	case r.Action == Invoke && (r.Kind != KindMethod || j.Type != hubapi.JobTypeDeviceMethod || j.CloudToDeviceMethod == nil):
-		return fmt.Errorf("%s: an invocation needs a %s job with cloudToDeviceMethod", where, hubapi.JobTypeDeviceMethod)
+	case j.Type == hubapi.JobTypeUpdateTwin && j.UpdateTwin == nil, j.Type == hubapi.JobTypeDeviceMethod && j.CloudToDeviceMethod == nil:
+		return fmt.Errorf("%s: job %s has no %s body", where, j.JobID, j.Type)
+	case (r.Action == Update || r.Action == Remove) && (r.Kind != KindTwin || j.Type != hubapi.JobTypeUpdateTwin):
+		return fmt.Errorf("%s: an update needs %s jobs", where, hubapi.JobTypeUpdateTwin)
+	case r.Action == Invoke && (r.Kind != KindMethod || (j.Type != hubapi.JobTypeDeviceMethod && j.Type != hubapi.JobTypeUpdateTwin)):
+		return fmt.Errorf("%s: an invocation needs a %s job", where, hubapi.JobTypeDeviceMethod)
 	}
 	return nil
+}
+
+// applyID derives the apply's id from the plan: its creation, hub and state.
+func applyID(p *Plan) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%s\x00%d", p.CreatedAt.Format(time.RFC3339Nano), p.Hub, p.StateName, p.StateSerial)))
+	return hex.EncodeToString(sum[:])[:10]
 }
 
 // CheckHub reports an error when the plan was made against another hub than host (a saved plan

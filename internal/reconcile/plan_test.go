@@ -135,7 +135,7 @@ func TestMakePlanOnFleet(t *testing.T) {
 	}
 	// The list form: the values the groups showed differing, typed (43 and '42'), the missing
 	// floor, the owner tag present. Only documented constructs.
-	wantCond := "tags.site = 'hq' AND (properties.desired.building IN [43, '42'] OR NOT IS_DEFINED(properties.desired.floor) OR IS_DEFINED(tags.owner))"
+	wantCond := "tags.site = 'hq' AND NOT IS_DEFINED(tags.iotplanState) AND (properties.desired.building IN [43, '42'] OR NOT IS_DEFINED(properties.desired.floor) OR IS_DEFINED(tags.owner))"
 	if j.QueryCondition != wantCond {
 		t.Errorf("condition\n%s\nwant\n%s", j.QueryCondition, wantCond)
 	}
@@ -154,7 +154,7 @@ func TestMakePlanOnFleet(t *testing.T) {
 	mj := m.Jobs[0].Request
 	if m.Action != Invoke || m.Devices != 200 || mj.CloudToDeviceMethod.MethodName != "lockDoor" ||
 		mj.CloudToDeviceMethod.ResponseTimeoutInSeconds != 15 || string(mj.CloudToDeviceMethod.Payload) != "null" ||
-		mj.MaxExecutionTimeInSeconds != 300 || mj.QueryCondition != "tags.site = 'hq'" || len(m.SampleDeviceIDs) != 3 || len(m.Notes) == 0 {
+		mj.MaxExecutionTimeInSeconds != 300 || mj.QueryCondition != "tags.site = 'hq' AND NOT IS_DEFINED(tags.iotplanState)" || len(m.SampleDeviceIDs) != 3 || len(m.Notes) == 0 {
 		t.Errorf("method %s", js(m))
 	}
 	if p.HubCalls["query"] != len(fleet.queries) {
@@ -224,7 +224,7 @@ func TestSampleQueriesAreCapped(t *testing.T) {
 	if withSamples != 5 || len(fleet.queries) != 1+1+5 {
 		t.Fatalf("%d transitions with samples, %d queries", withSamples, len(fleet.queries))
 	}
-	if c := r.Jobs[0].Request.QueryCondition; c != "properties.desired.mode IN ['m0', 'm1', 'm10', 'm11', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9']" {
+	if c := r.Jobs[0].Request.QueryCondition; c != "NOT IS_DEFINED(tags.iotplanState) AND properties.desired.mode IN ['m0', 'm1', 'm10', 'm11', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9']" {
 		t.Errorf("condition %s", c)
 	}
 }
@@ -256,7 +256,7 @@ func TestConvergedFleetIsNoOp(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := p.Resources[0]
-	if r.Action != Update || r.Devices != 30 || len(r.Transitions) != 1 || r.Jobs[0].Request.QueryCondition != "tags.site = 'hq'" || len(r.Notes) != 1 {
+	if r.Action != Update || r.Devices != 30 || len(r.Transitions) != 1 || r.Jobs[0].Request.QueryCondition != "tags.site = 'hq' AND NOT IS_DEFINED(tags.iotplanState)" || len(r.Notes) != 1 {
 		t.Fatalf("array drift: %s", js(r))
 	}
 	// The whole-target job sets only the key that differs.
@@ -297,7 +297,7 @@ func TestConvergedCostsOneQueryPerResource(t *testing.T) {
 	if p.Resources[0].Action != NoOp || len(fleet.queries) != 2 {
 		t.Fatalf("converged 3-key resource + method of the same target: %s, queries %q", js(p.Resources[0]), fleet.queries)
 	}
-	if fleet.queries[1] != "SELECT COUNT() AS n FROM devices WHERE tags.site = 's0' AND properties.desired.k0 = 'v' AND properties.desired.k1 = 1 AND properties.desired.k2 = true" {
+	if fleet.queries[1] != "SELECT COUNT() AS n FROM devices WHERE tags.site = 's0' AND NOT IS_DEFINED(tags.iotplanState) AND properties.desired.k0 = 'v' AND properties.desired.k1 = 1 AND properties.desired.k2 = true" {
 		t.Errorf("converged count %s", fleet.queries[1])
 	}
 }

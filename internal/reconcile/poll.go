@@ -62,10 +62,11 @@ var ErrNoJobSlot = errors.New("no free job slot on the hub")
 const activeStatuses = 4
 
 // waitForSlot returns once the hub has a free job slot: fewer active jobs (queued, scheduled
-// or running, whoever started them) than the tier allows. It checks within the polling budget,
-// reporting the jobs that hold the slots through hook, until ctx ends or cfg.slotTimeout.
-// Without a tier it does not check: an unlimited hub has no slots to wait for.
-func waitForSlot(ctx context.Context, rc *ResourceChange, runner JobRunner, hook Hook, cfg applyConfig) error {
+// or running, whoever started them; not the job own itself, which a resumed apply reattaches
+// to) than the tier allows. It checks within the polling budget, reporting the jobs that hold
+// the slots through hook, until ctx ends or cfg.slotTimeout. Without a tier it does not
+// check: an unlimited hub has no slots to wait for.
+func waitForSlot(ctx context.Context, rc *ResourceChange, own string, runner JobRunner, hook Hook, cfg applyConfig) error {
 	limit := cfg.tier.MaxConcurrentJobs()
 	if limit <= 0 {
 		return nil
@@ -73,9 +74,16 @@ func waitForSlot(ctx context.Context, rc *ResourceChange, runner JobRunner, hook
 	begin := cfg.now()
 	every := max(minPoll, budgetInterval(cfg.tier, activeStatuses))
 	for {
-		active, err := runner.ActiveJobs(ctx)
+		all, err := runner.ActiveJobs(ctx)
 		if err != nil {
 			return fmt.Errorf("checking the hub's job slots: %w", err)
+		}
+		active := all[:0:0]
+		for _, j := range all {
+			if j.JobID == own {
+				return nil // the job exists: reattach to it
+			}
+			active = append(active, j)
 		}
 		if len(active) < limit {
 			return nil
@@ -99,7 +107,7 @@ func createJob(ctx context.Context, rc *ResourceChange, req hubapi.JobRequest, r
 		if !isTooManyJobs(err) || cfg.tier.MaxConcurrentJobs() <= 0 {
 			return created, err
 		}
-		if err := waitForSlot(ctx, rc, runner, hook, cfg); err != nil {
+		if err := waitForSlot(ctx, rc, req.JobID, runner, hook, cfg); err != nil {
 			return created, err
 		}
 		if err := cfg.sleep(ctx, minPoll); err != nil {

@@ -40,33 +40,155 @@ const (
 // AND every key equal to its desired value. Only when it has not: the GROUP BY of every other
 // key (and a COUNT of a key's converged devices when its groups span more than one page), then
 // one COUNT per update job with the job's own condition. Per method resource: one COUNT of the
-// target, answered without a query when a twin resource's groups already counted it. Example device ids (SELECT TOP k
-// deviceId) come last, largest transitions first, within PlanOptions' sample budget.
+// target, answered without a query when a twin resource's groups already counted it; for a
+// run-once method also the COUNT of its mark condition. Then, with a prior state, one COUNT
+// per key leaving management (prior.go); one COUNT per pair of resources that set a key to
+// different values (conflicts.go); the hub's ADM configurations (one call, when q lists
+// them); one COUNT of every update job's condition ORed (the distinct devices a plan
+// changes). Example device ids (SELECT TOP k deviceId) come last, largest transitions first,
+// within PlanOptions' sample budget. Every query but the examples is recorded with its answer
+// (Observed.Checks) for stale-plan checks.
 func Read(ctx context.Context, q Querier, cfg *Config, opts PlanOptions) (*Observed, error) {
 	opts = opts.withDefaults()
 	if err := checkAddrs(cfg); err != nil {
 		return nil, err
 	}
-	obs := &Observed{Twins: map[string]*TwinObserved{}, Methods: map[string]*MethodObserved{}}
+	live := cfg
+	if opts.Destroy {
+		live = &Config{}
+	}
+	obs := &Observed{Twins: map[string]*TwinObserved{}, Methods: map[string]*MethodObserved{}, Removals: map[string][]RemovalObserved{}}
 	// Resources often share a target (the tutorial's method reuses the twin's): the same
 	// statement is sent once per plan.
-	m := &memo{q: q, rows: map[string]memoRows{}}
+	m := &memo{q: q, rows: map[string]memoRows{}, record: true}
+	if err := readResources(ctx, m, live, obs, opts); err != nil {
+		return nil, err
+	}
+	if err := readRemovals(ctx, m, cfg, obs, opts); err != nil {
+		return nil, err
+	}
+	m.record = false
+	var err error
+	if obs.Conflicts, err = readConflicts(ctx, m, live); err != nil {
+		return nil, err
+	}
+	obs.Notes = append(obs.Notes, readADM(ctx, q, live)...)
+	if obs.Distinct, err = readDistinct(ctx, m, obs); err != nil {
+		return nil, err
+	}
+	obs.Checks = m.checks
+	readSamples(ctx, m, live, obs, opts)
+	return obs, nil
+}
+
+func readResources(ctx context.Context, m *memo, cfg *Config, obs *Observed, opts PlanOptions) error {
 	for _, t := range cfg.Twins {
+		m.addr = t.Addr
 		o, err := readTwin(ctx, m, t, opts)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		obs.Twins[t.Addr] = o
 	}
 	for _, mt := range cfg.Methods {
-		n, err := count(ctx, m, mt.Addr, normTarget(mt.Target))
+		m.addr = mt.Addr
+		o, err := readMethod(ctx, m, mt, opts)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		obs.Methods[mt.Addr] = &MethodObserved{Targeted: n}
+		obs.Methods[mt.Addr] = o
 	}
-	readSamples(ctx, m, cfg, obs, opts)
-	return obs, nil
+	return nil
+}
+
+// readRemovals counts, per key leaving management, the devices that still hold the value
+// iotplan set (prior.go).
+func readRemovals(ctx context.Context, m *memo, cfg *Config, obs *Observed, opts PlanOptions) error {
+	rms, err := removals(cfg, opts)
+	if err != nil {
+		return err
+	}
+	for _, rm := range rms {
+		m.addr = rm.addr
+		o := RemovalObserved{Key: rm.leaf.Name(), Value: rawJSON(rm.leaf.Value), Kept: rm.keep}
+		if !rm.keep {
+			cond, reason := removalCondition(rm)
+			o.Reason = reason
+			if cond != nil {
+				o.Condition = query.Format(cond)
+				if o.Devices, err = count(ctx, m, rm.addr, cond); err != nil {
+					return err
+				}
+			}
+		}
+		obs.Removals[rm.addr] = append(obs.Removals[rm.addr], o)
+	}
+	return nil
+}
+
+// readADM lists the hub's ADM configurations when q can, and notes the keys they also manage;
+// a failure costs the notes only.
+func readADM(ctx context.Context, q Querier, cfg *Config) []string {
+	cl, ok := q.(ConfigurationLister)
+	if !ok || len(cfg.Twins) == 0 {
+		return nil
+	}
+	configs, err := cl.ListConfigurations(ctx)
+	if err != nil {
+		return []string{"the hub's ADM configurations could not be read, so keys they also manage are not reported: " + err.Error()}
+	}
+	return admNotes(cfg, configs)
+}
+
+// readDistinct counts the devices any update of the plan touches (twin updates, removals,
+// method marks), when two or more conditions could count a device twice; -1 when not counted
+// (the ORed condition would be longer than the hub takes).
+func readDistinct(ctx context.Context, q Querier, obs *Observed) (int, error) {
+	var conds []query.Expr
+	add := func(text string) {
+		if e, err := query.ParseCondition(text); err == nil && text != "" {
+			conds = append(conds, e)
+		}
+	}
+	for _, o := range obs.Twins {
+		for _, j := range o.Jobs {
+			add(j.Condition)
+		}
+	}
+	for _, rs := range obs.Removals {
+		for _, r := range rs {
+			add(r.Condition)
+		}
+	}
+	if len(conds) < 2 {
+		return -1, nil
+	}
+	sort.Slice(conds, func(i, j int) bool { return query.Format(conds[i]) < query.Format(conds[j]) })
+	or := query.Or(conds...)
+	if query.CheckCondition(or) != nil {
+		return -1, nil
+	}
+	return count(ctx, q, "plan", or)
+}
+
+// readMethod counts a method's targeted devices, and for a run-once method the devices its
+// mark step selects (those that have not run it with these triggers).
+func readMethod(ctx context.Context, q Querier, m Method, opts PlanOptions) (*MethodObserved, error) {
+	o := &MethodObserved{}
+	var err error
+	if o.Targeted, err = count(ctx, q, m.Addr, scope(m.Target)); err != nil || !m.TriggersSet || o.Targeted == 0 {
+		return o, err
+	}
+	hash, err := triggersHash(m.Triggers)
+	if err != nil {
+		return nil, fmt.Errorf("%s: triggers: %w", m.Addr, err)
+	}
+	cond := markCondition(scope(m.Target), runTag(opts.StateName, m.Addr), hash)
+	o.MarkCondition = query.Format(cond)
+	if o.Pending, err = count(ctx, q, m.Addr, cond); err != nil {
+		return nil, err
+	}
+	return o, nil
 }
 
 func count(ctx context.Context, q Querier, addr string, where query.Expr) (int, error) {
@@ -87,7 +209,7 @@ func readTwin(ctx context.Context, q Querier, t Twin, opts PlanOptions) (*TwinOb
 	if err != nil {
 		return nil, err
 	}
-	target := normTarget(t.Target)
+	target := scope(t.Target)
 	o := &TwinObserved{Keys: map[string]*KeyObserved{}, Converged: -1}
 	if len(pt.leaves) == 0 {
 		return o, nil
@@ -267,13 +389,13 @@ func readSamples(ctx context.Context, q *memo, cfg *Config, obs *Observed, opts 
 		}
 		for _, tr := range twinTransitions(pt.leaves, o.Keys) {
 			if cond, ok := valueCondition(tr.leaf, tr.group); ok {
-				add(want{addr: t.Addr, id: tr.id, devices: tr.Devices, where: query.And(normTarget(t.Target), cond), twin: o})
+				add(want{addr: t.Addr, id: tr.id, devices: tr.Devices, where: query.And(scope(t.Target), cond), twin: o})
 			}
 		}
 	}
 	for _, m := range cfg.Methods {
 		if o := obs.Methods[m.Addr]; o.Targeted > 0 {
-			add(want{addr: m.Addr, devices: o.Targeted, where: normTarget(m.Target), method: o})
+			add(want{addr: m.Addr, devices: o.Targeted, where: scope(m.Target), method: o})
 		}
 	}
 	sort.SliceStable(wants, func(i, j int) bool { return wants[i].devices > wants[j].devices })
@@ -326,13 +448,32 @@ type memo struct {
 	q    Querier
 	rows map[string]memoRows
 	sent int
+	// record: keep every statement answered, with its rows, as a Check of addr.
+	record bool
+	addr   string
+	checks []Check
+	seen   map[string]bool
+}
+
+// check records the answer to stmt as a Check of the current resource.
+func (m *memo) check(stmt string, max int, rows []map[string]any) {
+	if !m.record {
+		return
+	}
+	if m.seen == nil {
+		m.seen = map[string]bool{}
+	}
+	if k := m.addr + "\x00" + stmt; !m.seen[k] {
+		m.seen[k] = true
+		m.checks = append(m.checks, Check{Addr: m.addr, Statement: stmt, Max: max, Rows: canonicalRows(rows)})
+	}
 }
 
 // counted records n as the answer to COUNT() of where.
 func (m *memo) counted(where query.Expr, n int) {
 	stmt := countStatement(where)
 	if _, ok := m.rows[stmt]; !ok {
-		m.rows[stmt] = memoRows{rows: []map[string]any{{aliasCount: float64(n)}}}
+		m.rows[stmt] = memoRows{rows: []map[string]any{{aliasCount: float64(n)}}, derived: true}
 	}
 }
 
@@ -340,10 +481,15 @@ type memoRows struct {
 	rows []map[string]any
 	more bool
 	max  int
+	// derived: not a hub answer but a count derived from one (counted); not a Check.
+	derived bool
 }
 
 func (m *memo) QueryRows(ctx context.Context, stmt string, max int) ([]map[string]any, bool, error) {
 	if r, ok := m.rows[stmt]; ok && (r.max <= 0 || (max > 0 && max <= r.max)) {
+		if !r.derived {
+			m.check(stmt, r.max, r.rows)
+		}
 		if max > 0 && len(r.rows) > max {
 			return r.rows[:max], true, nil
 		}
@@ -353,6 +499,7 @@ func (m *memo) QueryRows(ctx context.Context, stmt string, max int) ([]map[strin
 	rows, more, err := m.q.QueryRows(ctx, stmt, max)
 	if err == nil {
 		m.rows[stmt] = memoRows{rows: rows, more: more, max: max}
+		m.check(stmt, max, rows)
 	}
 	return rows, more, err
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/iotplan/iotplan/internal/query"
+	"github.com/iotplan/iotplan/internal/state"
 	"github.com/iotplan/iotplan/internal/tier"
 )
 
@@ -32,10 +33,13 @@ type Twin struct {
 	// TargetSensitive hides the target. Both only change what is displayed.
 	Sensitive       []string
 	TargetSensitive bool
+	// KeepOnRemoval: when the resource or one of its keys leaves the configuration, forget
+	// the keys instead of removing them from the devices.
+	KeepOnRemoval bool
 }
 
 // Method is a method resource: the direct method is invoked on every device its target
-// selects, on every apply (v0 does not remember earlier runs; the plan says so).
+// selects — on every apply, or, with triggers, once per device for each triggers value.
 type Method struct {
 	Addr            string // "method.lock_door"
 	Target          query.Expr
@@ -48,6 +52,11 @@ type Method struct {
 	// PayloadSensitive and TargetSensitive hide the payload and the target in plans.
 	PayloadSensitive bool
 	TargetSensitive  bool
+	// Triggers (when TriggersSet; any JSON value) makes the method run once per device for
+	// each value: a device runs it when the triggers differ from those of its last
+	// successful run, recorded in a tag on the device (methods.go).
+	Triggers    any
+	TriggersSet bool
 }
 
 // PlanOptions tune planning. The zero value is usable.
@@ -78,6 +87,13 @@ type PlanOptions struct {
 	// DefaultMaxExecution is the least maxExecutionTimeInSeconds of a job whose resource
 	// declares none; zero = 1h (the SDKs' default).
 	DefaultMaxExecution time.Duration
+	// Prior is the state on the hub the plan starts from (nil = no state: no removals, no
+	// records of method runs, no stale-plan checks). StateName names it (run tags derive from
+	// it; "" = state.DefaultName).
+	Prior     *state.State
+	StateName string
+	// Destroy plans the removal of everything Prior manages; the configuration is ignored.
+	Destroy bool
 }
 
 func (o PlanOptions) withDefaults() PlanOptions {
@@ -96,6 +112,9 @@ func (o PlanOptions) withDefaults() PlanOptions {
 	}
 	if o.DefaultMaxExecution <= 0 {
 		o.DefaultMaxExecution = time.Hour
+	}
+	if o.StateName == "" {
+		o.StateName = state.DefaultName
 	}
 	return o
 }

@@ -32,13 +32,13 @@ func TestLockdoorExample(t *testing.T) {
 			t.Errorf("transition %s", js(tr))
 		}
 	}
-	if c := twin.Jobs[0].Request.QueryCondition; c != "deviceId IN ['myDeviceId'] AND (NOT IS_DEFINED(properties.desired.building) OR NOT IS_DEFINED(properties.desired.floor))" {
+	if c := twin.Jobs[0].Request.QueryCondition; c != "deviceId IN ['myDeviceId'] AND NOT IS_DEFINED(tags.iotplanState) AND (NOT IS_DEFINED(properties.desired.building) OR NOT IS_DEFINED(properties.desired.floor))" {
 		t.Errorf("condition %s", c)
 	}
 	m := method.Jobs[0].Request
 	if method.Action != Invoke || method.Devices != 1 || m.Type != hubapi.JobTypeDeviceMethod ||
 		m.CloudToDeviceMethod.MethodName != "lockDoor" || m.CloudToDeviceMethod.ResponseTimeoutInSeconds != 15 ||
-		m.MaxExecutionTimeInSeconds != 300 || m.QueryCondition != "deviceId IN ['myDeviceId']" {
+		m.MaxExecutionTimeInSeconds != 300 || m.QueryCondition != "deviceId IN ['myDeviceId'] AND NOT IS_DEFINED(tags.iotplanState)" {
 		t.Errorf("method %s", js(method))
 	}
 }

@@ -225,6 +225,15 @@ func ApplyResult(w io.Writer, res *reconcile.ApplyResult, stopped bool, opts App
 	for _, a := range res.NotRun {
 		out.printf("%s\n", st.style(red, a+": not applied (stopped after an earlier error)"))
 	}
+	switch {
+	case res.UnmarkedAll:
+		out.printf("%s\n", st.style(yellow, "More devices failed a run-once method than iotplan records one by one: every device of this run will run it again on the next apply."))
+	case res.Unmarked > 0:
+		out.printf("%s\n", st.style(dim, fmt.Sprintf("%s that failed a run-once method will run it again on the next apply.", plural(res.Unmarked, "device", "devices"))))
+	}
+	if res.Open {
+		out.printf("%s\n", st.style(dim, "Jobs that start later keep this apply open in the state: the next 'iotplan apply' reattaches to them and records the apply when they are done."))
+	}
 	defer func() {
 		if line := callsLine("Apply", res.HubCalls); line != "" {
 			out.printf("%s\n", st.style(dim, line))
@@ -241,16 +250,18 @@ func ApplyResult(w io.Writer, res *reconcile.ApplyResult, stopped bool, opts App
 	case res.Success():
 		var twinJobs, twinDevices, methodJobs, methodDevices, later int
 		for i := range res.Jobs {
-			if res.Jobs[i].Scheduled {
+			j := &res.Jobs[i]
+			switch {
+			case j.Scheduled:
 				later++
-				continue
-			}
-			if res.Jobs[i].Kind == reconcile.KindMethod {
+			case j.Step == reconcile.StepMark || j.Step == reconcile.StepUnmark:
+				// bookkeeping of run-once methods, not a change the user asked for
+			case j.Type == hubapi.JobTypeDeviceMethod:
 				methodJobs++
-				methodDevices += res.Jobs[i].Stats.SucceededCount
-			} else {
+				methodDevices += j.Stats.SucceededCount
+			default:
 				twinJobs++
-				twinDevices += res.Jobs[i].Stats.SucceededCount
+				twinDevices += j.Stats.SucceededCount
 			}
 		}
 		var parts []string

@@ -23,6 +23,7 @@ func Plan(w io.Writer, p *reconcile.Plan, opts Options) error {
 				out.printf("%s\n", st.style(dim, "# "+r.Addr+": "+n))
 			}
 		}
+		writeWarnings(out, p, st)
 		writePlanNotes(out, p, st)
 		out.printf("%s\n", st.style(bold+green, "No changes.")+st.style(bold, " The fleet matches the configuration."))
 		writeCalls(out, p, st)
@@ -39,10 +40,13 @@ func Plan(w io.Writer, p *reconcile.Plan, opts Options) error {
 	if legend[reconcile.Invoke] {
 		out.printf("  %s invoke a direct method\n", st.style(cyan, "!"))
 	}
+	if legend[reconcile.Remove] {
+		out.printf("  %s remove keys iotplan set that are no longer in the configuration\n", st.style(red, "-"))
+	}
 	out.printf("\niotplan will perform the following actions:\n")
 	for _, r := range p.Resources {
 		switch r.Action {
-		case reconcile.Update:
+		case reconcile.Update, reconcile.Remove:
 			writeTwin(out, p, r, st)
 		case reconcile.Invoke:
 			writeMethod(out, p, r, st)
@@ -53,10 +57,20 @@ func Plan(w io.Writer, p *reconcile.Plan, opts Options) error {
 		}
 	}
 	out.printf("\n")
+	writeWarnings(out, p, st)
 	writePlanNotes(out, p, st)
 	out.printf("%s\n", st.style(bold, SummaryLine(p)))
 	writeCalls(out, p, st)
 	return out.err
+}
+
+// writeWarnings writes the resources' warnings, as Terraform does, after the actions.
+func writeWarnings(out *writer, p *reconcile.Plan, st styler) {
+	for _, r := range p.Resources {
+		for _, w := range r.Warnings {
+			out.printf("%s %s\n", st.style(bold+yellow, "Warning:"), r.Addr+": "+w)
+		}
+	}
 }
 
 // writePlanNotes writes what concerns the whole plan: an assumed tier, skipped samples.
@@ -136,9 +150,15 @@ func callsLine(what string, calls map[string]int) string {
 }
 
 func writeTwin(out *writer, p *reconcile.Plan, r reconcile.ResourceChange, st styler) {
-	out.printf("\n%s\n", st.style(bold, fmt.Sprintf("  # %s will be updated on %s of %s targeted",
-		r.Addr, plural(r.Devices, "device", "devices"), Count(r.TargetedDevices))))
-	out.printf("  %s %s {\n", st.style(yellow, "~"), r.Addr)
+	if r.Action == reconcile.Remove {
+		out.printf("\n%s\n", st.style(bold, fmt.Sprintf("  # %s is no longer in the configuration: its keys are removed from %s",
+			r.Addr, plural(r.Devices, "device", "devices"))))
+		out.printf("  %s %s {\n", st.style(red, "-"), r.Addr)
+	} else {
+		out.printf("\n%s\n", st.style(bold, fmt.Sprintf("  # %s will be updated on %s of %s targeted",
+			r.Addr, plural(r.Devices, "device", "devices"), Count(r.TargetedDevices))))
+		out.printf("  %s %s {\n", st.style(yellow, "~"), r.Addr)
+	}
 	out.printf("      target = %s\n", target(r))
 	lefts := make([]string, len(r.Transitions))
 	width := 0

@@ -75,34 +75,13 @@ const (
 	StatusTargeted = "Targeted"
 )
 
-// Configuration is the wire shape of GET/PUT /configurations/{id}.
-type Configuration struct {
-	ID                 string            `json:"id"`
-	SchemaVersion      string            `json:"schemaVersion,omitempty"`
-	Labels             map[string]string `json:"labels,omitempty"`
-	Content            *Content          `json:"content,omitempty"`
-	ContentType        string            `json:"contentType,omitempty"`
-	TargetCondition    string            `json:"targetCondition"`
-	CreatedTimeUTC     string            `json:"createdTimeUtc,omitempty"`
-	LastUpdatedTimeUTC string            `json:"lastUpdatedTimeUtc,omitempty"`
-	Priority           int               `json:"priority"`
-	SystemMetrics      *Metrics          `json:"systemMetrics,omitempty"`
-	Metrics            *Metrics          `json:"metrics,omitempty"`
-	ETag               string            `json:"etag,omitempty"`
-}
-
-// Content is a configuration's content; only deviceContent is supported locally.
-type Content struct {
-	DeviceContent  map[string]any `json:"deviceContent,omitempty"`
-	ModulesContent map[string]any `json:"modulesContent,omitempty"`
-	ModuleContent  map[string]any `json:"moduleContent,omitempty"`
-}
-
-// Metrics are queries and their results.
-type Metrics struct {
-	Results map[string]int64  `json:"results"`
-	Queries map[string]string `json:"queries"`
-}
+// Configuration, Content and Metrics are the wire shapes of GET/PUT /configurations/{id},
+// shared with iotplan's client (internal/hubapi).
+type (
+	Configuration = hubapi.Configuration
+	Content       = hubapi.ConfigurationContent
+	Metrics       = hubapi.ConfigurationMetrics
+)
 
 // TestQueriesInput is the body of POST /configurations/testQueries.
 type TestQueriesInput struct {
