@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -14,86 +15,100 @@ import (
 
 	"github.com/iotplan/iotplan/internal/reconcile"
 	"github.com/iotplan/iotplan/internal/render"
+	"github.com/iotplan/iotplan/schema"
 )
 
 type applyOptions struct {
 	config      configFlags
 	hub         hubFlags
+	lock        lockFlags
 	autoApprove bool
 	slotTimeout time.Duration
+	destroy     bool
 }
 
 func newApplyCmd(s Streams) *cobra.Command {
 	o := &applyOptions{}
 	cmd := &cobra.Command{
-		Use:   "apply [-auto-approve] [-no-color] [-var name=value] [-dev] [PLANFILE | PATH...]",
+		Use:   "apply [-auto-approve] [-destroy] [-no-color] [-var name=value] [-dev] [-state NAME] [-lock=false] [-lock-timeout D] [-job-slot-timeout D] [PLANFILE | PATH...]",
 		Short: "Change the fleet as planned, with IoT Hub jobs",
 		Long: `Plans (or loads a plan saved with 'plan -out'), shows it, asks for 'yes', then
-schedules one IoT Hub job per resource — scheduleUpdateTwin on exactly the drifted
-devices, scheduleDeviceMethod on the targeted devices — waits for each with live
-progress, and lists every device that failed.
+schedules the IoT Hub jobs — scheduleUpdateTwin on exactly the drifted devices,
+scheduleDeviceMethod on the targeted devices — waits for each with live progress,
+lists every device that failed, and records what it applied in the state on the
+hub (docs/state.md), holding the state's lock throughout.
 
-Without a terminal to ask on, apply refuses unless -auto-approve is given. A saved
-plan is applied as it is, without asking: it was reviewed when it was made.
+An apply interrupted (Ctrl-C, a crash, kill -9) is recorded in the state: the
+next 'iotplan apply' resumes it, reattaching to its jobs, so nothing runs twice.
+The first Ctrl-C stops waiting and releases the lock; a second one within 3s
+cancels the apply's jobs.
+
+A saved plan is applied without asking, and refused, changing nothing, when the
+state or the fleet moved since it was made.
 
 Exit codes: 0 every targeted device succeeded (or nothing to do), 1 otherwise.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runApply(cmd, s, o, args) },
 	}
-	fs := cmd.Flags()
-	o.config.register(fs)
-	o.hub.register(fs)
-	fs.BoolVar(&o.autoApprove, "auto-approve", false, "apply without asking for confirmation")
-	fs.DurationVar(&o.slotTimeout, "job-slot-timeout", 0, "give up when the hub's job slots stay held this long (0 = wait as long as they are held)")
+	o.register(cmd)
 	return cmd
 }
 
+// newDestroyCmd is 'apply -destroy': remove everything the state manages.
+func newDestroyCmd(s Streams) *cobra.Command {
+	o := &applyOptions{destroy: true}
+	cmd := &cobra.Command{
+		Use:   "destroy [-auto-approve] [-no-color] [-var name=value] [-dev] [-state NAME] [-lock=false] [-lock-timeout D] [PATH...]",
+		Short: "Remove from the fleet everything the state manages",
+		Long: `Plans the removal of every key iotplan set (from the devices that still hold the
+value it set; resources with lifecycle { keep_on_removal = true } are only
+forgotten), shows it, asks for 'yes', and applies it: the same as 'apply -destroy'.`,
+		RunE: func(cmd *cobra.Command, args []string) error { return runApply(cmd, s, o, args) },
+	}
+	o.register(cmd)
+	return cmd
+}
+
+func (o *applyOptions) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	o.config.register(fs)
+	o.hub.register(fs)
+	o.lock.register(fs)
+	fs.BoolVar(&o.autoApprove, "auto-approve", false, "apply without asking for confirmation")
+	fs.DurationVar(&o.slotTimeout, "job-slot-timeout", 0, "give up when the hub's job slots stay held this long (0 = wait as long as they are held)")
+	if !o.destroy {
+		fs.BoolVar(&o.destroy, "destroy", false, "remove everything the state manages")
+	}
+}
+
 func runApply(cmd *cobra.Command, s Streams, o *applyOptions, args []string) error {
+	if len(args) >= 1 && isPlanFile(args[0]) {
+		return runApplySaved(cmd.Context(), s, o, args)
+	}
 	ctx := cmd.Context()
-	var (
-		p     *reconcile.Plan
-		saved bool
-		err   error
-	)
-	if len(args) == 1 && isPlanFile(args[0]) {
-		if p, err = reconcile.LoadPlan(args[0]); err != nil {
-			return fmt.Errorf("loading the plan %s: %w", args[0], err)
-		}
-		saved = true
+	cfg, err := loadConfig(s, args, &o.config)
+	if err != nil {
+		return err
 	}
-
-	var hs *hubSession
-	if saved {
-		if hs, err = openHub(ctx, o.hub, nil, s.Err); err != nil {
-			return err
-		}
-		defer hs.Close()
-		if !sameHub(p.Hub, hs.client.HostName(), hs.local != nil || o.hub.dev) {
-			return fmt.Errorf("the plan was made for the hub %s, but this run talks to %s: plan again against this hub", p.Hub, hs.client.HostName())
-		}
-	} else {
-		cfg, err := loadConfig(s, args, &o.config)
-		if err != nil {
-			return err
-		}
-		if hs, err = openHub(ctx, o.hub, cfg, s.Err); err != nil {
-			return err
-		}
-		defer hs.Close()
-		p, err = reconcile.MakePlan(ctx, hs.client, reconcile.FromSchema(cfg), hs.planOptions())
-		if err != nil {
-			return fmt.Errorf("reading the fleet from %s: %w", hs.name, err)
-		}
+	ps, err := openPlanSession(ctx, s, o.hub, o.lock, cfg, operation(o.destroy))
+	if err != nil {
+		return err
 	}
-
-	color := colorOn(s.OutTTY, &o.config)
-	if err := render.Plan(s.Out, p, render.Options{Color: color}); err != nil {
+	defer ps.Close(ctx)
+	if ps.state.Apply != nil {
+		return resumeApply(ctx, s, o, ps)
+	}
+	p, err := reconcile.MakePlan(ctx, ps.hub.client, reconcile.FromSchema(cfg), ps.planOptions(o.destroy))
+	if err != nil {
+		return fmt.Errorf("reading the fleet from %s: %w", ps.hub.name, err)
+	}
+	if err := render.Plan(s.Out, p, render.Options{Color: colorOn(s.OutTTY, &o.config)}); err != nil {
 		return err
 	}
 	if !p.HasChanges() {
-		return nil
+		return recordOnly(ctx, s, ps, p)
 	}
-	if !saved && !o.autoApprove {
-		ok, err := confirm(s, hs.name)
+	if !o.autoApprove {
+		ok, err := confirm(s, ps.hub.name)
 		if err != nil {
 			return err
 		}
@@ -102,26 +117,137 @@ func runApply(cmd *cobra.Command, s Streams, o *applyOptions, args []string) err
 			return &silentError{exitError}
 		}
 	}
+	return executeApply(ctx, s, o, ps, p)
+}
 
+func operation(destroy bool) string {
+	if destroy {
+		return "destroy"
+	}
+	return "apply"
+}
+
+// recordOnly writes the plan's records when the fleet needs no change but the state does
+// (resources new to the state that already match, or records of removed ones to forget).
+func recordOnly(ctx context.Context, s Streams, ps *planSession, p *reconcile.Plan) error {
+	if !recordsChanged(p.Records, ps.state) {
+		return nil
+	}
+	if err := ps.Finish(ctx, p.Records); err != nil {
+		return fmt.Errorf("recording the resources in the state: %w", err)
+	}
+	fmt.Fprintf(s.Out, "\nThe state %q now records %d resources (serial %d).\n", ps.store.Name(), len(p.Records), ps.state.Serial)
+	return nil
+}
+
+// runApplySaved applies a plan saved with 'plan -out': the hub block comes from the
+// configuration the plan was made from, and the plan is refused, changing nothing, when the
+// state or the fleet moved since.
+func runApplySaved(ctx context.Context, s Streams, o *applyOptions, args []string) error {
+	if len(args) > 1 || len(o.config.vars) > 0 || o.destroy {
+		return flagErrorf("a saved plan is applied as it is: give it alone, without configuration paths, -var or -destroy (they were fixed when it was made)")
+	}
+	p, err := reconcile.LoadPlan(args[0])
+	if err != nil {
+		return fmt.Errorf("loading the plan %s: %w", args[0], err)
+	}
+	cfg, err := planConfig(s, p)
+	if err != nil {
+		return err
+	}
+	ps, err := openPlanSession(ctx, s, o.hub, o.lock, cfg, "apply")
+	if err != nil {
+		return err
+	}
+	defer ps.Close(ctx)
+	if err := checkSaved(ctx, ps, p, o.hub.dev); err != nil {
+		return err
+	}
+	if err := render.Plan(s.Out, p, render.Options{Color: colorOn(s.OutTTY, &o.config)}); err != nil {
+		return err
+	}
+	if !p.HasChanges() {
+		return recordOnly(ctx, s, ps, p)
+	}
+	return executeApply(ctx, s, o, ps, p)
+}
+
+// planConfig reads the hub block of the configuration a saved plan was made from; no
+// configuration (a plan from elsewhere) is fine: the environment then names the hub.
+func planConfig(s Streams, p *reconcile.Plan) (*schema.Config, error) {
+	if len(p.Config) == 0 {
+		return nil, nil
+	}
+	for _, path := range p.Config {
+		if _, err := os.Stat(path); err != nil {
+			return nil, nil
+		}
+	}
+	cfg, err := loadConfig(s, p.Config, &configFlags{})
+	if err != nil {
+		return nil, fmt.Errorf("reading the hub block from %s, where the plan was made: %w", strings.Join(p.Config, ", "), err)
+	}
+	return cfg, nil
+}
+
+// checkSaved refuses a saved plan made for another hub or state, or one the state or the
+// fleet moved away from.
+func checkSaved(ctx context.Context, ps *planSession, p *reconcile.Plan, dev bool) error {
+	host := ps.hub.client.HostName()
+	switch st := ps.state; {
+	case !sameHub(p.Hub, host, ps.hub.local != nil || dev):
+		return fmt.Errorf("the plan was made for the hub %s, but this run talks to %s: plan again against this hub", p.Hub, host)
+	case p.StateName != ps.store.Name():
+		return fmt.Errorf("the plan was made for the state %q, not %q: plan again, or give -state %s", p.StateName, ps.store.Name(), p.StateName)
+	case st.Apply != nil:
+		return fmt.Errorf("%w: an apply of the state %q has not finished: run 'iotplan apply' without a plan to resume it, then plan again", reconcile.ErrStale, st.Name)
+	case st.Serial != p.StateSerial || (p.StateLineage != "" && st.Lineage != p.StateLineage):
+		return fmt.Errorf("%w: the state %q moved since it was made (serial %d, now %d): another apply ran; nothing was changed: run plan again", reconcile.ErrStale, st.Name, p.StateSerial, st.Serial)
+	}
+	return reconcile.Recheck(ctx, ps.hub.client, p)
+}
+
+// resumeApply finishes the apply the state records as unfinished, and only that: changes made
+// since are for the next apply.
+func resumeApply(ctx context.Context, s Streams, o *applyOptions, ps *planSession) error {
+	rec := ps.state.Apply
+	fmt.Fprintf(s.Out, "Resuming the apply %s (%s since %s): reattaching to the jobs it created, creating the others.\n\n",
+		rec.ID, rec.Operation, rec.Started.Format("2006-01-02 15:04:05 UTC"))
+	view := render.NewApplyView(s.Err, render.ApplyOptions{Options: render.Options{Color: colorOn(s.ErrTTY, &o.config)}, TTY: s.ErrTTY})
+	res, err := reconcile.Resume(ctx, rec, ps.hub.client, view, reconcile.WithTier(ps.hub.tier),
+		reconcile.WithSlotTimeout(o.slotTimeout), reconcile.WithJournal(ps))
+	if err := finishApply(ctx, s, o, ps, res, err); err != nil {
+		return err
+	}
+	fmt.Fprintln(s.Out, "Run 'iotplan apply' again for changes made since that apply began.")
+	return nil
+}
+
+func executeApply(ctx context.Context, s Streams, o *applyOptions, ps *planSession, p *reconcile.Plan) error {
 	fmt.Fprintln(s.Out)
 	view := render.NewApplyView(s.Err, render.ApplyOptions{Options: render.Options{Color: colorOn(s.ErrTTY, &o.config)}, TTY: s.ErrTTY})
-	tierOpt := reconcile.WithTier(hs.tier)
-	if saved && hs.tierAssumed {
-		tierOpt = reconcile.WithTier(p.HubTier()) // the tier the saved plan was sized for
+	tierOpt := reconcile.WithTier(ps.hub.tier)
+	if ps.hub.tierAssumed {
+		tierOpt = reconcile.WithTier(p.HubTier()) // the tier the plan was sized for
 	}
-	res, applyErr := reconcile.Apply(ctx, p, hs.client, view, tierOpt, reconcile.WithSlotTimeout(o.slotTimeout))
+	res, err := reconcile.Apply(ctx, p, ps.hub.client, view, tierOpt, reconcile.WithSlotTimeout(o.slotTimeout), reconcile.WithJournal(ps))
+	return finishApply(ctx, s, o, ps, res, err)
+}
+
+// finishApply reports an apply's result and maps it to the exit: an interrupt is handled as
+// Terraform users expect (see interrupted).
+func finishApply(ctx context.Context, s Streams, o *applyOptions, ps *planSession, res *reconcile.ApplyResult, applyErr error) error {
 	if res != nil {
-		if err := render.ApplyResult(s.Out, res, applyErr != nil, render.ApplyOptions{Options: render.Options{Color: color}}); err != nil {
+		if err := render.ApplyResult(s.Out, res, applyErr != nil, render.ApplyOptions{Options: render.Options{Color: colorOn(s.OutTTY, &o.config)}}); err != nil {
 			return err
 		}
 	}
-	if applyErr != nil {
-		if errors.Is(applyErr, ctx.Err()) && ctx.Err() != nil {
-			return errors.New("interrupted: jobs already scheduled keep running on the hub (see their ids above)")
-		}
+	switch {
+	case applyErr != nil && ctx.Err() != nil:
+		return interrupted(ctx, s, ps)
+	case applyErr != nil:
 		return applyErr
-	}
-	if !res.Success() {
+	case !res.Success():
 		return &silentError{exitError}
 	}
 	return nil

@@ -16,11 +16,31 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Main runs iotplan with args (without the program name) and returns the exit code.
+// Main runs iotplan with args (without the program name) and returns the exit code. The
+// first interrupt (Ctrl-C, SIGTERM) cancels the run's context; later ones reach the command
+// through secondInterrupt (interrupt.go).
 func Main(args []string, s Streams) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return run(ctx, args, s)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	second := make(chan os.Signal, 1)
+	go func() {
+		first := true
+		for sig := range sigs {
+			if first {
+				first = false
+				cancel()
+				continue
+			}
+			select {
+			case second <- sig:
+			default:
+			}
+		}
+	}()
+	return run(withSecondInterrupt(ctx, second), args, s)
 }
 
 func run(ctx context.Context, args []string, s Streams) int {
@@ -60,7 +80,7 @@ or a hub block), or, with -dev, to the built-in local IoT Hub.`,
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err} })
-	root.AddCommand(newPlanCmd(s), newApplyCmd(s), newValidateCmd(s), newDevCmd(s), newJobsCmd(s))
+	root.AddCommand(newPlanCmd(s), newApplyCmd(s), newDestroyCmd(s), newValidateCmd(s), newDevCmd(s), newJobsCmd(s))
 	root.AddCommand(newStateCmd(s))
 	root.AddCommand(newForceUnlockCmd(s))
 	return root

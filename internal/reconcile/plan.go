@@ -84,6 +84,9 @@ type Plan struct {
 	StateLineage string `json:"state_lineage,omitempty"`
 	// Destroy: the plan removes everything the state manages.
 	Destroy bool `json:"destroy,omitempty"`
+	// Config is where the configuration was read from (absolute paths): applying a saved
+	// plan reads the hub block there.
+	Config []string `json:"config,omitempty"`
 	// Records are what the state will hold once the plan is applied; Kept are the prior
 	// records of refused resources, which the state keeps instead.
 	Records []state.Resource `json:"records"`
@@ -293,13 +296,26 @@ func WritePlan(w io.Writer, p *Plan) error {
 	return enc.Encode(p)
 }
 
-// SavePlan writes p to path (the -out file).
+// SavePlan writes p to path (the -out file), readable by its owner only (0600): a plan holds
+// the values it will set, sensitive ones included. Only what apply needs is kept: the target of
+// a resource with nothing to do is dropped when it is sensitive.
 func SavePlan(path string, p *Plan) error {
-	f, err := os.Create(path)
+	saved := *p
+	saved.Resources = append([]ResourceChange(nil), p.Resources...)
+	for i := range saved.Resources {
+		if r := &saved.Resources[i]; r.Action == NoOp && r.SensitiveTarget {
+			r.Target = ""
+		}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("saving the plan: %w", err)
 	}
-	if err := WritePlan(f, p); err != nil {
+	if err := f.Chmod(0o600); err != nil { // an existing file keeps its mode otherwise
+		f.Close()
+		return fmt.Errorf("saving the plan to %s: %w", path, err)
+	}
+	if err := WritePlan(f, &saved); err != nil {
 		f.Close()
 		return fmt.Errorf("saving the plan to %s: %w", path, err)
 	}

@@ -136,3 +136,43 @@ func failedDevices(ctx context.Context, jr *JobResult, runner JobRunner) (ids []
 	sort.Strings(ids)
 	return ids, false, nil
 }
+
+// Abandon gives up an unfinished apply: it cancels the recorded jobs that have not finished
+// and, for run-once methods, removes the records this apply's mark step wrote on devices (one
+// job, waited for), so that those devices run the method on a later apply. The caller then
+// forgets the apply record; the state keeps the records it had before. When the hub refuses
+// to cancel a job (Azure may refuse for a running one), Abandon stops with that error and the
+// apply stays resumable.
+func Abandon(ctx context.Context, rec *state.ApplyRecord, runner interface {
+	JobRunner
+	CancelJob(ctx context.Context, jobID string) (hubapi.JobResponse, error)
+}, hook Hook, opts ...ApplyOption) (cancelled []string, err error) {
+	cfg := newApplyConfig(tier.Tier{}, hook, opts)
+	cfg.applyID = rec.ID
+	marked := map[string]bool{}
+	for _, j := range rec.Jobs {
+		got, err := runner.GetJob(ctx, j.Request.JobID)
+		if err != nil || got.Type != j.Request.Type {
+			continue // never created
+		}
+		if j.Step == StepMark {
+			marked[j.Addr] = true
+		}
+		if !finalStatus(got.Status) {
+			if _, err := runner.CancelJob(ctx, j.Request.JobID); err != nil {
+				return cancelled, fmt.Errorf("%s: cancelling job %s: %w", j.Addr, j.Request.JobID, err)
+			}
+			cancelled = append(cancelled, j.Request.JobID)
+		}
+	}
+	res := &ApplyResult{}
+	for _, u := range recordUnits(rec) {
+		if !marked[u.Addr] || u.RunTag == "" {
+			continue
+		}
+		if err := unmarkFailed(ctx, u, &JobResult{Status: hubapi.JobStatusCancelled}, runner, cfg, res); err != nil {
+			return cancelled, err
+		}
+	}
+	return cancelled, nil
+}
