@@ -394,8 +394,13 @@ func readSamples(ctx context.Context, q *memo, cfg *Config, obs *Observed, opts 
 		}
 	}
 	for _, m := range cfg.Methods {
-		if o := obs.Methods[m.Addr]; o.Targeted > 0 {
-			add(want{addr: m.Addr, devices: o.Targeted, where: scope(m.Target), method: o})
+		o := obs.Methods[m.Addr]
+		where, n := scope(m.Target), o.Targeted
+		if o.MarkCondition != "" { // run-once: examples of the devices that will run it
+			where, n = mustCondition(o.MarkCondition), o.Pending
+		}
+		if n > 0 {
+			add(want{addr: m.Addr, devices: n, where: where, method: o})
 		}
 	}
 	sort.SliceStable(wants, func(i, j int) bool { return wants[i].devices > wants[j].devices })
@@ -523,4 +528,13 @@ func intField(row map[string]any, alias string) (int, error) {
 		return strconv.Atoi(string(n))
 	}
 	return 0, fmt.Errorf("the hub's answer has no numeric %q", alias)
+}
+
+// mustCondition parses a condition iotplan printed itself (so it parses).
+func mustCondition(text string) query.Expr {
+	e, err := query.ParseCondition(text)
+	if err != nil {
+		return query.Value(false)
+	}
+	return e
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/reconcile"
 )
 
@@ -217,16 +218,25 @@ func writeJobs(out *writer, p *reconcile.Plan, r reconcile.ResourceChange, st st
 	if s := r.Jobs[0].Request.StartTime; s != nil {
 		out.printf("      %s\n", st.style(dim, "# starts at "+s.UTC().Format("2006-01-02 15:04:05 UTC")))
 	}
-	if len(r.Jobs) > 1 {
-		out.printf("      %s\n", st.style(dim, fmt.Sprintf("# %d jobs, each setting some of the keys, so that no query condition exceeds the hub's 8,192 characters:", len(r.Jobs))))
+	if len(r.Jobs) > 1 && r.RunTag == "" {
+		out.printf("      %s\n", st.style(dim, fmt.Sprintf("# %d jobs, each setting some of the keys:", len(r.Jobs))))
 	}
 	for _, j := range r.Jobs {
 		line := JobTimeText(p, j)
-		if len(r.Jobs) > 1 {
+		switch {
+		case r.RunTag != "":
+			line = fmt.Sprintf("%s on %s: %s", stepText[j.Step], plural(j.Devices, "device", "devices"), line)
+		case len(r.Jobs) > 1:
 			line = fmt.Sprintf("%s on %s: %s", strings.Join(j.Keys, ", "), plural(j.Devices, "device", "devices"), line)
 		}
 		out.printf("      %s\n", st.style(dim, "# "+line))
 	}
+}
+
+// stepText names the steps of a run-once method's jobs.
+var stepText = map[string]string{
+	reconcile.StepMark:   "record the run (tag)",
+	reconcile.StepInvoke: "invoke",
 }
 
 // JobTimeText says how long a job should take and may run: "~2h47m at S1 × 1 unit (10 job
@@ -241,7 +251,15 @@ func JobTimeText(p *reconcile.Plan, j reconcile.PlannedJob) string {
 }
 
 func writeMethod(out *writer, p *reconcile.Plan, r reconcile.ResourceChange, st styler) {
-	m := r.Jobs[0].Request.CloudToDeviceMethod
+	var m *hubapi.CloudToDeviceMethod
+	for _, j := range r.Jobs {
+		if j.Request.CloudToDeviceMethod != nil {
+			m = j.Request.CloudToDeviceMethod
+		}
+	}
+	if m == nil {
+		return
+	}
 	out.printf("\n%s\n", st.style(bold, fmt.Sprintf("  # %s will invoke %s on %s", r.Addr, m.MethodName, plural(r.Devices, "device", "devices"))))
 	out.printf("  %s %s {\n", st.style(cyan, "!"), r.Addr)
 	out.printf("      target           = %s\n", target(r))
