@@ -238,7 +238,8 @@ func executeApply(ctx context.Context, s Streams, o *applyOptions, ps *planSessi
 // Terraform users expect (see interrupted).
 func finishApply(ctx context.Context, s Streams, o *applyOptions, ps *planSession, res *reconcile.ApplyResult, applyErr error) error {
 	if res != nil {
-		if err := render.ApplyResult(s.Out, res, applyErr != nil, render.ApplyOptions{Options: render.Options{Color: colorOn(s.OutTTY, &o.config)}}); err != nil {
+		if err := render.ApplyResult(s.Out, res, applyErr != nil, render.ApplyOptions{
+			Options: render.Options{Color: colorOn(s.OutTTY, &o.config)}, Interrupted: ctx.Err() != nil}); err != nil {
 			return err
 		}
 	}

@@ -474,4 +474,12 @@ method "rotate" {
 	if got := twin["properties"].(map[string]any)["desired"].(map[string]any)["token"]; got != secret {
 		t.Errorf("desired.token on the device = %v, want the secret", got)
 	}
+	// The state on the hub holds the value (removals compare with it); 'state show' does not.
+	for _, args := range [][]string{{"state", "show"}, {"state", "show", "-json"}, {"state", "show", "twin.creds", "-json"}} {
+		r := iotplan(t, append(args, "-dev", "-data", dir)...)
+		if r.code != 0 || strings.Contains(r.out+r.err, secret) || strings.Contains(r.out, "myDeviceId") ||
+			!strings.Contains(r.out, "(sensitive value)") || !strings.Contains(r.out, "desired.floor") {
+			t.Errorf("%v: exit %d\n%s%s", args, r.code, r.out, r.err)
+		}
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/iotplan/iotplan/internal/render"
 	"github.com/iotplan/iotplan/internal/state"
 	"github.com/iotplan/iotplan/schema"
 )
@@ -130,7 +131,8 @@ func newStateShowCmd(s Streams) *cobra.Command {
 		Short: "Show the state, or one resource in it",
 		Long: `Shows the state's serial, lineage, lock holder and unfinished apply, and each
 resource with its target and the keys iotplan manages; with ADDR, that resource only.
--json writes the state (or the resource) as JSON.`,
+-json writes the state (or the resource) as JSON. Values from sensitive variables are
+shown as "(sensitive value)" in both.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ss, err := openState(cmd.Context(), s, f)
@@ -148,13 +150,18 @@ resource with its target and the keys iotplan manages; with ADDR, that resource 
 					return fmt.Errorf("no resource %s in the state %q", args[0], st.Name)
 				}
 				if asJSON {
-					return writeJSON(s.Out, r)
+					return writeJSON(s.Out, masked(*r))
 				}
 				showResource(s.Out, r)
 				return nil
 			}
 			if asJSON {
-				return writeJSON(s.Out, st)
+				out := *st
+				out.Resources = make([]state.Resource, len(st.Resources))
+				for i := range st.Resources {
+					out.Resources[i] = masked(st.Resources[i])
+				}
+				return writeJSON(s.Out, &out)
 			}
 			showState(s.Out, ss, st, lock)
 			return nil
@@ -163,6 +170,26 @@ resource with its target and the keys iotplan manages; with ADDR, that resource 
 	f.register(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "write JSON")
 	return cmd
+}
+
+// masked is r as 'state show -json' writes it: values from sensitive variables replaced by
+// render.SensitiveValue, so that no secret is echoed (the state on the hub holds them).
+func masked(r state.Resource) state.Resource {
+	if r.SensitiveTarget {
+		r.Target = render.SensitiveValue
+	}
+	if len(r.Sensitive) == 0 {
+		return r
+	}
+	keys := make(map[string]json.RawMessage, len(r.Keys))
+	for k, v := range r.Keys {
+		if render.IsSensitive(r.Sensitive, k) {
+			v, _ = json.Marshal(render.SensitiveValue)
+		}
+		keys[k] = v
+	}
+	r.Keys = keys
+	return r
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -196,7 +223,7 @@ func showState(w io.Writer, ss *stateSession, st *state.State, lock *state.LockI
 func showResource(w io.Writer, r *state.Resource) {
 	target := quoteString(r.Target)
 	if r.SensitiveTarget {
-		target = sensitiveText
+		target = render.SensitiveValue
 	}
 	fmt.Fprintf(w, "%s\n  target = %s\n", r.Addr, target)
 	if r.Method != "" {
@@ -209,8 +236,8 @@ func showResource(w io.Writer, r *state.Resource) {
 	slices.Sort(keys)
 	for _, k := range keys {
 		v := string(r.Keys[k])
-		if sensitiveKey(r.Sensitive, k) {
-			v = sensitiveText
+		if render.IsSensitive(r.Sensitive, k) {
+			v = render.SensitiveValue
 		}
 		fmt.Fprintf(w, "  %s = %s\n", k, v)
 	}
@@ -398,17 +425,4 @@ func confirmForceUnlock(s Streams, name, hubName string, lock *state.LockInfo) b
 		return false
 	}
 	return strings.TrimSpace(line) == "yes"
-}
-
-// sensitiveText stands in for values from sensitive variables, as plans show them.
-const sensitiveText = "(sensitive value)"
-
-// sensitiveKey reports whether key is one of the sensitive keys or lies below one.
-func sensitiveKey(sensitive []string, key string) bool {
-	for _, s := range sensitive {
-		if key == s || strings.HasPrefix(key, s+".") {
-			return true
-		}
-	}
-	return false
 }

@@ -417,8 +417,8 @@ func diffMethod(m Method, o *MethodObserved, p *Plan, opts PlanOptions) (Resourc
 		invoke.Request.QueryCondition = query.Format(scope(m.Target))
 		return rc, addJob(&rc, invoke, m.Addr, m.MaxExecution, methodTail(m), p, opts)
 	}
-	rc.RunTag, rc.Devices = runTag(opts.StateName, m.Addr), o.Pending
-	rc.Notes = append(rc.Notes, runOnceNote(o.Targeted-o.Pending, o.Targeted))
+	rc.RunTag, rc.Devices, rc.AlreadyRan = runTag(opts.StateName, m.Addr), o.Pending, o.Targeted-o.Pending
+	rc.Notes = append(rc.Notes, runOnceNote(rc.RunTag, rc.AlreadyRan, o.Targeted))
 	if o.Pending == 0 {
 		rc.Action = NoOp
 		return rc, nil

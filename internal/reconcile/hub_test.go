@@ -527,7 +527,7 @@ func TestRunOnceMethodOverLocalHub(t *testing.T) {
 
 	p = plan(1)
 	r := p.Resources[0]
-	if r.Devices != 5 || !strings.Contains(strings.Join(r.Notes, ";"), "20 of 25 targeted devices already ran") {
+	if r.Devices != 5 || r.AlreadyRan != 20 || !strings.Contains(strings.Join(r.Notes, ";"), "20 of 25 targeted devices already ran") {
 		t.Fatalf("second plan: %+v", r)
 	}
 	apply(p)

@@ -105,7 +105,8 @@ func unmarkConditions(tag, applyID string, failed []string, all bool) []query.Ex
 	return out
 }
 
-// runOnceNote says what a run-once method's plan means.
-func runOnceNote(done, targeted int) string {
-	return fmt.Sprintf("runs once per device for these triggers: %s of %s targeted devices already ran with them", countText(done), countText(targeted))
+// runOnceNote says what a run-once method's plan means and where its records are.
+func runOnceNote(tag string, done, targeted int) string {
+	return fmt.Sprintf("runs once per device for these triggers (recorded in tags.%s.%s): %s of %s targeted devices already ran with them",
+		RunsTag, tag, countText(done), countText(targeted))
 }

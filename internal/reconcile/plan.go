@@ -138,8 +138,10 @@ type ResourceChange struct {
 	// planning (e.g. the drift count and the key groups), so its jobs could touch devices the
 	// plan does not show.
 	Refused string `json:"refused,omitempty"`
-	// RunTag is a run-once method's record tag on devices (methods.go).
-	RunTag string `json:"run_tag,omitempty"`
+	// RunTag is a run-once method's record tag on devices (methods.go); AlreadyRan counts the
+	// targeted devices whose record holds the method's current triggers (not invoked again).
+	RunTag     string `json:"run_tag,omitempty"`
+	AlreadyRan int    `json:"already_ran,omitempty"`
 	// Notes are things the reader of the plan must know (shown under the resource); Warnings
 	// are what is probably a mistake (a target that selects no device), shown as warnings.
 	Notes    []string `json:"notes,omitempty"`

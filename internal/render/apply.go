@@ -3,6 +3,8 @@ package render
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +23,8 @@ type ApplyOptions struct {
 	Interval time.Duration
 	// MaxListed caps the failed devices listed per job; zero = 20.
 	MaxListed int
+	// Interrupted says a stopped apply was stopped by an interrupt, not by an error.
+	Interrupted bool
 }
 
 // ApplyView shows apply's progress; it implements reconcile.Hook.
@@ -243,6 +247,8 @@ func ApplyResult(w io.Writer, res *reconcile.ApplyResult, stopped bool, opts App
 		}
 	}()
 	switch {
+	case stopped && opts.Interrupted:
+		out.printf("\n%s\n", st.style(bold+yellow, fmt.Sprintf("Apply interrupted: %s finished before the interrupt.", plural(len(res.Jobs), "job", "jobs"))))
 	case stopped:
 		out.printf("\n%s\n", st.style(bold+red, fmt.Sprintf("Apply stopped after an error: %s ran.", plural(len(res.Jobs), "job", "jobs"))))
 	case len(res.Jobs) == 0 && len(res.NotRun) == 0 && len(res.Refused) == 0:
@@ -276,17 +282,43 @@ func ApplyResult(w io.Writer, res *reconcile.ApplyResult, stopped bool, opts App
 		}
 		out.printf("\n%s\n", st.style(bold+green, "Apply complete! "+strings.Join(parts, ", ")+"."))
 	default:
-		bad := len(res.NotRun) + len(res.Refused)
-		for i := range res.Jobs {
-			if !res.Jobs[i].Success() {
-				bad++
-			}
-		}
-		// Devices are counted per job: a device in two jobs counts twice.
-		out.printf("\n%s\n", st.style(bold+red, fmt.Sprintf("Apply finished with failures: %d of %s did not fully succeed (%s of %s failed).",
-			bad, plural(len(res.Jobs)+len(res.NotRun)+len(res.Refused), "job", "jobs"), Count(failed), plural(devices, "device", "devices"))))
+		out.printf("\n%s\n", st.style(bold+red, "Apply finished with failures: "+failureSummary(res, failed, devices)+"."))
 	}
 	return out.err
+}
+
+// failureSummary says what went wrong, stating device counts only where the hub reported them:
+// a job that failed or was cancelled on the hub, a refused resource or one not applied has no
+// failed devices to count, and "0 of N devices failed" would read as a success.
+func failureSummary(res *reconcile.ApplyResult, failed, devices int) string {
+	var parts []string
+	if failed > 0 {
+		// Devices are counted per job: a device in two jobs counts twice.
+		parts = append(parts, fmt.Sprintf("%s of %s failed", Count(failed), plural(devices, "device", "devices")))
+	}
+	byStatus := map[string]int{}
+	for i := range res.Jobs {
+		if j := &res.Jobs[i]; !j.Scheduled && j.Status != hubapi.JobStatusCompleted {
+			byStatus[j.Status]++
+		}
+	}
+	for _, status := range []string{hubapi.JobStatusFailed, hubapi.JobStatusCancelled} {
+		if n := byStatus[status]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %s on the hub", plural(n, "job", "jobs"), status))
+			delete(byStatus, status)
+		}
+	}
+	pending := slices.Sorted(maps.Keys(byStatus)) // not final: apply's wait for them ran out
+	for _, status := range pending {
+		parts = append(parts, fmt.Sprintf("%s still %s", plural(byStatus[status], "job", "jobs"), status))
+	}
+	if n := len(res.Refused); n > 0 {
+		parts = append(parts, plural(n, "resource", "resources")+" refused")
+	}
+	if n := len(res.NotRun); n > 0 {
+		parts = append(parts, plural(n, "resource", "resources")+" not applied")
+	}
+	return strings.Join(parts, "; ")
 }
 
 func failureText(f reconcile.DeviceFailure) string {

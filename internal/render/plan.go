@@ -165,8 +165,8 @@ func writeTwin(out *writer, p *reconcile.Plan, r reconcile.ResourceChange, st st
 	width := 0
 	for i, t := range r.Transitions {
 		value := value
-		if isSensitive(r.SensitiveKeys, t.Key) {
-			value = func(json.RawMessage) string { return sensitiveValue }
+		if IsSensitive(r.SensitiveKeys, t.Key) {
+			value = func(json.RawMessage) string { return SensitiveValue }
 		}
 		switch {
 		case t.Op == reconcile.OpAdd:
@@ -266,7 +266,7 @@ func writeMethod(out *writer, p *reconcile.Plan, r reconcile.ResourceChange, st 
 	out.printf("      method           = %q\n", m.MethodName)
 	payload := value(m.Payload)
 	if r.SensitivePayload {
-		payload = sensitiveValue
+		payload = SensitiveValue
 	}
 	out.printf("      payload          = %s\n", payload)
 	out.printf("      response_timeout = %ds\n", m.ResponseTimeoutInSeconds)
@@ -274,6 +274,9 @@ func writeMethod(out *writer, p *reconcile.Plan, r reconcile.ResourceChange, st 
 		out.printf("      connect_timeout  = %ds\n", m.ConnectTimeoutInSeconds)
 	}
 	line := "on " + plural(r.Devices, "device", "devices")
+	if r.RunTag != "" {
+		line += fmt.Sprintf(" (%s already ran with these triggers)", Count(r.AlreadyRan))
+	}
 	if ex := examples(r.SampleDeviceIDs, r.Devices); ex != "" {
 		line += " " + ex
 	}
@@ -296,20 +299,21 @@ func quoteCond(s string) string {
 
 func runeLen(s string) int { return len([]rune(s)) }
 
-// sensitiveValue stands in for values that come from sensitive variables, as in Terraform.
-const sensitiveValue = "(sensitive value)"
+// SensitiveValue stands in for values that come from sensitive variables, as in Terraform:
+// in plans, and in 'state show'.
+const SensitiveValue = "(sensitive value)"
 
 // target is the resource's target as plans show it.
 func target(r reconcile.ResourceChange) string {
 	if r.SensitiveTarget {
-		return sensitiveValue
+		return SensitiveValue
 	}
 	return quoteCond(r.Target)
 }
 
-// isSensitive reports whether key is one of the sensitive keys or lies below one
+// IsSensitive reports whether key is one of the sensitive keys or lies below one
 // ("desired.creds.user" below "desired.creds", everything below "desired").
-func isSensitive(sensitive []string, key string) bool {
+func IsSensitive(sensitive []string, key string) bool {
 	for _, s := range sensitive {
 		if key == s || strings.HasPrefix(key, s+".") {
 			return true

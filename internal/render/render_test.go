@@ -109,6 +109,45 @@ func TestPlanGolden(t *testing.T) {
 	golden(t, "plan_nochanges", b.Bytes())
 }
 
+// TestPlanSafeApplyGolden: a removal, a run-once method with its steps, a warning for an empty
+// target, and a summary that counts distinct devices (two resources share some).
+func TestPlanSafeApplyGolden(t *testing.T) {
+	distinct := 640
+	p := &reconcile.Plan{FormatVersion: reconcile.FormatVersion, Hub: "contoso.azure-devices.net",
+		TierName: "S1", TierUnits: 1, HubCalls: map[string]int{"query": 9}, DistinctDevices: &distinct,
+		Resources: []reconcile.ResourceChange{
+			{Addr: "twin.eco", Kind: reconcile.KindTwin, Action: reconcile.Remove, Target: "tags.site = 'hq'", TargetedDevices: 700, Devices: 600,
+				Transitions: []reconcile.Transition{{Key: "desired.mode", Op: reconcile.OpRemove, From: raw(`"eco"`), Devices: 600, SampleDeviceIDs: []string{"door-00001"}}},
+				Jobs: []reconcile.PlannedJob{{Request: hubapi.JobRequest{JobID: "iotplan-eco-1", Type: hubapi.JobTypeUpdateTwin, MaxExecutionTimeInSeconds: 3600},
+					Keys: []string{"desired.mode"}, Devices: 600, ExpectedSeconds: 60}}},
+			{Addr: "twin.door", Kind: reconcile.KindTwin, Action: reconcile.Update, Target: "tags.site = 'hq'", TargetedDevices: 700, Devices: 100,
+				Transitions: []reconcile.Transition{{Key: "desired.floor", Op: reconcile.OpAdd, To: raw(`3`), Devices: 100}},
+				Jobs: []reconcile.PlannedJob{{Request: hubapi.JobRequest{JobID: "iotplan-door-1", Type: hubapi.JobTypeUpdateTwin, MaxExecutionTimeInSeconds: 3600},
+					Devices: 100, ExpectedSeconds: 10}}},
+			{Addr: "method.lock_door", Kind: reconcile.KindMethod, Action: reconcile.Invoke, Target: "tags.site = 'hq'", TargetedDevices: 700, Devices: 40,
+				RunTag: "lock_door-1a2b", AlreadyRan: 660, SampleDeviceIDs: []string{"door-00003", "door-00007"},
+				Notes: []string{"runs once per device for these triggers (recorded in tags.iotplanRuns.lock_door-1a2b): 660 of 700 targeted devices already ran with them"},
+				Jobs: []reconcile.PlannedJob{
+					{Step: reconcile.StepMark, Devices: 40, ExpectedSeconds: 4, Request: hubapi.JobRequest{JobID: "iotplan-lock-door-m", Type: hubapi.JobTypeUpdateTwin, MaxExecutionTimeInSeconds: 3600}},
+					{Step: reconcile.StepInvoke, Devices: 40, ExpectedSeconds: 4, Request: hubapi.JobRequest{JobID: "iotplan-lock-door-i", Type: hubapi.JobTypeDeviceMethod,
+						CloudToDeviceMethod: &hubapi.CloudToDeviceMethod{MethodName: "lockDoor", Payload: raw("null"), ResponseTimeoutInSeconds: 15}, MaxExecutionTimeInSeconds: 3600}},
+				}},
+			{Addr: "twin.lab", Kind: reconcile.KindTwin, Action: reconcile.NoOp, Target: "tags.site = 'lab'",
+				Warnings: []string{"the target selects no device"}},
+		}}
+	var b bytes.Buffer
+	if err := Plan(&b, p, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "plan_safe_apply", b.Bytes())
+	for _, want := range []string{"- twin.eco {", "on 40 devices (660 already ran with these triggers)", "Warning: twin.lab: the target selects no device",
+		"Plan: 2 resources to change (640 devices), 1 method to invoke on 40 devices."} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("plan lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
 func TestCount(t *testing.T) {
 	for n, want := range map[int]string{0: "0", 7: "7", 999: "999", 1000: "1,000", 9812: "9,812", 1234567: "1,234,567", -4500: "-4,500"} {
 		if got := Count(n); got != want {
@@ -205,6 +244,45 @@ func TestApplyResultGolden(t *testing.T) {
 	}
 	if got := b.String(); strings.Contains(got, "complete") || !strings.Contains(got, "Apply stopped after an error: 0 jobs ran.") {
 		t.Errorf("stopped apply:\n%s", got)
+	}
+}
+
+// TestApplySummaryNeverCountsUnknownDevices: a job that failed or was cancelled on the hub, a
+// refused resource or an interrupted apply never read as "0 of N devices failed" or "complete".
+func TestApplySummaryNeverCountsUnknownDevices(t *testing.T) {
+	failedJob := reconcile.JobResult{Addr: "twin.bad", JobID: "iotplan-bad-1", Status: hubapi.JobStatusFailed,
+		FailureReason: "the query condition is not valid", Stats: hubapi.DeviceJobStatistics{}}
+	cancelled := reconcile.JobResult{Addr: "method.lock", JobID: "iotplan-lock-2", Status: hubapi.JobStatusCancelled,
+		Stats: hubapi.DeviceJobStatistics{DeviceCount: 40, SucceededCount: 10}}
+	cases := []struct {
+		name        string
+		res         *reconcile.ApplyResult
+		stopped     bool
+		interrupted bool
+		want        string
+	}{
+		{"failed on the hub", &reconcile.ApplyResult{Jobs: []reconcile.JobResult{failedJob}}, false, false,
+			"Apply finished with failures: 1 job failed on the hub."},
+		{"cancelled and refused", &reconcile.ApplyResult{Jobs: []reconcile.JobResult{cancelled},
+			Refused: []reconcile.RefusedChange{{Addr: "twin.racy", Reason: "disagree"}}}, false, false,
+			"Apply finished with failures: 1 job cancelled on the hub; 1 resource refused."},
+		{"refused only", &reconcile.ApplyResult{Refused: []reconcile.RefusedChange{{Addr: "twin.racy", Reason: "disagree"}}}, false, false,
+			"Apply finished with failures: 1 resource refused."},
+		{"still running", &reconcile.ApplyResult{Jobs: []reconcile.JobResult{{Addr: "twin.slow", Status: hubapi.JobStatusRunning,
+			Stats: hubapi.DeviceJobStatistics{DeviceCount: 9}}}}, false, false,
+			"Apply finished with failures: 1 job still running."},
+		{"interrupted", &reconcile.ApplyResult{Jobs: []reconcile.JobResult{failedJob}}, true, true,
+			"Apply interrupted: 1 job finished before the interrupt."},
+	}
+	for _, c := range cases {
+		var b bytes.Buffer
+		if err := ApplyResult(&b, c.res, c.stopped, ApplyOptions{Interrupted: c.interrupted}); err != nil {
+			t.Fatal(err)
+		}
+		got := b.String()
+		if !strings.Contains(got, c.want) || strings.Contains(got, "0 of") || strings.Contains(got, "complete!") {
+			t.Errorf("%s:\n%s\nwant %q", c.name, got, c.want)
+		}
 	}
 }
 

@@ -204,6 +204,9 @@ func TestInterruptMidJobThenApplyResumes(t *testing.T) {
 	if code := p.wait(t); code != 1 || !strings.Contains(p.err.String(), "Run 'iotplan apply' to resume") || !strings.Contains(p.err.String(), job.JobID) {
 		t.Fatalf("interrupted apply: exit %d\nstderr:\n%s", code, p.err)
 	}
+	if out := p.out.String(); !strings.Contains(out, "Apply interrupted:") || strings.Contains(out, "complete") || strings.Contains(out, "0 of") {
+		t.Fatalf("interrupted apply's summary:\n%s", out)
+	}
 	st, lock, err := mustStore(t, e).ReadWithLock(context.Background())
 	if err != nil || lock != nil || st.Apply == nil {
 		t.Fatalf("after Ctrl-C: lock %v, apply record %v, %v", lock, st.Apply, err)
