@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/query"
 )
 
@@ -175,13 +176,14 @@ const (
 	MaxPayloadBytes = 128 * 1024
 )
 
-// Hub limits for twin documents (see the hub reference, "Size / shape limits").
+// Hub limits for twin documents, as internal/hubapi holds them for the local hub and the
+// client alike (the device-twin guide's "Tags and properties format" and "Device twin size").
 const (
-	MaxKeyBytes     = 1024
-	MaxStringBytes  = 4096
-	MaxDepth        = 10 // nesting levels including the section itself (tags, desired)
-	MaxTagsBytes    = 8 * 1024
-	MaxDesiredBytes = 32 * 1024
-	MaxSafeInteger  = 4503599627370495  // 2^52-1
-	MinSafeInteger  = -4503599627370496 // -2^52
+	MaxKeyBytes     = hubapi.MaxTwinKeyBytes
+	MaxStringBytes  = hubapi.MaxTwinStringBytes
+	MaxDepth        = hubapi.MaxTwinDepth // nesting levels including the section itself (tags, desired)
+	MaxTagsBytes    = hubapi.MaxTagsBytes
+	MaxDesiredBytes = hubapi.MaxPropertiesBytes
+	MaxSafeInteger  = hubapi.MaxTwinInteger // 2^52-1
+	MinSafeInteger  = hubapi.MinTwinInteger // -2^52
 )

@@ -11,6 +11,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 
+	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/sas"
 	"github.com/iotplan/iotplan/internal/state"
 	"github.com/iotplan/iotplan/internal/tier"
@@ -322,11 +323,11 @@ func (l *loader) twinSectionValue(a *hcl.Attribute, section string, maxBytes int
 	if !c.ok || !dupsOK {
 		return nil, marked, false, false
 	}
-	if c.size > maxBytes {
+	if size := hubapi.TwinSize(out); size > maxBytes {
 		l.diags = append(l.diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
 			Summary:  "Twin section too large",
-			Detail:   fmt.Sprintf("These %s add up to %d bytes as the hub counts them (key and value lengths); the hub limits %s to %d bytes per device.", section, c.size, section, maxBytes),
+			Detail:   fmt.Sprintf("These %s add up to %d bytes as the hub counts them (key and value lengths); the hub limits %s to %d bytes per device.", section, size, section, maxBytes),
 			Subject:  a.Expr.Range().Ptr(),
 		})
 		return nil, marked, false, false

@@ -5,12 +5,13 @@ import (
 	"math"
 	"math/big"
 	"strconv"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/iotplan/iotplan/internal/hubapi"
 )
 
 // converter turns an evaluated cty value into JSON-like Go values (string,
@@ -24,7 +25,6 @@ type converter struct {
 	ctx  *hcl.EvalContext
 	twin bool // apply the twin document rules (keys, depth, integers, strings)
 	ok   bool
-	size int // the hub's twin size measure: key bytes + value sizes
 }
 
 func newConverter(l *loader, ctx *hcl.EvalContext, twin bool) *converter {
@@ -58,17 +58,14 @@ func (c *converter) convert(v cty.Value, expr hcl.Expression, exact bool, path s
 	switch {
 	case ty == cty.String:
 		s := v.AsString()
-		c.size += len(s)
 		if c.twin && len(s) > MaxStringBytes {
 			c.fail(expr.Range(), "String value too long",
 				fmt.Sprintf("The value of %s is %d bytes long; the hub accepts strings of at most %d bytes (UTF-8).", path, len(s), MaxStringBytes))
 		}
 		return s
 	case ty == cty.Number:
-		c.size += 8
 		return c.number(v.AsBigFloat(), expr, path)
 	case ty == cty.Bool:
-		c.size += 4
 		return v.True()
 	case ty.IsObjectType() || ty.IsMapType():
 		if c.twin && depth > MaxDepth {
@@ -95,12 +92,11 @@ func (c *converter) convert(v cty.Value, expr hcl.Expression, exact bool, path s
 			}
 			sub := path + "." + key
 			if c.twin {
-				if msg := keyProblem(key); msg != "" {
+				if msg := hubapi.TwinKeyProblem(key); msg != "" {
 					c.fail(keyRng, "Invalid key", fmt.Sprintf("The key %s in %s %s.", strconv.Quote(clip(key)), path, msg))
 					continue
 				}
 			}
-			c.size += len(key)
 			out[key] = c.convert(ev, valExpr, found, sub, depth+1)
 		}
 		return out
@@ -152,31 +148,6 @@ func (c *converter) number(bf *big.Float, expr hcl.Expression, path string) any 
 		}
 	}
 	return f
-}
-
-// keyProblem explains why the hub would refuse a twin key, or returns "".
-func keyProblem(k string) string {
-	switch {
-	case k == "":
-		return "is empty; keys must have at least one character"
-	case len(k) > MaxKeyBytes:
-		return fmt.Sprintf("is %d bytes long; the hub accepts keys of at most %d bytes (UTF-8)", len(k), MaxKeyBytes)
-	case !utf8.ValidString(k):
-		return "is not valid UTF-8"
-	}
-	for _, r := range k {
-		switch {
-		case r == '$':
-			return `contains "$", which the hub reserves for its own keys ($version, $metadata)`
-		case r == '.':
-			return `contains ".", which separates keys in query paths; nest an object instead`
-		case r == ' ':
-			return "contains a space, which the hub does not allow in keys"
-		case unicode.IsControl(r):
-			return "contains a control character, which the hub does not allow in keys"
-		}
-	}
-	return ""
 }
 
 // clip shortens a key for a message.

@@ -1,8 +1,10 @@
 // Package hubapi holds the JSON wire model of the Azure IoT Hub service REST API, shared by the
-// local hub (which serves it) and iotplan's hub client (which sends it). It has no logic: the
-// field names and shapes follow the hub's swagger (api-version 2021-04-12,
-// https://learn.microsoft.com/rest/api/iothub/service/jobs) and captured traffic. Keeping one copy means a shape mistake shows up in both
-// directions; golden tests guard it against the documented JSON.
+// local hub (which serves it) and iotplan's hub client (which sends it), with the hub's
+// documented limits on it that both sides enforce (job requests here, twin documents in twin.go,
+// with the size measure and key rules they are checked by). The field names and shapes follow
+// the hub's swagger (api-version 2021-04-12, https://learn.microsoft.com/rest/api/iothub/service/jobs)
+// and captured traffic. Keeping one copy means a shape mistake shows up in both directions;
+// golden tests guard it against the documented JSON.
 package hubapi
 
 import (

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -327,5 +328,41 @@ func TestQueryFollowsContinuation(t *testing.T) {
 	}}
 	if _, err := loop.start(t).Query(context.Background(), "SELECT * FROM devices"); err == nil {
 		t.Error("a repeated continuation token was followed")
+	}
+}
+
+// TestUnknownJobIsNotFound: Azure's reported answer for a job id it does not have (200 with
+// type and status "unknown") is a 404 to callers, and a create whose first attempt failed
+// ambiguously sends the job again instead of taking "unknown" for another job.
+func TestUnknownJobIsNotFound(t *testing.T) {
+	unknown := `{"type":"unknown","status":"unknown"}`
+	f := &faultServer{reply: func(n int, r *http.Request, w http.ResponseWriter) {
+		switch {
+		case r.Method == http.MethodGet:
+			io.WriteString(w, unknown)
+		case n == 1: // the first PUT (the log is cleared after the first GET)
+			hubError(w, 503, "ServiceUnavailable", "busy")
+		default:
+			io.WriteString(w, `{"jobId":"iotplan-j","type":"scheduleUpdateTwin","status":"queued"}`)
+		}
+	}}
+	c := f.start(t)
+	_, err := c.GetJob(context.Background(), "nope")
+	if !IsStatus(err, http.StatusNotFound) || !IsCode(err, 404002) {
+		t.Fatalf("GET of an unknown job: %v", err)
+	}
+	f.mu.Lock()
+	f.log = nil
+	f.mu.Unlock()
+	req := hubapi.JobRequest{JobID: "iotplan-j", Type: hubapi.JobTypeUpdateTwin, QueryCondition: "deviceId = 'a'",
+		UpdateTwin: &hubapi.TwinPatch{ETag: "*", Tags: map[string]any{"k": 1}}, MaxExecutionTimeInSeconds: 3600}
+	got, err := c.CreateJob(context.Background(), req)
+	if err != nil || got.Status != "queued" {
+		t.Fatalf("create after an ambiguous failure: %+v, %v", got, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if want := []string{"PUT /jobs/v2/iotplan-j", "GET /jobs/v2/iotplan-j", "PUT /jobs/v2/iotplan-j"}; !slices.Equal(f.log, want) {
+		t.Errorf("calls %v, want %v", f.log, want)
 	}
 }

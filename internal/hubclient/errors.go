@@ -53,6 +53,9 @@ func (e *Error) Error() string {
 // because every job slot of the tier is held (1 on S1, 5 on S2, 10 on S3).
 const CodeTooManyActiveJobs = 429004
 
+// codeJobNotFound is the hub's JobNotFound.
+const codeJobNotFound = 404002
+
 // IsCode reports whether err is a hub *Error with the given numeric code (e.g. 404002).
 func IsCode(err error, code int) bool {
 	var he *Error

@@ -86,11 +86,25 @@ func (c *Client) CreateJob(ctx context.Context, req hubapi.JobRequest) (hubapi.J
 }
 
 // GetJob reads a job (GET /jobs/v2/{jobId}); a missing job is a 404 *Error (JobNotFound).
+// Azure has been reported to answer a GET of an id it does not have with 200 and
+// {"type":"unknown","status":"unknown"} (the swagger's JobResponse enums include "unknown";
+// mwalser/terraform-provider-iothub CONCEPT.md, "verified against a real hub"): that answer is
+// the same 404 here, so that callers deciding whether a job exists (resume, create retries)
+// never take it for a job.
 func (c *Client) GetJob(ctx context.Context, jobID string) (hubapi.JobResponse, error) {
 	var res hubapi.JobResponse
-	_, err := c.do(ctx, request{kind: "job.get", method: http.MethodGet, path: jobPath(jobID)}, &res)
-	return res, err
+	if _, err := c.do(ctx, request{kind: "job.get", method: http.MethodGet, path: jobPath(jobID)}, &res); err != nil {
+		return res, err
+	}
+	if res.Type == jobUnknown || res.Status == jobUnknown {
+		return hubapi.JobResponse{}, &Error{Status: http.StatusNotFound, Code: codeJobNotFound, Name: "JobNotFound", Op: "job.get",
+			Message: fmt.Sprintf("the hub answered job %q with type %q and status %q: it has no such job", jobID, res.Type, res.Status)}
+	}
+	return res, nil
 }
+
+// jobUnknown is the "unknown" of the swagger's JobResponse type and status enums.
+const jobUnknown = "unknown"
 
 // CancelJob cancels a job (POST /jobs/v2/{jobId}/cancel).
 func (c *Client) CancelJob(ctx context.Context, jobID string) (hubapi.JobResponse, error) {

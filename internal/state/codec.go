@@ -11,29 +11,19 @@ import (
 	"io"
 	"math"
 	"strconv"
-)
 
-// A twin's limits, from IoT Hub's device-twin guide
-// (https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-device-twins, "Tags and
-// properties format" and "Device twin size"): "IoT Hub enforces an 8 KB size limit on the value
-// of tags, and a 32 KB size limit each on the value of properties/desired and
-// properties/reported", and string values of at most 4 KB. These are the numbers the local hub
-// enforces (internal/hub/registry/limits.go), counted the same way (twinSize).
-const (
-	maxStringBytes  = 4096
-	maxTagsBytes    = 8 * 1024
-	maxDesiredBytes = 32 * 1024
+	"github.com/iotplan/iotplan/internal/hubapi"
 )
 
 // ChunkSize is the most characters one string value of the body holds: under the hub's 4 KB
-// per value, with room to spare.
+// per value (hubapi.MaxTwinStringBytes), with room to spare.
 const ChunkSize = 4000
 
 // bodyEncoding names how the body's chunks encode the State's JSON.
 const bodyEncoding = "gzip+base64"
 
 // maxChunks bounds the chunk count a reader accepts: 32 KB of desired properties hold at most 9.
-const maxChunks = maxDesiredBytes/ChunkSize + 1
+const maxChunks = hubapi.MaxPropertiesBytes/ChunkSize + 1
 
 // maxJSON bounds the decompressed JSON a reader accepts, so that a forged body (a "zip bomb")
 // cannot exhaust memory; 24 KB of gzip holding more than 64 MB of JSON is not iotplan's.
@@ -92,13 +82,13 @@ func decodeTwin(device, name string, twin map[string]any) (*record, error) {
 		return nil, err
 	}
 	rec.hdr, rec.rawHeader = hdr, rawH.(map[string]any)
-	rec.otherTags = twinSize(tags) - len(MarkerTag) - twinSize(rawH)
+	rec.otherTags = hubapi.TwinSize(tags) - len(MarkerTag) - hubapi.TwinSize(rawH)
 	rec.state.Lineage, rec.state.Serial = hdr.Lineage, hdr.Serial
 
 	rawB, hasBody := desired[MarkerTag]
-	rec.otherDesired = twinSize(desired)
+	rec.otherDesired = hubapi.TwinSize(desired)
 	if hasBody {
-		rec.otherDesired -= len(MarkerTag) + twinSize(rawB)
+		rec.otherDesired -= len(MarkerTag) + hubapi.TwinSize(rawB)
 	}
 	if !hasBody {
 		if hdr.Serial != 0 {
@@ -237,36 +227,6 @@ func encodeBody(st *State) (map[string]any, []byte, error) {
 	}
 	body["n"] = float64(n)
 	return body, js, nil
-}
-
-// twinSize is a value's size as the device-twin guide counts it: keys and strings by their
-// UTF-8 length, numbers 8 bytes, booleans 4, objects and arrays the sum of their parts;
-// $metadata and $version do not count. (The guide leaves out control characters; counting
-// them only over-estimates.)
-func twinSize(v any) int {
-	switch x := v.(type) {
-	case map[string]any:
-		n := 0
-		for k, e := range x {
-			if k != "$metadata" && k != "$version" {
-				n += len(k) + twinSize(e)
-			}
-		}
-		return n
-	case []any:
-		n := 0
-		for _, e := range x {
-			n += twinSize(e)
-		}
-		return n
-	case string:
-		return len(x)
-	case float64, int, int64, json.Number:
-		return 8
-	case bool:
-		return 4
-	}
-	return 0
 }
 
 func withoutMeta(m map[string]any) map[string]any {

@@ -122,9 +122,9 @@ func (s *Store) put(ctx context.Context, rec *record, st *State) (*State, error)
 	if err != nil {
 		return nil, err
 	}
-	if n := rec.otherDesired + len(MarkerTag) + twinSize(body); n > maxDesiredBytes {
+	if n := rec.otherDesired + len(MarkerTag) + hubapi.TwinSize(body); n > hubapi.MaxPropertiesBytes {
 		return nil, fmt.Errorf("%w: the state %q is %d bytes of JSON, %d bytes in device %s's desired properties once compressed, over IoT Hub's limit of %d bytes: split the configuration into several named states (the hub block's state, or -state)",
-			ErrTooLarge, s.name, len(js), n, s.device, maxDesiredBytes)
+			ErrTooLarge, s.name, len(js), n, s.device, hubapi.MaxPropertiesBytes)
 	}
 	hdr := *rec.hdr
 	hdr.Serial = next.Serial
@@ -149,8 +149,8 @@ func (s *Store) patch(ctx context.Context, rec *record, hdr *header, body map[st
 	if err := remarshal(hdr, &newHdr); err != nil {
 		return err
 	}
-	if n := rec.otherTags + len(MarkerTag) + twinSize(newHdr); n > maxTagsBytes {
-		return fmt.Errorf("%w: the tags of device %s would take %d bytes, over IoT Hub's limit of %d: remove the tags other than %s from it", ErrTooLarge, s.device, n, maxTagsBytes, MarkerTag)
+	if n := rec.otherTags + len(MarkerTag) + hubapi.TwinSize(newHdr); n > hubapi.MaxTagsBytes {
+		return fmt.Errorf("%w: the tags of device %s would take %d bytes, over IoT Hub's limit of %d: remove the tags other than %s from it", ErrTooLarge, s.device, n, hubapi.MaxTagsBytes, MarkerTag)
 	}
 	p := hubapi.TwinPatch{Tags: map[string]any{MarkerTag: sectionPatch(rec.rawHeader, newHdr)}}
 	if body != nil {

@@ -214,17 +214,17 @@ func TestTooLargeAtTheHubsLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return len(MarkerTag) + twinSize(b)
+		return len(MarkerTag) + hubapi.TwinSize(b)
 	}
 	lo, hi := 1, 2000 // size(lo) fits, size(hi) does not
 	for hi-lo > 1 {
-		if mid := (lo + hi) / 2; size(mid) <= maxDesiredBytes {
+		if mid := (lo + hi) / 2; size(mid) <= hubapi.MaxPropertiesBytes {
 			lo = mid
 		} else {
 			hi = mid
 		}
 	}
-	t.Logf("%d resources: %d bytes; %d: %d bytes (limit %d)", lo, size(lo), hi, size(hi), maxDesiredBytes)
+	t.Logf("%d resources: %d bytes; %d: %d bytes (limit %d)", lo, size(lo), hi, size(hi), hubapi.MaxPropertiesBytes)
 
 	s := openStore(t, c, DefaultName)
 	l := lock(t, s, "apply")

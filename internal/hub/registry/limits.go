@@ -2,27 +2,9 @@ package registry
 
 import (
 	"math"
-	"unicode/utf8"
 
 	"github.com/iotplan/iotplan/internal/hub/huberr"
-)
-
-// The hub's twin limits (iothub-api.md §2.5, from the device-twin guide and the quota table).
-const (
-	// maxDepth is the nesting limit of tags, desired and reported ("maximum depth of the object
-	// is 10"): a property at the top of a section is at depth 1.
-	maxDepth = 10
-	// maxKeyBytes bounds a property name (UTF-8).
-	maxKeyBytes = 1024
-	// maxStringBytes bounds a string value (UTF-8).
-	maxStringBytes = 4096
-	// maxTagsBytes and maxPropertiesBytes bound the size of the tags and of each of desired
-	// and reported, computed by jsonSize.
-	maxTagsBytes       = 8 * 1024
-	maxPropertiesBytes = 32 * 1024
-	// Integers the hub accepts: -4503599627370496 … 4503599627370495 (±2^52).
-	minInt = -4503599627370496
-	maxInt = 4503599627370495
+	"github.com/iotplan/iotplan/internal/hubapi"
 )
 
 // checkKeys validates a patch or section body the way the hub does, before it is applied:
@@ -38,20 +20,12 @@ func checkKeys(section string, m map[string]any) error {
 }
 
 func checkObject(path string, m map[string]any, depth int) error {
-	if depth > maxDepth {
-		return huberr.New(huberr.ArgumentInvalid, "%s: nesting is deeper than %d levels.", path, maxDepth)
+	if depth > hubapi.MaxTwinDepth {
+		return huberr.New(huberr.ArgumentInvalid, "%s: nesting is deeper than %d levels.", path, hubapi.MaxTwinDepth)
 	}
 	for k, v := range m {
-		if k == "" {
-			return huberr.New(huberr.ArgumentInvalid, "%s: property names cannot be empty.", path)
-		}
-		if len(k) > maxKeyBytes || !utf8.ValidString(k) {
-			return huberr.New(huberr.ArgumentInvalid, "%s: a property name is longer than 1 KB or not UTF-8.", path)
-		}
-		for _, r := range k {
-			if r == '$' || r == '.' || r == ' ' || r < 0x20 || (r >= 0x7f && r <= 0x9f) {
-				return huberr.New(huberr.ArgumentInvalid, "%s: property name %q contains a character that is not allowed ('$', '.', space or a control character).", path, k)
-			}
+		if msg := hubapi.TwinKeyProblem(k); msg != "" {
+			return huberr.New(huberr.ArgumentInvalid, "%s: the property name %q %s.", path, k, msg)
 		}
 		if err := checkValue(path+"."+k, v, depth); err != nil {
 			return err
@@ -74,51 +48,19 @@ func checkValue(path string, v any, depth int) error {
 			}
 		}
 	case string:
-		if len(x) > maxStringBytes {
-			return huberr.New(huberr.ArgumentInvalid, "%s: Property or Tag value should be maximum %d bytes (this one is %d).", path, maxStringBytes, len(x))
+		if len(x) > hubapi.MaxTwinStringBytes {
+			return huberr.New(huberr.ArgumentInvalid, "%s: Property or Tag value should be maximum %d bytes (this one is %d).", path, hubapi.MaxTwinStringBytes, len(x))
 		}
 	case float64:
 		// Decoded JSON numbers lost their literal: an integral value beyond ±2^52 but within
 		// the int64 range is taken for an integer the hub rejects; larger magnitudes (1e300)
 		// are doubles, which it accepts [inferred]. REST bodies are checked exactly instead
 		// (json.Number literals, see normalize).
-		if a := math.Abs(x); x == math.Trunc(x) && a > maxInt && a < 9.2e18 && (x < minInt || x > maxInt) {
-			return huberr.New(huberr.ArgumentInvalid, "%s: integer values must be within %d and %d.", path, int64(minInt), int64(maxInt))
+		if a := math.Abs(x); x == math.Trunc(x) && a > hubapi.MaxTwinInteger && a < 9.2e18 && (x < hubapi.MinTwinInteger || x > hubapi.MaxTwinInteger) {
+			return huberr.New(huberr.ArgumentInvalid, "%s: integer values must be within %d and %d.", path, int64(hubapi.MinTwinInteger), int64(hubapi.MaxTwinInteger))
 		}
 	}
 	return nil
-}
-
-// jsonSize is a section's size the way the device-twin guide counts it: the sum over all
-// properties of the UTF-8 length of the key plus the size of the value, where a string counts
-// its UTF-8 length, a number 8 bytes, a boolean 4 bytes, an object the sum of its properties,
-// an array the sum of its elements [inferred] and null 0 [inferred]; $metadata and $version
-// are not counted.
-func jsonSize(v any) int {
-	switch x := v.(type) {
-	case map[string]any:
-		n := 0
-		for k, e := range x {
-			if k == "$metadata" || k == "$version" {
-				continue
-			}
-			n += len(k) + jsonSize(e)
-		}
-		return n
-	case []any:
-		n := 0
-		for _, e := range x {
-			n += jsonSize(e)
-		}
-		return n
-	case string:
-		return len(x)
-	case float64:
-		return 8
-	case bool:
-		return 4
-	}
-	return 0
 }
 
 // checkSize rejects a write that would grow a section beyond its limit with 403100
@@ -127,8 +69,8 @@ func jsonSize(v any) int {
 // over-size section smaller is let through ("IoT Hub rejects … all operations that would
 // increase the size … above the limit").
 func checkSize(section string, limit int, before, after map[string]any) error {
-	n := jsonSize(after)
-	if n <= limit || n <= jsonSize(before) {
+	n := hubapi.TwinSize(after)
+	if n <= limit || n <= hubapi.TwinSize(before) {
 		return nil
 	}
 	return huberr.New(DeviceModelMaxPropertiesExceeded, "'%s' size should be less than %d bytes.", section, limit)

@@ -33,7 +33,7 @@ func TestTwinLimitsValues(t *testing.T) {
 	ok := []map[string]any{
 		nest(10),
 		{"s": strings.Repeat("x", 4096)},
-		{"n": float64(maxInt), "m": float64(minInt), "f": 1.5e300},
+		{"n": float64(hubapi.MaxTwinInteger), "m": float64(hubapi.MinTwinInteger), "f": 1.5e300},
 		{strings.Repeat("k", 1024): 1},
 		{"arr": []any{1.0, "two", map[string]any{"three": 3.0}}},
 		{"ünïcode": "ok"},
@@ -52,8 +52,8 @@ func TestTwinLimitsValues(t *testing.T) {
 	bad := []map[string]any{
 		nest(11),
 		{"s": strings.Repeat("x", 4097)},
-		{"n": float64(maxInt + 1)},
-		{"n": float64(minInt - 1)},
+		{"n": float64(hubapi.MaxTwinInteger + 1)},
+		{"n": float64(hubapi.MinTwinInteger - 1)},
 		{strings.Repeat("k", 1025): 1},
 		{"a.b": 1}, {"a b": 1}, {"$a": 1}, {"a\tb": 1}, {"a\u0085b": 1}, {"": 1},
 		{"arr": []any{map[string]any{"$bad": 1}}},
@@ -123,7 +123,7 @@ func TestTwinLimitsSize(t *testing.T) {
 func TestJSONSize(t *testing.T) {
 	m := j(t, `{"ab":"xyz","n":1,"b":true,"o":{"k":null},"a":[1,"x"],"$metadata":{"x":1},"$version":3}`)
 	// ab:2+3, n:1+8, b:1+4, o:1+(k:1+0), a:1+(8+1)
-	if got, want := jsonSize(m), 5+9+5+2+10; got != want {
+	if got, want := hubapi.TwinSize(m), 5+9+5+2+10; got != want {
 		t.Fatalf("jsonSize = %d, want %d", got, want)
 	}
 }

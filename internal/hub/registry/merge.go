@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/iotplan/iotplan/internal/hub/huberr"
+	"github.com/iotplan/iotplan/internal/hubapi"
 )
 
 // normalize deep-copies v into the JSON data model (map[string]any, []any, string, float64,
@@ -35,8 +36,8 @@ func normalize(v any) (any, error) {
 		// only ±2^52 (the exact check; decoded float64 values get checkValue's).
 		if !strings.ContainsAny(string(x), ".eE") {
 			n, err := strconv.ParseInt(string(x), 10, 64)
-			if err != nil || n < minInt || n > maxInt {
-				return nil, fmt.Errorf("the integer %s is out of range: integer values must be within %d and %d", x, int64(minInt), int64(maxInt))
+			if err != nil || n < hubapi.MinTwinInteger || n > hubapi.MaxTwinInteger {
+				return nil, fmt.Errorf("the integer %s is out of range: integer values must be within %d and %d", x, int64(hubapi.MinTwinInteger), int64(hubapi.MaxTwinInteger))
 			}
 			return float64(n), nil
 		}

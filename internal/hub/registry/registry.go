@@ -735,9 +735,9 @@ func (r *Registry) Import(devs []SeedDevice) error {
 			size  string
 			limit int
 		}{
-			{"tags", s.Tags, &e.tw.Tags, nil, nil, sizeTags, maxTagsBytes},
-			{"properties.desired", s.Desired, &e.tw.Desired, &e.tw.DesiredMeta, dst, sizeDesired, maxPropertiesBytes},
-			{"properties.reported", s.Reported, &e.tw.Reported, &e.tw.ReportedMeta, rst, sizeReported, maxPropertiesBytes},
+			{"tags", s.Tags, &e.tw.Tags, nil, nil, sizeTags, hubapi.MaxTagsBytes},
+			{"properties.desired", s.Desired, &e.tw.Desired, &e.tw.DesiredMeta, dst, sizeDesired, hubapi.MaxPropertiesBytes},
+			{"properties.reported", s.Reported, &e.tw.Reported, &e.tw.ReportedMeta, rst, sizeReported, hubapi.MaxPropertiesBytes},
 		} {
 			m, err := normalizeMap(sec.in)
 			if err != nil {
@@ -932,7 +932,7 @@ func (r *Registry) updateTwin(deviceID, moduleID string, patch hubapi.TwinPatch,
 		e.tw.ETag++
 		if len(tags) > 0 {
 			nt := mergePatch(e.tw.Tags, tags)
-			if err := checkSize(sizeTags, maxTagsBytes, e.tw.Tags, nt); err != nil {
+			if err := checkSize(sizeTags, hubapi.MaxTagsBytes, e.tw.Tags, nt); err != nil {
 				return err
 			}
 			e.tw.Tags = nt
@@ -940,7 +940,7 @@ func (r *Registry) updateTwin(deviceID, moduleID string, patch hubapi.TwinPatch,
 		}
 		if len(desired) > 0 {
 			nd := mergePatch(e.tw.Desired, desired)
-			if err := checkSize(sizeDesired, maxPropertiesBytes, e.tw.Desired, nd); err != nil {
+			if err := checkSize(sizeDesired, hubapi.MaxPropertiesBytes, e.tw.Desired, nd); err != nil {
 				return err
 			}
 			e.tw.DesiredVersion++
@@ -978,10 +978,10 @@ func (r *Registry) replaceTwin(deviceID, moduleID string, twin hubapi.TwinPatch,
 		desired = map[string]any{}
 	}
 	e, err := r.twinWrite(deviceID, moduleID, ifMatch, func(e *entry, now string) error {
-		if err := checkSize(sizeTags, maxTagsBytes, e.tw.Tags, tags); err != nil {
+		if err := checkSize(sizeTags, hubapi.MaxTagsBytes, e.tw.Tags, tags); err != nil {
 			return err
 		}
-		if err := checkSize(sizeDesired, maxPropertiesBytes, e.tw.Desired, desired); err != nil {
+		if err := checkSize(sizeDesired, hubapi.MaxPropertiesBytes, e.tw.Desired, desired); err != nil {
 			return err
 		}
 		e.tw.ETag++
@@ -1019,7 +1019,7 @@ func (r *Registry) patchReported(deviceID, moduleID string, patch map[string]any
 	}
 	e, err := r.twinWrite(deviceID, moduleID, "", func(e *entry, now string) error {
 		nr := mergePatch(e.tw.Reported, p)
-		if err := checkSize(sizeReported, maxPropertiesBytes, e.tw.Reported, nr); err != nil {
+		if err := checkSize(sizeReported, hubapi.MaxPropertiesBytes, e.tw.Reported, nr); err != nil {
 			return err
 		}
 		e.tw.ReportedVersion++

@@ -1,0 +1,87 @@
+package hubapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+)
+
+// The hub's rules for twin documents, in one place for the local hub (which refuses what breaks
+// them), the configuration loader (which reports it at its source) and the state store (which
+// must fit in a twin). From IoT Hub's device-twin guide
+// (https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-device-twins, "Tags and
+// properties format", "Device twin size"): "All keys in JSON objects are UTF-8 encoded,
+// case-sensitive, and up to 1 KB in length. Allowed characters exclude UNICODE control
+// characters (segments C0 and C1), and '.', '$', and SP"; "All string values can be at most
+// 4 KB in length"; "Maximum depth of JSON objects in tags, desired properties, and reported
+// properties is 10"; integers "are within -4503599627370496 and 4503599627370495"; "IoT Hub
+// enforces an 8 KB size limit on the value of tags, and a 32 KB size limit each on the value of
+// properties/desired and properties/reported".
+const (
+	MaxTwinKeyBytes    = 1024
+	MaxTwinStringBytes = 4096
+	// MaxTwinDepth counts nesting levels with the section (tags, desired) as the first.
+	MaxTwinDepth       = 10
+	MaxTagsBytes       = 8 * 1024
+	MaxPropertiesBytes = 32 * 1024         // each of properties.desired and properties.reported
+	MaxTwinInteger     = 4503599627370495  // 2^52-1
+	MinTwinInteger     = -4503599627370496 // -2^52
+)
+
+// TwinSize is a value's size as the device-twin guide counts it against MaxTagsBytes and
+// MaxPropertiesBytes: keys and strings by their UTF-8 length, numbers 8 bytes, booleans 4,
+// objects and arrays the sum of their parts [inferred for arrays], null 0 [inferred];
+// $metadata and $version do not count. (The guide leaves control characters out of string
+// lengths; counting them only over-estimates.)
+func TwinSize(v any) int {
+	switch x := v.(type) {
+	case map[string]any:
+		n := 0
+		for k, e := range x {
+			if k != "$metadata" && k != "$version" {
+				n += len(k) + TwinSize(e)
+			}
+		}
+		return n
+	case []any:
+		n := 0
+		for _, e := range x {
+			n += TwinSize(e)
+		}
+		return n
+	case string:
+		return len(x)
+	case float64, int, int64, json.Number:
+		return 8
+	case bool:
+		return 4
+	}
+	return 0
+}
+
+// TwinKeyProblem says why the hub refuses k as a key of a twin document ("contains a space,
+// which the hub does not allow in keys"), or returns "" for a key it accepts.
+func TwinKeyProblem(k string) string {
+	switch {
+	case k == "":
+		return "is empty; keys must have at least one character"
+	case len(k) > MaxTwinKeyBytes:
+		return fmt.Sprintf("is %d bytes long; the hub accepts keys of at most %d bytes (UTF-8)", len(k), MaxTwinKeyBytes)
+	case !utf8.ValidString(k):
+		return "is not valid UTF-8"
+	}
+	for _, r := range k {
+		switch {
+		case r == '$':
+			return `contains "$", which the hub reserves for its own keys ($version, $metadata)`
+		case r == '.':
+			return `contains ".", which separates keys in query paths; nest an object instead`
+		case r == ' ':
+			return "contains a space, which the hub does not allow in keys"
+		case unicode.IsControl(r):
+			return "contains a control character, which the hub does not allow in keys"
+		}
+	}
+	return ""
+}
