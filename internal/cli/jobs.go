@@ -92,6 +92,24 @@ func checkJobID(id string) error {
 	return nil
 }
 
+// openJob reads the job args[0] from the hub of args[1:] (see open); the caller closes the
+// session when err is nil.
+func (o *jobsFlags) openJob(ctx context.Context, s Streams, args []string) (*hubSession, hubapi.JobResponse, error) {
+	if err := checkJobID(args[0]); err != nil {
+		return nil, hubapi.JobResponse{}, err
+	}
+	hs, err := o.open(ctx, s, args[1:])
+	if err != nil {
+		return nil, hubapi.JobResponse{}, err
+	}
+	job, err := getJob(ctx, hs, args[0])
+	if err != nil {
+		hs.Close()
+		return nil, job, err
+	}
+	return hs, job, nil
+}
+
 // getJob reads a job; an id the hub does not know is errNoSuchJob.
 func getJob(ctx context.Context, hs *hubSession, id string) (hubapi.JobResponse, error) {
 	j, err := hs.client.GetJob(ctx, id)
@@ -244,19 +262,12 @@ func runJobsShow(cmd *cobra.Command, s Streams, o *jobsShowOptions, args []strin
 	if o.limit < 0 {
 		return flagErrorf("-limit %d: expected 0 (no limit) or more", o.limit)
 	}
-	if err := checkJobID(args[0]); err != nil {
-		return err
-	}
 	ctx := cmd.Context()
-	hs, err := o.open(ctx, s, args[1:])
+	hs, job, err := o.openJob(ctx, s, args)
 	if err != nil {
 		return err
 	}
 	defer hs.Close()
-	job, err := getJob(ctx, hs, args[0])
-	if err != nil {
-		return err
-	}
 	view := render.NewJobShow(s.Out, o.renderOptions(s))
 	if o.json {
 		view = render.NewJobShowJSON(s.Out)
@@ -345,22 +356,15 @@ Exit codes: 0 cancelled, 1 otherwise (including a job that had already ended).`,
 }
 
 func runJobsCancel(cmd *cobra.Command, s Streams, o *jobsCancelOptions, args []string) error {
-	if err := checkJobID(args[0]); err != nil {
-		return err
-	}
 	if !o.autoApprove && !s.InTTY {
 		return errCancelNeedsTerminal
 	}
 	ctx := cmd.Context()
-	hs, err := o.open(ctx, s, args[1:])
+	hs, job, err := o.openJob(ctx, s, args)
 	if err != nil {
 		return err
 	}
 	defer hs.Close()
-	job, err := getJob(ctx, hs, args[0])
-	if err != nil {
-		return err
-	}
 	if err := render.JobDetail(s.Out, job, o.renderOptions(s)); err != nil {
 		return err
 	}
