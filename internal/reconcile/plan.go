@@ -190,13 +190,16 @@ type Transition struct {
 
 // Summary counts what a plan will do.
 type Summary struct {
-	TwinChanges     int // twin resources to update
-	TwinDevices     int // devices those updates touch: distinct when the plan counted them, else summed per resource
-	MethodInvokes   int // method resources to invoke
-	MethodDevices   int // devices those invocations reach (summed per resource)
-	UnchangedTwins  int
-	EmptyMethodRuns int // method resources whose target selects no device
-	Refused         int // resources apply will refuse (see ResourceChange.Refused)
+	TwinChanges int // twin resources to update
+	TwinDevices int // devices those updates touch: distinct when the plan counted them, else summed per resource
+	// TwinDevicesSummed: TwinDevices is a sum over two or more resources, so a device that
+	// several of them change counts more than once (the plan could not count the union).
+	TwinDevicesSummed bool
+	MethodInvokes     int // method resources to invoke
+	MethodDevices     int // devices those invocations reach (summed per resource)
+	UnchangedTwins    int
+	EmptyMethodRuns   int // method resources whose target selects no device
+	Refused           int // resources apply will refuse (see ResourceChange.Refused)
 }
 
 // Summary counts the plan's actions.
@@ -221,6 +224,8 @@ func (p *Plan) Summary() Summary {
 	}
 	if p.DistinctDevices != nil {
 		s.TwinDevices = *p.DistinctDevices
+	} else {
+		s.TwinDevicesSummed = s.TwinChanges > 1
 	}
 	return s
 }

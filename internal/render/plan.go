@@ -93,7 +93,11 @@ func SummaryLine(p *reconcile.Plan) string {
 	}
 	var parts []string
 	if s.TwinChanges > 0 {
-		parts = append(parts, fmt.Sprintf("%s to change (%s)", plural(s.TwinChanges, "resource", "resources"), plural(s.TwinDevices, "device", "devices")))
+		devices := plural(s.TwinDevices, "device", "devices")
+		if s.TwinDevicesSummed {
+			devices = "at most " + devices // a device in several resources counts once per resource
+		}
+		parts = append(parts, fmt.Sprintf("%s to change (%s)", plural(s.TwinChanges, "resource", "resources"), devices))
 	}
 	if s.MethodInvokes > 0 {
 		parts = append(parts, fmt.Sprintf("%s to invoke on %s", plural(s.MethodInvokes, "method", "methods"), plural(s.MethodDevices, "device", "devices")))
