@@ -20,7 +20,7 @@ import (
 
 // Permission matrix (hub-throttle): every default shared access policy × every REST route of
 // httpapi.Routes(), over real HTTPS against the assembled hub. Expected rights come from
-// iothub-api.md §6.2, written here independently of the server's own table; a route the
+// https://learn.microsoft.com/azure/iot-hub/iot-hub-dev-guide-sas, written here independently of the server's own table; a route the
 // server serves that has no row here fails the test, so routes added later must be given
 // their expected rights.
 
@@ -34,7 +34,7 @@ const (
 
 // expectedRights is keyed by route pattern with wildcard names removed ("GET /devices/{}").
 var expectedRights = map[string][]httpapi.Rights{
-	// Identity registry [D-SAS]: read = RegistryRead, write (incl. bulk) = RegistryWrite.
+	// Identity registry (SAS guide): read = RegistryRead, write (incl. bulk) = RegistryWrite.
 	"GET /devices":                               {rR},
 	"GET /devices/{}":                            {rR},
 	"PUT /devices/{}":                            {rW},
@@ -46,13 +46,13 @@ var expectedRights = map[string][]httpapi.Rights{
 	"DELETE /devices/{}/modules/{}":              {rW},
 	"GET /statistics/devices":                    {rR},
 	"GET /statistics/service":                    {rR, rS}, // [inferred] C#'s ServiceClient reads it with ServiceConnect
-	"GET /twins/{}":                              {rS},     // twins [D-TWIN]
+	"GET /twins/{}":                              {rS},     // twins (device-twin guide)
 	"PATCH /twins/{}":                            {rS},
 	"PUT /twins/{}":                              {rS},
 	"GET /twins/{}/modules/{}":                   {rS},
 	"PATCH /twins/{}/modules/{}":                 {rS},
 	"PUT /twins/{}/modules/{}":                   {rS},
-	"POST /twins/{}/methods":                     {rS}, // direct methods [D-DM18]
+	"POST /twins/{}/methods":                     {rS}, // direct methods (direct-methods guide)
 	"POST /twins/{}/modules/{}/methods":          {rS},
 	"POST /devices/query":                        {rR, rS}, // both documented
 	"PUT /jobs/v2/{}":                            {rW, rS}, // current and older docs

@@ -189,7 +189,8 @@ type job struct {
 	} `json:"deviceJobStatistics"`
 }
 
-// runJob creates a twin update job on cond (a JobRequest as iothub-api.md §1.2 shows it) and
+// runJob creates a twin update job on cond (a JobRequest as https://learn.microsoft.com/rest/api/iothub/service/jobs
+// shows it) and
 // waits for it to end.
 func (r *rawHub) runJob(id, cond string) job {
 	r.t.Helper()

@@ -13,7 +13,7 @@ import (
 // The wire structs must read and write the hub's documented JSON exactly: every documented
 // field decodes into a field of ours (no unknown names), and encoding gives the same document
 // back (nulls aside, which our optional fields omit). The documents are the captured shapes
-// quoted in shared/reference/iothub-api.md §1.2–1.4; the devices.jobs row is the documented
+// of https://learn.microsoft.com/rest/api/iothub/service/jobs and the job docs; the devices.jobs row is the documented
 // one with a method outcome and its two zoneless times written with the zone we send
 // (reading zoneless times is TestDeviceJobReadsZonelessTimes).
 func TestDocumentedJSONRoundTrips(t *testing.T) {

@@ -68,7 +68,7 @@ func IsStatus(err error, status int) bool {
 	return errors.As(err, &he) && he.Status == status
 }
 
-// codesByName maps the hub's error-code names to their numbers (iothub-api.md §5.3), so a
+// codesByName maps the hub's error-code names to their numbers (https://learn.microsoft.com/azure/iot-hub/troubleshoot-error-codes), so a
 // legacy "ErrorCode:<Name>;…" body or an iothub-errorcode header yields the number too.
 var codesByName = map[string]int{
 	"GenericBadRequest": 400000, "InvalidProtocolVersion": 400001, "DeviceInvalidResultCount": 400002,
@@ -110,7 +110,7 @@ var namesByCode = func() map[int]string {
 const maxMessage = 300
 
 // parseError builds an *Error from a non-success response. The hub uses two envelopes
-// (iothub-api.md §5.1): {"Message":"ErrorCode:<Name>;<text>",…} and
+// (Azure/azure-iot-sdk-csharp common/src/service/ExceptionHandlingHelper.cs): {"Message":"ErrorCode:<Name>;<text>",…} and
 // {"Message":"{\"errorCode\":404103,…,\"message\":\"…\"}",…}, plus the iothub-errorcode header;
 // MQTT-style bare {"errorCode":…} objects are accepted too. Anything else keeps the status and a
 // bounded excerpt of the body.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/query"
 )
 
@@ -17,9 +18,6 @@ import (
 // arrive as whatever Go types the loader produced; Canonical turns them into that form so that
 // comparing a desired value with an observed one (decoded from the hub's JSON) is comparing
 // like with like: 43 and "43" differ, 3 and 3.0 do not.
-
-// maxSafeInt is the hub's integer range (±2^52, iothub-api.md §2.5).
-const maxSafeInt = 4503599627370496
 
 // Canonical converts v to the JSON form above. Numbers become float64 (integers beyond the
 // hub's ±2^52 range and non-finite numbers are errors), maps with string keys become
@@ -121,7 +119,7 @@ func checkNum(f float64) (any, error) {
 	switch {
 	case math.IsNaN(f) || math.IsInf(f, 0):
 		return nil, fmt.Errorf("%v is not a number a twin can hold", f)
-	case f == math.Trunc(f) && (f > maxSafeInt-1 || f < -maxSafeInt):
+	case f == math.Trunc(f) && (f > hubapi.MaxTwinInteger || f < hubapi.MinTwinInteger):
 		return nil, fmt.Errorf("%v is outside the hub's integer range (±2^52)", f)
 	}
 	return f, nil

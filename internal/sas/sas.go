@@ -1,6 +1,6 @@
 // Package sas holds Azure IoT Hub credentials: connection strings and shared access signature
 // (SAS) tokens, both as the SDKs make them and as the hub checks them (see
-// shared/reference/iothub-api.md §6). It is used by iotplan's hub client (to sign requests) and
+// https://learn.microsoft.com/azure/iot-hub/iot-hub-dev-guide-sas). It is used by iotplan's hub client (to sign requests) and
 // by the local hub (to verify them), so both sides agree on one implementation.
 //
 // Secrets: no error from this package ever contains a key, a signature, or the raw connection

@@ -5,8 +5,8 @@
 // on the ports those SDKs cannot change: HTTPS 443 and MQTT 8883, HostName "localhost",
 // the hub's CA trusted through NODE_EXTRA_CA_CERTS.
 //
-// The SDK versions are pinned exactly in package.json / package-lock.json (the versions
-// shared/reference/azure-node-sdk-wire.md describes). The test needs Node.js ≥ 20, the
+// The SDK versions are pinned exactly in package.json / package-lock.json (azure-iothub and
+// azure-iot-device with its MQTT transport, from github.com/Azure/azure-iot-sdk-node). The test needs Node.js ≥ 20, the
 // packages installed, and the right to bind ports 443 and 8883, so it only runs when asked:
 //
 //	cd test/nodesdk && npm ci

@@ -1,5 +1,5 @@
 // Package adm is the local hub's automatic device management (ADM) configurations: the hub's
-// own declarative feature (iothub-api.md §9). A configuration has a target condition (a query
+// own declarative feature (https://learn.microsoft.com/azure/iot-hub/iot-hub-automatic-device-management). A configuration has a target condition (a query
 // condition on twins), a priority and content — desired-property paths
 // ("properties.desired.a.b") with values — and the hub keeps every targeted twin's desired
 // properties at those values, highest priority winning per path (ties: the most recently
@@ -16,7 +16,7 @@
 // for a REST PATCH. When a path stops being owned by any configuration (the twin no longer
 // matches, or the configuration was deleted), the hub removes the property it had set (a null
 // in the patch) — "this configuration's settings are removed and the next-priority config
-// applies" [D-ADM]; which paths a configuration set on which twin is remembered in the bucket
+// applies" (https://learn.microsoft.com/azure/iot-hub/iot-hub-automatic-device-management); which paths a configuration set on which twin is remembered in the bucket
 // "admapplied", so a restart does not forget what to remove.
 //
 // Store: bucket "configurations" (id → Configuration JSON) and "admapplied" (deviceId → {path:
@@ -49,7 +49,7 @@ import (
 	"github.com/iotplan/iotplan/internal/query"
 )
 
-// Error codes of configurations (iothub-api.md §5.3).
+// Error codes of configurations (https://learn.microsoft.com/azure/iot-hub/troubleshoot-error-codes).
 const (
 	InvalidConfigurationTargetCondition       = huberr.InvalidConfigurationTargetCondition
 	InvalidConfigurationContent               = huberr.InvalidConfigurationContent
@@ -62,7 +62,7 @@ const (
 
 // Limits.
 const (
-	MaxConfigurations = 100 // per paid hub [D-QUOTA]
+	MaxConfigurations = 100 // per paid hub (https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-quotas-throttling)
 	MaxCustomMetrics  = 5
 	MaxIDLength       = 128
 	DefaultPeriod     = 5 * time.Second

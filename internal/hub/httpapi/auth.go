@@ -8,7 +8,7 @@ import (
 	"github.com/iotplan/iotplan/internal/sas"
 )
 
-// Rights are the permissions of a shared access policy (iothub-api.md §6.2).
+// Rights are the permissions of a shared access policy (https://learn.microsoft.com/azure/iot-hub/iot-hub-dev-guide-sas).
 type Rights uint8
 
 const (

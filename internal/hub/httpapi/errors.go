@@ -39,7 +39,8 @@ func trackingID() string {
 
 // writeError is the one place that turns an error into the hub's wire error: HTTP status from
 // the code, the iothub-errorcode header, and the body in the code's envelope (legacy
-// "ErrorCode:<Name>;<text>" or JSON-in-Message), see iothub-api.md §5.1.
+// "ErrorCode:<Name>;<text>" or JSON-in-Message), see Azure/azure-iot-sdk-csharp
+// common/src/service/ExceptionHandlingHelper.cs and Azure/azure-iot-hub-node src/common-http/http.ts.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	he := huberr.As(err)
 	if he.Code == huberr.ServerError {

@@ -29,7 +29,7 @@ import (
 // Error table (hub-throttle): every huberr code the hub's packages emit, in the envelope they
 // emit it in, written by the one error writer and read back the way real clients read it —
 // amenzhinsky/iothub's iotservice, iotplan's hubclient, and the parsing algorithms of Azure's
-// C# and Node SDKs (iothub-api.md §5.1). The set of codes is found by reading the hub's
+// C# and Node SDKs (ExceptionHandlingHelper.cs, http.ts parseErrorBody). The set of codes is found by reading the hub's
 // source, so a code used later is covered without editing this test.
 
 // codeConsts reads huberr's Code constants (name → value) from its source.
@@ -170,7 +170,8 @@ func isPkg(e ast.Expr, name string) bool {
 	return ok && id.Name == name
 }
 
-// csharpParse is ExceptionHandlingHelper's reading (iothub-api.md §5.1): Message as JSON with
+// csharpParse is ExceptionHandlingHelper's reading (Azure/azure-iot-sdk-csharp
+// common/src/service/ExceptionHandlingHelper.cs): Message as JSON with
 // an errorCode, else "ErrorCode:<Name>;…"; the code is trusted only when its name equals the
 // iothub-errorcode header.
 func csharpParse(header string, body []byte, names map[int]string) (name string, trusted bool) {

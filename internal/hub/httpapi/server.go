@@ -1,5 +1,5 @@
 // Package httpapi is the local hub's service REST API over net/http, as Azure IoT Hub serves it
-// (shared/reference/iothub-api.md): the api-version check, SAS authentication with the hub's
+// (https://learn.microsoft.com/rest/api/iothub/service/jobs and its sibling pages): the api-version check, SAS authentication with the hub's
 // shared access policies and rights, the error envelopes with the iothub-errorcode header,
 // and the routes for devices, twins, direct methods, queries and jobs v2.
 //

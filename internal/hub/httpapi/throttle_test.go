@@ -12,7 +12,7 @@ import (
 var unthrottledRoutes = map[string]string{}
 
 // Every route the server serves is throttled by the class its resource belongs to
-// (iothub-api.md §7.1); a route with an unknown prefix fails here until it is classified.
+// (https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-quotas-throttling); a route with an unknown prefix fails here until it is classified.
 func TestEveryRouteHasAThrottleClass(t *testing.T) {
 	want := map[string]tier.Class{
 		"GET /devices":                                 tier.RegistryOps,

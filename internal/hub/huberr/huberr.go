@@ -16,7 +16,7 @@ import (
 type Code int
 
 // The codes the local hub produces, with the names Azure uses (ErrorCode.cs in the C# SDK and
-// the troubleshooting docs; see shared/reference/iothub-api.md §5.3).
+// the troubleshooting docs: https://learn.microsoft.com/azure/iot-hub/troubleshoot-error-codes).
 const (
 	GenericBadRequest                         Code = 400000
 	InvalidProtocolVersion                    Code = 400001
@@ -110,7 +110,8 @@ func (c Code) Status() int {
 	return s
 }
 
-// Format says which body envelope the hub uses for an error (see iothub-api.md §5.1).
+// Format says which body envelope the hub uses for an error (see Azure/azure-iot-sdk-csharp
+// common/src/service/ExceptionHandlingHelper.cs).
 type Format int
 
 const (

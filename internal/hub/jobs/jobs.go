@@ -1,5 +1,6 @@
 // Package jobs runs IoT Hub jobs v2 (scheduleUpdateTwin, scheduleDeviceMethod) in the
-// background for the local hub, the way Azure IoT Hub does (shared/reference/iothub-api.md §1).
+// background for the local hub, the way Azure IoT Hub does
+// (https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-jobs, https://learn.microsoft.com/rest/api/iothub/service/jobs).
 //
 // Lifecycle. Create validates the request (a startTime more than 168 hours ahead is refused, as
 // a live hub was seen to: hubapi.MaxJobStartAhead) and answers the minimal

@@ -7,7 +7,7 @@ import (
 )
 
 // HistoryTTL is how long the hub keeps a finished job and its devices.jobs rows: "job history
-// … retained up to 30 days" (iothub-api.md §1.5). There is no delete API for v2 jobs; a job
+// … retained up to 30 days" (https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-jobs). There is no delete API for v2 jobs; a job
 // older than this disappears from GET /jobs/v2/{id} (404002), the jobs query and devices.jobs.
 const HistoryTTL = 30 * 24 * time.Hour
 

@@ -48,7 +48,7 @@ func validate(req *hubapi.JobRequest) error {
 			return huberr.New(huberr.ArgumentInvalid, "updateTwin is not allowed in a %s job.", req.Type)
 		}
 	default:
-		// What Azure answers for e.g. "scheduleDirectMethod" (iothub-api.md §1.2).
+		// What Azure answers for e.g. "scheduleDirectMethod" (MicrosoftDocs/azure-docs#29484: GenericBadRequest).
 		return huberr.New(huberr.GenericBadRequest, "BadRequest")
 	}
 	return nil

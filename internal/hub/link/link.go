@@ -6,7 +6,8 @@
 // the caller checks that a device exists before Invoke, and wires Options.OnConnect to the
 // registry's connection state.
 //
-// Error behaviour follows Azure IoT Hub (shared/reference/iothub-api.md §4.3): a device
+// Error behaviour follows Azure IoT Hub (https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-direct-methods and
+// https://learn.microsoft.com/azure/iot-hub/troubleshoot-error-codes): a device
 // that is not connected when the connect timeout runs out, or that has not subscribed to the
 // method (its Device returns ErrNotSubscribed), yields 404103 DeviceNotOnline; a device that
 // does not answer within the response timeout yields 504101 GatewayTimeout. Both are

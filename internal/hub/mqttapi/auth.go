@@ -12,7 +12,7 @@ import (
 
 // Policy is a shared access policy of the hub (iothubowner, device, ...). A token signed with
 // a policy key (skn=<policy>) may connect as any device only if the policy grants DeviceConnect
-// (shared/reference/iothub-api.md §6.2).
+// (https://learn.microsoft.com/azure/iot-hub/iot-hub-dev-guide-sas).
 type Policy struct {
 	Name          string
 	PrimaryKey    string
@@ -36,7 +36,7 @@ type username struct {
 }
 
 // parseUsername parses the CONNECT user name against the CONNECT client id, accepting every
-// form devices send (iothub-api.md §8.1):
+// form devices send (https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub, and the SDKs below):
 //
 //	{host}/{deviceId}/?api-version=2021-04-12[&DeviceClientType=...][&model-id=...]   (docs, Node, C#)
 //	{host}/{deviceId}/api-version=2020-09-30[&model-id=...]                            (amenzhinsky)

@@ -1,6 +1,7 @@
 // Package mqttapi is the local hub's device endpoint: MQTT 3.1.1 over TLS (port 8883) and over
 // WebSockets (/$iothub/websocket on the HTTPS port) with Azure IoT Hub's conventions
-// (shared/reference/iothub-api.md §8, azure-node-sdk-wire.md §2), so Azure's device SDKs (Go
+// (https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub; Azure/azure-iot-sdk-node
+// device/transport/mqtt/src/mqtt.ts), so Azure's device SDKs (Go
 // amenzhinsky/iothub iotdevice, Node, C, Python, C#) connect to `iotplan dev` unchanged.
 //
 // The MQTT protocol itself is github.com/mochi-mqtt/server/v2; this package is a mochi hook

@@ -150,8 +150,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 
 	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumQos = 1             // IoT Hub grants QoS 1 at most (§8.1)
-	caps.RetainAvailable = 0        // retained telemetry is not stored (§8.1)
+	caps.MaximumQos = 1             // IoT Hub grants QoS 1 at most (https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub)
+	caps.RetainAvailable = 0        // IoT Hub keeps no retained messages (the MQTT page: RETAIN only adds x-opt-retain)
 	caps.SharedSubAvailable = 0     // no $share subscriptions on IoT Hub
 	caps.MinimumProtocolVersion = 4 // MQTT 3.1.1
 	caps.MaximumSessionExpiryInterval = uint32(opts.SessionExpiry / time.Second)

@@ -92,7 +92,8 @@ func (ss *session) InvokeMethod(ctx context.Context, name string, payload json.R
 		return 0, nil, link.ErrNotSubscribed
 	}
 	if len(payload) == 0 {
-		// Node's SDK JSON.parses any body, even an empty one (azure-node-sdk-wire.md §2.6).
+		// Node's SDK JSON.parses any body, even an empty one (Azure/azure-iot-sdk-node
+		// device/transport/mqtt/src/mqtt.ts, onDeviceMethod).
 		payload = json.RawMessage("null")
 	}
 	ch := make(chan methodAnswer, 1)
@@ -261,7 +262,8 @@ func (ss *session) twinRespond(status int, rid string, version *int64, body []by
 	}
 }
 
-// twinError answers a twin request with the hub's MQTT error body (iothub-api.md §5.2).
+// twinError answers a twin request with the hub's MQTT error body ({"errorCode","trackingId","message",
+// "timestampUtc"}, as quoted in amenzhinsky/iothub#70 and Azure/azure-iot-sdk-c#210).
 func (ss *session) twinError(rid string, err error) {
 	he := huberr.As(err)
 	body, _ := json.Marshal(struct {
@@ -294,7 +296,7 @@ func (ss *session) twinGet(topic string) {
 		ss.twinError(req.rid, err)
 		return
 	}
-	// The device view has $version but no $metadata (iothub-api.md §8.2; the SDK samples'
+	// The device view has $version but no $metadata (https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub; the SDK samples'
 	// output shows {"desired":{"$version":1},"reported":{"$version":1}} for a new twin).
 	body, err := json.Marshal(map[string]any{
 		"desired":  withoutMetadata(desired),

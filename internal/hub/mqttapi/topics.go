@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// IoT Hub topic names (shared/reference/iothub-api.md §8.2). They are per connection: every
+// IoT Hub topic names (https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub). They are per connection: every
 // device subscribes to the same "$iothub/..." filters, so the hub never routes these through
 // the broker's topic tree but writes them to the one connection they belong to.
 const (

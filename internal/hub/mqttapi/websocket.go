@@ -12,7 +12,7 @@ import (
 )
 
 // WebSocketPath is where IoT Hub serves MQTT over WebSockets, on the HTTPS port 443
-// (iothub-api.md §8.1; amenzhinsky's WithWebSocket dials wss://{host}:443/$iothub/websocket).
+// (https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub; amenzhinsky's WithWebSocket dials wss://{host}:443/$iothub/websocket).
 const WebSocketPath = "/$iothub/websocket"
 
 // wsListenerID names WebSocket sessions inside the broker, so Close ends them too.

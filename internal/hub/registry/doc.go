@@ -1,6 +1,6 @@
 // Package registry is the local hub's identity registry and twin store: device identities with
 // their SAS keys, and device twins (tags, desired and reported properties) with the hub's
-// versioning rules (see shared/reference/iothub-api.md §2):
+// versioning rules (see https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-device-twins):
 //
 //   - properties.desired.$version / properties.reported.$version count the writes to each section;
 //   - the twin "version" is desired.$version + reported.$version + the number of tag writes, which
@@ -13,7 +13,7 @@
 //   - PATCH is a JSON merge patch (RFC 7386: null deletes, objects merge recursively, arrays and
 //     scalars replace); PUT replaces tags and desired wholesale (an absent section becomes {}).
 //
-// Limits (limits.go, iothub-api.md §2.5), enforced by the registry so that every path gets
+// Limits (hubapi/twin.go, https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-device-twins), enforced by the registry so that every path gets
 // them (REST PATCH/PUT, jobs, the devices' MQTT reported patches, bulk and seeding): key names,
 // depth 10, string values 4 KB and integers ±2^52 → 400004 ArgumentInvalid; tags 8 KB and
 // desired/reported 32 KB each → 403100 DeviceModelMaxPropertiesExceeded with the hub's message.

@@ -12,7 +12,7 @@ import (
 // depth ≤ 10, string values ≤ 4 KB, integers within ±2^52, recursively through objects and
 // arrays. section names the part of the twin in messages ("tags", "properties.desired").
 // Every violation is 400004 ArgumentInvalid (the hub's code for '$' keys in a reported
-// patch [I-AMZ-70] and for over-long values ["Property or Tag value should be maximum 512
+// patch [amenzhinsky/iothub#70] and for over-long values ["Property or Tag value should be maximum 512
 // bytes." with ErrorCode:ArgumentInvalid, azure-iot-cli-extension#62, from before the limit
 // became 4 KB]); the other cases use the same code [inferred].
 func checkKeys(section string, m map[string]any) error {

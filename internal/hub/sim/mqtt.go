@@ -47,7 +47,7 @@ type KeyStore interface {
 	DeviceKeys(deviceID string) (primary, secondary string, err error)
 }
 
-// Device-side protocol constants (shared/reference/iothub-api.md §8).
+// Device-side protocol constants (https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub).
 const (
 	mqttAPIVersion   = "2021-04-12"
 	topicMethodsPOST = "$iothub/methods/POST/"
