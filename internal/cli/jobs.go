@@ -122,13 +122,6 @@ func getJob(ctx context.Context, hs *hubSession, id string) (hubapi.JobResponse,
 	return j, nil
 }
 
-// jobEnded: of the job statuses
-// (https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-jobs#querying-for-progress-on-jobs),
-// completed, failed and cancelled are final.
-func jobEnded(status string) bool {
-	return status == hubapi.JobStatusCompleted || status == hubapi.JobStatusFailed || status == hubapi.JobStatusCancelled
-}
-
 type jobsListOptions struct {
 	jobsFlags
 	jobType, status string
@@ -368,7 +361,7 @@ func runJobsCancel(cmd *cobra.Command, s Streams, o *jobsCancelOptions, args []s
 	if err := render.JobDetail(s.Out, job, o.renderOptions(s)); err != nil {
 		return err
 	}
-	if jobEnded(job.Status) {
+	if hubapi.JobEnded(job.Status) {
 		return endedError(job, false)
 	}
 	if !o.autoApprove {
@@ -381,7 +374,7 @@ func runJobsCancel(cmd *cobra.Command, s Streams, o *jobsCancelOptions, args []s
 	if err != nil {
 		return cancelError(job, hs, err)
 	}
-	if res.Status != hubapi.JobStatusCancelled && jobEnded(res.Status) {
+	if res.Status != hubapi.JobStatusCancelled && hubapi.JobEnded(res.Status) {
 		return endedError(res, true)
 	}
 	return render.JobCancelled(s.Out, res, o.renderOptions(s))

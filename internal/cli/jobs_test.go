@@ -75,7 +75,7 @@ func runJob(t *testing.T, c *hubclient.Client, req hubapi.JobRequest) hubapi.Job
 		if err != nil {
 			t.Fatal(err)
 		}
-		if jobEnded(j.Status) || (req.StartTime != nil && req.StartTime.After(time.Now())) {
+		if hubapi.JobEnded(j.Status) || (req.StartTime != nil && req.StartTime.After(time.Now())) {
 			return j
 		}
 		time.Sleep(50 * time.Millisecond)

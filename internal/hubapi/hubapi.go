@@ -49,6 +49,18 @@ const (
 	JobStatusCancelled = "cancelled"
 )
 
+// JobEnded reports whether a job status is final: completed, failed and cancelled are
+// (https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-jobs); every other status holds one
+// of the hub's job slots.
+func JobEnded(status string) bool {
+	return status == JobStatusCompleted || status == JobStatusFailed || status == JobStatusCancelled
+}
+
+// ActiveJobStatuses are the job statuses that hold one of the tier's concurrent-job slots, in
+// lifecycle order ("enqueued" is the C# SDK's synonym of "queued"; both are asked for, since
+// the docs do not say which one hubs report).
+var ActiveJobStatuses = []string{JobStatusEnqueued, JobStatusQueued, JobStatusScheduled, JobStatusRunning}
+
 // Device-job statuses (DeviceJob.Status). Note the single L in "canceled": the hub spells
 // the two enums differently and SDKs depend on it.
 const (

@@ -3,8 +3,8 @@ package reconcile
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/iotplan/iotplan/internal/clock"
@@ -136,7 +136,7 @@ type JobResult struct {
 // job scheduled to start later, that the hub accepted it.
 func (j *JobResult) Success() bool {
 	if j.Scheduled {
-		return !finalStatus(j.Status)
+		return !hubapi.JobEnded(j.Status)
 	}
 	return j.Status == hubapi.JobStatusCompleted && j.Stats.FailedCount == 0 &&
 		j.Stats.SucceededCount == j.Stats.DeviceCount && len(j.MethodErrors) == 0
@@ -388,7 +388,7 @@ func watchJob(ctx context.Context, rc *ResourceChange, pj *PlannedJob, req hubap
 		jr.Elapsed = cfg.now().Sub(start)
 		hook.JobProgress(rc, Progress{JobID: req.JobID, Status: job.Status, Stats: jr.Stats, Elapsed: jr.Elapsed})
 		switch {
-		case finalStatus(job.Status):
+		case hubapi.JobEnded(job.Status):
 			return nil
 		case req.StartTime.After(start.Add(waitScheduled)):
 			// A job set to start later is the hub's to run: apply hands it over and does not
@@ -417,7 +417,7 @@ func ensureJob(ctx context.Context, rc *ResourceChange, req hubapi.JobRequest, r
 		return job, false, err
 	}
 	created, err := createJob(ctx, rc, req, runner, cfg.hook, cfg)
-	if !isConflict(err) {
+	if hubapi.StatusOf(err) != http.StatusConflict {
 		return created, false, err
 	}
 	got, gerr := runner.GetJob(ctx, req.JobID)
@@ -428,28 +428,6 @@ func ensureJob(ctx context.Context, rc *ResourceChange, req hubapi.JobRequest, r
 		return job, false, fmt.Errorf("job id %s belongs to a %s job, not a %s one: %w", req.JobID, got.Type, req.Type, err)
 	}
 	return got, true, nil
-}
-
-// isConflict recognises the hub's 409 without importing hubclient (the runner may be any).
-func isConflict(err error) bool { return httpStatus(err) == 409 }
-
-// isNotFound recognises the hub's 404 (no job with that id).
-func isNotFound(err error) bool { return httpStatus(err) == 404 }
-
-func httpStatus(err error) int {
-	var s interface{ HTTPStatus() int }
-	if errors.As(err, &s) {
-		return s.HTTPStatus()
-	}
-	return 0
-}
-
-func finalStatus(s string) bool {
-	switch s {
-	case hubapi.JobStatusCompleted, hubapi.JobStatusFailed, hubapi.JobStatusCancelled:
-		return true
-	}
-	return false
 }
 
 func readFailures(ctx context.Context, runner JobRunner, jr *JobResult, max int) error {

@@ -74,7 +74,7 @@ func (r *scriptedRunner) GetJob(_ context.Context, id string) (hubapi.JobRespons
 	r.polls[id]++
 	j := s[min(n, len(s)-1)]
 	j.JobID, j.Type = id, req.Type
-	if finalStatus(j.Status) && r.active == id {
+	if hubapi.JobEnded(j.Status) && r.active == id {
 		r.active = ""
 	}
 	return j, nil

@@ -232,11 +232,9 @@ func diffTwin(t Twin, o *TwinObserved, p *Plan, opts PlanOptions) (ResourceChang
 		if j.Devices == 0 {
 			continue
 		}
-		pj, err := twinJob(pt, j, t, p, opts)
-		if err != nil {
+		if err := addJob(&rc, twinJob(pt, j, t), t.Addr, t.MaxExecution, 0, p, opts); err != nil {
 			return rc, err
 		}
-		rc.Jobs = append(rc.Jobs, pj)
 	}
 	rc.Devices = changedDevices(o, jobs)
 	if len(rc.Jobs) == 0 && rc.Refused == "" {
@@ -330,9 +328,9 @@ func groupsTotal(gs []Group) int {
 	return n
 }
 
-// twinJob builds one scheduleUpdateTwin job: its patch sets exactly the job's keys, its
-// condition is the one Read counted (the target itself for a whole-target job).
-func twinJob(pt *preparedTwin, j JobObserved, t Twin, p *Plan, opts PlanOptions) (PlannedJob, error) {
+// twinJob builds one scheduleUpdateTwin job, not yet sized: its patch sets exactly the job's
+// keys, its condition is the one Read counted (the target itself for a whole-target job).
+func twinJob(pt *preparedTwin, j JobObserved, t Twin) PlannedJob {
 	cond := j.Condition
 	if j.WholeTarget {
 		cond = query.Format(scope(t.Target))
@@ -350,12 +348,7 @@ func twinJob(pt *preparedTwin, j JobObserved, t Twin, p *Plan, opts PlanOptions)
 		st := t.StartTime.UTC()
 		req.StartTime = &st
 	}
-	pj := PlannedJob{Request: req, Devices: j.Devices, Keys: j.Keys}
-	if err := sizeJob(&pj, t.Addr, t.MaxExecution, 0, opts); err != nil {
-		return pj, err
-	}
-	pj.Request.JobID = jobID(t.Addr, p, &pj.Request)
-	return pj, nil
+	return PlannedJob{Request: req, Devices: j.Devices, Keys: j.Keys}
 }
 
 // patchOf builds the desired and tags objects of a merge patch that sets the named leaves

@@ -119,6 +119,7 @@ func TestJobIDs(t *testing.T) {
 	p1 := &Plan{Hub: "h"}
 	p2 := &Plan{Hub: "h"}
 	p2.CreatedAt = p2.CreatedAt.Add(1)
+	p1.ApplyID, p2.ApplyID = applyID(p1), applyID(p2)
 	id1 := jobID("twin.door_location", p1, nil)
 	id2 := jobID("twin.door_location", p2, nil)
 	if !jobIDPattern.MatchString(id1) || !strings.HasPrefix(id1, "iotplan-door-location-") || len(id1) != len("iotplan-door-location-")+8 {

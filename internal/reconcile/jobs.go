@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/query"
@@ -123,12 +122,13 @@ func splitJobs(target query.Expr, leaves []Leaf, terms []keyTerm) []jobSpec {
 }
 
 // jobID derives a job id from the resource address and the plan: "iotplan-<name>-<8 hex>", at
-// most 64 characters of [A-Za-z0-9-]. The hex is a hash of the address, the plan's creation
-// time and hub, and the job itself, so a saved plan applied a second time collides with its
-// first run (the hub answers JobAlreadyExists) instead of silently running again, and the jobs
-// of one resource (different conditions or patches) get different ids.
+// most 64 characters of [A-Za-z0-9-]. The hex is a hash of the address, the plan's apply id
+// (its creation time, hub and state serial) and the job itself, so an interrupted apply
+// resumed, or a saved plan applied a second time, meets its own jobs (the hub answers
+// JobAlreadyExists) instead of running them again, and the jobs of one resource (different
+// conditions or patches) get different ids.
 func jobID(addr string, p *Plan, j *hubapi.JobRequest) string {
-	return namedJobID(addr, fmt.Sprintf("%s\x00%s", p.CreatedAt.Format(time.RFC3339Nano), p.Hub), j)
+	return namedJobID(addr, p.ApplyID, j)
 }
 
 // stepJobID is the id of the i-th job of a step apply adds as it goes (unmark), derived from

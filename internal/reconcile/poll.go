@@ -57,10 +57,6 @@ func budgetInterval(t tier.Tier, calls int) time.Duration {
 // ErrNoJobSlot: the hub's job slots stayed held longer than WithSlotTimeout allows.
 var ErrNoJobSlot = errors.New("no free job slot on the hub")
 
-// activeStatuses is how many status queries one ActiveJobs check costs (queued, scheduled,
-// running, enqueued: see hubclient.ActiveJobs).
-const activeStatuses = 4
-
 // waitForSlot returns once the hub has a free job slot: fewer active jobs (queued, scheduled
 // or running, whoever started them; not the job own itself, which a resumed apply reattaches
 // to) than the tier allows. It checks within the polling budget, reporting the jobs that hold
@@ -72,7 +68,7 @@ func waitForSlot(ctx context.Context, rc *ResourceChange, own string, runner Job
 		return nil
 	}
 	begin := cfg.now()
-	every := max(minPoll, budgetInterval(cfg.tier, activeStatuses))
+	every := max(minPoll, budgetInterval(cfg.tier, len(hubapi.ActiveJobStatuses))) // one listing per status
 	for {
 		all, err := runner.ActiveJobs(ctx)
 		if err != nil {
@@ -104,7 +100,7 @@ func waitForSlot(ctx context.Context, rc *ResourceChange, own string, runner Job
 func createJob(ctx context.Context, rc *ResourceChange, req hubapi.JobRequest, runner JobRunner, hook Hook, cfg applyConfig) (hubapi.JobResponse, error) {
 	for {
 		created, err := runner.CreateJob(ctx, req)
-		if !isTooManyJobs(err) || cfg.tier.MaxConcurrentJobs() <= 0 {
+		if hubapi.CodeOf(err) != hubapi.CodeTooManyActiveJobs || cfg.tier.MaxConcurrentJobs() <= 0 {
 			return created, err
 		}
 		if err := waitForSlot(ctx, rc, req.JobID, runner, hook, cfg); err != nil {
@@ -114,15 +110,6 @@ func createJob(ctx context.Context, rc *ResourceChange, req hubapi.JobRequest, r
 			return created, err
 		}
 	}
-}
-
-// codeTooManyJobs is the hub's ThrottlingMaxActiveJobCountExceeded.
-const codeTooManyJobs = 429004
-
-// isTooManyJobs recognises the hub's 429004 without importing hubclient (the runner may be any).
-func isTooManyJobs(err error) bool {
-	var s interface{ HubCode() int }
-	return errors.As(err, &s) && s.HubCode() == codeTooManyJobs
 }
 
 func holdersText(jobs []hubapi.JobResponse) string {

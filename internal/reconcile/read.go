@@ -140,14 +140,14 @@ func readADM(ctx context.Context, q Querier, cfg *Config) []string {
 	return admNotes(cfg, configs)
 }
 
-// readDistinct counts the devices any update of the plan touches (twin updates, removals,
-// method marks), when two or more conditions could count a device twice; -1 when not counted
-// (the ORed condition would be longer than the hub takes).
+// readDistinct counts the devices the plan's twin updates and removals touch, when two or more
+// conditions could count a device twice; -1 when not counted (the ORed condition would be
+// longer than the hub takes).
 func readDistinct(ctx context.Context, q Querier, obs *Observed) (int, error) {
-	var conds []query.Expr
-	add := func(text string) {
-		if e, err := query.ParseCondition(text); err == nil && text != "" {
-			conds = append(conds, e)
+	var texts []string
+	add := func(cond string) {
+		if cond != "" {
+			texts = append(texts, cond)
 		}
 	}
 	for _, o := range obs.Twins {
@@ -160,10 +160,14 @@ func readDistinct(ctx context.Context, q Querier, obs *Observed) (int, error) {
 			add(r.Condition)
 		}
 	}
-	if len(conds) < 2 {
+	if len(texts) < 2 {
 		return -1, nil
 	}
-	sort.Slice(conds, func(i, j int) bool { return query.Format(conds[i]) < query.Format(conds[j]) })
+	sort.Strings(texts) // the same fleet gives the same statement, whatever the map order
+	conds := make([]query.Expr, len(texts))
+	for i, t := range texts {
+		conds[i] = mustCondition(t)
+	}
 	or := query.Or(conds...)
 	if query.CheckCondition(or) != nil {
 		return -1, nil

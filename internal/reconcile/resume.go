@@ -158,7 +158,7 @@ func Abandon(ctx context.Context, rec *state.ApplyRecord, runner interface {
 		if j.Step == StepMark {
 			marked[j.Addr] = true
 		}
-		if !finalStatus(got.Status) {
+		if !hubapi.JobEnded(got.Status) {
 			if _, err := runner.CancelJob(ctx, j.Request.JobID); err != nil {
 				return cancelled, fmt.Errorf("%s: cancelling job %s: %w", j.Addr, j.Request.JobID, err)
 			}

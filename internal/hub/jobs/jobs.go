@@ -131,13 +131,7 @@ type job struct {
 	done   chan struct{}           // closed when the runner exits
 }
 
-func (j *job) terminal() bool {
-	switch j.rec.Job.Status {
-	case hubapi.JobStatusCompleted, hubapi.JobStatusFailed, hubapi.JobStatusCancelled:
-		return true
-	}
-	return false
-}
+func (j *job) terminal() bool { return hubapi.JobEnded(j.rec.Job.Status) }
 
 // Manager owns the jobs of one hub. It is safe for concurrent use.
 type Manager struct {
