@@ -5,7 +5,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,19 +20,11 @@ import (
 // lockDoor call and report the desired properties the twin job set.
 func TestSimDeviceAnswersIotplanApply(t *testing.T) {
 	dir := t.TempDir()
-	fleet := filepath.Join(dir, "fleet.hcl")
-	// myDeviceId exists but no simulated device answers for it: this example does.
-	if err := os.WriteFile(fleet, []byte("device \"myDeviceId\" {\n  offline = true\n}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	src, err := os.ReadFile(fleet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A strict hub that audits every query and job condition iotplan sends (hubtest).
-	h, _, _ := hubtest.StartAuditedWith(t, hub.Options{MQTTAddr: "127.0.0.1:0"}, string(src))
+	// A strict hub that audits every query and job condition iotplan sends (hubtest), where
+	// myDeviceId exists but no simulated device answers for it: this example does.
+	h, _, _ := hubtest.StartAuditedWith(t, hub.Options{MQTTAddr: "127.0.0.1:0"}, "device \"myDeviceId\" {\n  offline = true\n}\n")
 
 	dcs, err := h.DeviceConnectionString("myDeviceId")
 	if err != nil {

@@ -212,7 +212,7 @@ func checkSaved(ctx context.Context, ps *planSession, p *reconcile.Plan, dev boo
 func resumeApply(ctx context.Context, s Streams, o *applyOptions, ps *planSession) error {
 	rec := ps.state.Apply
 	fmt.Fprintf(s.Out, "Resuming the apply %s (%s since %s): reattaching to the jobs it created, creating the others.\n\n",
-		rec.ID, rec.Operation, rec.Started.Format("2006-01-02 15:04:05 UTC"))
+		rec.ID, rec.Operation, reconcile.TimeText(rec.Started))
 	view := render.NewApplyView(s.Err, render.ApplyOptions{Options: render.Options{Color: colorOn(s.ErrTTY, &o.config)}, TTY: s.ErrTTY})
 	res, err := reconcile.Resume(ctx, rec, ps.hub.client, view, reconcile.WithTier(ps.hub.tier),
 		reconcile.WithSlotTimeout(o.slotTimeout), reconcile.WithJournal(ps))
@@ -260,12 +260,18 @@ func confirm(s Streams, hubName string) (bool, error) {
 	if !s.InTTY {
 		return false, errors.New("apply needs confirmation and there is no terminal to ask on: review the plan and re-run with -auto-approve, or apply a saved plan (plan -out FILE)")
 	}
-	fmt.Fprintf(s.Err, "\nDo you want to perform these actions on %s?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ", hubName)
+	return askYes(s, fmt.Sprintf("Do you want to perform these actions on %s?", hubName)), nil
+}
+
+// askYes asks question on the terminal, Terraform's way, and reports whether the answer was
+// exactly "yes".
+func askYes(s Streams, question string) bool {
+	fmt.Fprintf(s.Err, "\n%s\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ", question)
 	line, err := bufio.NewReader(s.In).ReadString('\n')
 	if err != nil && line == "" {
-		return false, nil
+		return false
 	}
-	return strings.TrimSpace(line) == "yes", nil
+	return strings.TrimSpace(line) == "yes"
 }
 
 // isPlanFile tells a saved plan (JSON) from configuration: plans are what 'plan -out' wrote.

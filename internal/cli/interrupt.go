@@ -10,6 +10,7 @@ import (
 
 	"github.com/iotplan/iotplan/internal/reconcile"
 	"github.com/iotplan/iotplan/internal/render"
+	"github.com/iotplan/iotplan/internal/state"
 )
 
 // Interrupts. The first Ctrl-C (or SIGTERM) cancels the command's context: apply stops waiting
@@ -79,7 +80,7 @@ func cancelApply(ctx context.Context, s Streams, ps *planSession) error {
 	return fmt.Errorf("%w: the apply was cancelled (%d jobs); the state keeps what it held before", errInterrupted, len(ids))
 }
 
-func recordedIDs(rec *stateApply) []string {
+func recordedIDs(rec *state.ApplyRecord) []string {
 	ids := make([]string, len(rec.Jobs))
 	for i, j := range rec.Jobs {
 		ids[i] = j.Request.JobID

@@ -9,6 +9,7 @@ import (
 
 	"github.com/iotplan/iotplan/internal/reconcile"
 	"github.com/iotplan/iotplan/internal/render"
+	"github.com/iotplan/iotplan/internal/state"
 )
 
 type planOptions struct {
@@ -83,9 +84,9 @@ func runPlan(cmd *cobra.Command, s Streams, o *planOptions, args []string) error
 }
 
 // unfinishedText says that the state records an apply that has not finished.
-func unfinishedText(rec *stateApply) string {
+func unfinishedText(rec *state.ApplyRecord) string {
 	return fmt.Sprintf("An apply has not finished (id %s, %s since %s, %d jobs): 'iotplan apply' resumes it, reattaching to its jobs, before anything else is planned.",
-		rec.ID, rec.Operation, rec.Started.Format("2006-01-02 15:04:05 UTC"), len(rec.Jobs))
+		rec.ID, rec.Operation, reconcile.TimeText(rec.Started), len(rec.Jobs))
 }
 
 // configPaths records the configuration's paths in a saved plan, absolute, so that applying

@@ -36,9 +36,6 @@ type planSession struct {
 
 var _ reconcile.Journal = (*planSession)(nil)
 
-// stateApply is an apply the state records as unfinished.
-type stateApply = state.ApplyRecord
-
 // openPlanSession opens the hub and its named state, takes the lock for op (unless -lock=false)
 // and reads the state.
 func openPlanSession(ctx context.Context, s Streams, hf hubFlags, lf lockFlags, cfg *schema.Config, op string) (*planSession, error) {

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -254,8 +253,7 @@ func quoteString(s string) string {
 
 func newStateRmCmd(s Streams) *cobra.Command {
 	f := &stateFlags{}
-	var useLock bool
-	var lockTimeout time.Duration
+	var lf lockFlags
 	cmd := &cobra.Command{
 		Use:   "rm ADDR... [-lock=false] [-lock-timeout D] [-dev] [-state NAME]",
 		Short: "Remove resources from the state, leaving the devices alone",
@@ -264,16 +262,15 @@ no longer manages them. The devices are not touched: their twins keep the values
 iotplan set. An unknown address removes nothing.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runStateRm(cmd.Context(), s, f, args, useLock, lockTimeout)
+			return runStateRm(cmd.Context(), s, f, args, lf)
 		},
 	}
 	f.register(cmd.Flags())
-	cmd.Flags().BoolVar(&useLock, "lock", true, "lock the state while removing (-lock=false risks overwriting a concurrent run's state)")
-	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", 0, "how long to wait for a held lock")
+	lf.register(cmd.Flags())
 	return cmd
 }
 
-func runStateRm(ctx context.Context, s Streams, f *stateFlags, addrs []string, useLock bool, timeout time.Duration) error {
+func runStateRm(ctx context.Context, s Streams, f *stateFlags, addrs []string, lf lockFlags) error {
 	ss, err := openState(ctx, s, f)
 	if err != nil {
 		return err
@@ -285,8 +282,8 @@ func runStateRm(ctx context.Context, s Streams, f *stateFlags, addrs []string, u
 		return err
 	}
 	write := ss.store.WriteUnlocked
-	if useLock {
-		l, err := lockState(ctx, s, ss.store, state.LockRequest{Operation: "state rm", Version: Version, Info: strings.Join(addrs, " ")}, timeout)
+	if lf.lock {
+		l, err := lockState(ctx, s, ss.store, state.LockRequest{Operation: "state rm", Version: Version, Info: strings.Join(addrs, " ")}, lf.timeout)
 		if err != nil {
 			return err
 		}
@@ -413,16 +410,8 @@ func runForceUnlock(ctx context.Context, s Streams, f *stateFlags, id string, fo
 }
 
 func confirmForceUnlock(s Streams, name, hubName string, lock *state.LockInfo) bool {
-	fmt.Fprintf(s.Err, `Do you really want to force-unlock the state %q on %s?
+	return askYes(s, fmt.Sprintf(`Do you really want to force-unlock the state %q on %s?
   It is locked by %s.
   Remove the lock only if that run no longer runs: if it does, it and the next run
-  would both change the fleet and the state.
-  Only 'yes' will be accepted to confirm.
-
-  Enter a value: `, name, hubName, lock)
-	line, err := bufio.NewReader(s.In).ReadString('\n')
-	if err != nil && line == "" {
-		return false
-	}
-	return strings.TrimSpace(line) == "yes"
+  would both change the fleet and the state.`, name, hubName, lock))
 }

@@ -178,29 +178,6 @@ func newApplyConfig(t tier.Tier, hook Hook, opts []ApplyOption) applyConfig {
 	return cfg
 }
 
-// measure starts counting the runner's calls and waits, and returns the function that puts
-// them in res.
-func (cfg applyConfig) measure(runner JobRunner, res *ApplyResult) func() {
-	cc, counting := runner.(callCounter)
-	wr, waits := runner.(waitReporter)
-	var calls map[string]int
-	var waited HubWait
-	if counting {
-		calls = cc.Calls()
-	}
-	if waits {
-		waited = waitOf(wr)
-	}
-	return func() {
-		if counting {
-			res.HubCalls = callsSince(cc, calls)
-		}
-		if waits {
-			res.HubWait = waitSince(wr, waited)
-		}
-	}
-}
-
 // Journal records an apply in the state on the hub, so that an interrupted apply can be
 // resumed (the CLI implements it over a state lock). Begin comes before the first job; Finish
 // once every job reached a final status, with what the state holds then.
@@ -258,7 +235,8 @@ func Apply(ctx context.Context, plan *Plan, runner JobRunner, hook Hook, opts ..
 		return nil, err
 	}
 	res := &ApplyResult{}
-	defer cfg.measure(runner, res)()
+	since := meter(runner)
+	defer func() { res.HubCalls, res.HubWait = since() }()
 	rec := plan.Record(cfg.now())
 	if cfg.journal != nil {
 		if err := cfg.journal.Begin(ctx, rec); err != nil {
@@ -358,7 +336,7 @@ func runJob(ctx context.Context, rc *ResourceChange, pj *PlannedJob, runner JobR
 			jr.Notes = append(jr.Notes, "could not check the status codes the devices answered: "+err.Error())
 		}
 		for _, r := range rows {
-			jr.MethodErrors = append(jr.MethodErrors, failureOf(r))
+			jr.MethodErrors = append(jr.MethodErrors, FailureOf(r))
 		}
 	}
 	hook.JobDone(rc, jr)
@@ -395,7 +373,7 @@ func watchJob(ctx context.Context, rc *ResourceChange, pj *PlannedJob, req hubap
 			// sit waiting for its start.
 			jr.Scheduled = true
 			jr.Notes = append(jr.Notes, fmt.Sprintf("starts at %s; apply does not wait for jobs that start later: follow job %s on the hub",
-				req.StartTime.UTC().Format("2006-01-02 15:04:05 UTC"), req.JobID))
+				TimeText(*req.StartTime), req.JobID))
 			hook.JobDone(rc, jr)
 			return nil
 		case cfg.now().After(deadline):
@@ -440,7 +418,7 @@ func readFailures(ctx context.Context, runner JobRunner, jr *JobResult, max int)
 		return err
 	}
 	for _, r := range rows {
-		jr.Failures = append(jr.Failures, failureOf(r))
+		jr.Failures = append(jr.Failures, FailureOf(r))
 	}
 	if more := jr.Stats.FailedCount - len(jr.Failures); more > 0 {
 		jr.MoreFailures = more
@@ -448,7 +426,9 @@ func readFailures(ctx context.Context, runner JobRunner, jr *JobResult, max int)
 	return nil
 }
 
-func failureOf(r hubapi.DeviceJob) DeviceFailure {
+// FailureOf is a devices.jobs row as a DeviceFailure: the hub's error, and for a method the
+// status and payload the device answered.
+func FailureOf(r hubapi.DeviceJob) DeviceFailure {
 	f := DeviceFailure{DeviceID: r.DeviceID}
 	if r.Error != nil {
 		f.Code, f.Description = r.Error.Code, r.Error.Description

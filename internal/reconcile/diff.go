@@ -164,7 +164,7 @@ func slotNote(p *Plan, opts PlanOptions) string {
 			}
 			if len(scheduled) >= limit {
 				return fmt.Sprintf("%s runs %d job(s) at a time and jobs scheduled for later hold their slots: %s waits until %s has run (from %s); -job-slot-timeout bounds the wait",
-					opts.Tier, limit, r.Addr, strings.Join(scheduled, ", "), first.UTC().Format("2006-01-02 15:04 UTC"))
+					opts.Tier, limit, r.Addr, strings.Join(scheduled, ", "), TimeText(first))
 			}
 		}
 	}

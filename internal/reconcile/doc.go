@@ -20,17 +20,27 @@
 // IS_DEFINED(p.k) for an object; else a fixed-size typed form from comparisons alone. Values no
 // documented condition can select (arrays, empty objects) make the job select the whole target
 // (the plan says so); conditions over the hub's 8,192 characters are split over several jobs by
-// key (jobs.go). Method resources are invoked on every apply: iotplan keeps no record of
-// earlier runs yet, and the plan says that too.
+// key (jobs.go). A method resource runs on every targeted device on every apply, unless it
+// declares triggers: then it runs once per device and triggers value (methods.go), in three
+// jobs — mark the devices whose recorded run differs (a tag), invoke on the marked ones, unmark
+// those that failed.
+//
+// State. With the state from the hub (PlanOptions.Prior, internal/state), a plan also removes
+// the keys iotplan set that left the configuration, on the devices that still hold them
+// (prior.go; everything with Destroy), refuses two resources that set a key to different
+// values on shared devices (conflicts.go), notes keys an ADM configuration also manages, and
+// records the queries it relied on with their answers, so that a saved plan is re-checked
+// before it is applied (stale.go).
 //
 // Apply runs the plan's jobs one at a time, in order. Before each it waits for a free job slot
 // (the tier's limit, counting scheduled jobs; a 429004 on create waits again); it polls each job
 // within a share of the tier's jobs-operations quota, reporting through a Hook, then reads
 // failed devices from devices.jobs, and for method jobs the devices that answered with a
-// non-2xx status. Job ids derive from the address, the plan and the job, so applying a saved
-// plan twice collides with its first run instead of invoking methods again.
+// non-2xx status. Job ids derive from the plan's apply id and the job, and a Journal records
+// the apply in the state before its first job: an interrupted apply is resumed (Resume), its
+// jobs reattached on the hub's 409 instead of run again, or abandoned (Abandon).
 //
-// Imports: internal/query, internal/hubapi, internal/tier, internal/clock, schema (FromSchema
-// only), stdlib. Never the hub client, the renderer or the CLI: they meet at the Querier,
-// JobRunner and Hook interfaces.
+// Imports: internal/query, internal/hubapi, internal/tier, internal/clock, internal/state (its
+// record types), schema (FromSchema only), stdlib. Never the hub client, the renderer or the
+// CLI: they meet at the Querier, JobRunner, Journal and Hook interfaces.
 package reconcile

@@ -121,6 +121,10 @@ func splitJobs(target query.Expr, leaves []Leaf, terms []keyTerm) []jobSpec {
 	return out
 }
 
+// JobIDPrefix starts the id of every job iotplan makes; 'iotplan jobs' tells its jobs from
+// other tools' by it.
+const JobIDPrefix = "iotplan-"
+
 // jobID derives a job id from the resource address and the plan: "iotplan-<name>-<8 hex>", at
 // most 64 characters of [A-Za-z0-9-]. The hex is a hash of the address, the plan's apply id
 // (its creation time, hub and state serial) and the job itself, so an interrupted apply
@@ -160,12 +164,12 @@ func namedJobID(addr, salt string, j *hubapi.JobRequest) string {
 		}
 	}
 	clean := strings.TrimRight(b.String(), "-")
-	const maxName = hubapi.MaxJobIDLength - len("iotplan-") - 1 - 8
+	const maxName = hubapi.MaxJobIDLength - len(JobIDPrefix) - 1 - 8
 	if len(clean) > maxName {
 		clean = strings.TrimRight(clean[:maxName], "-")
 	}
 	if clean == "" {
-		return "iotplan-" + sum
+		return JobIDPrefix + sum
 	}
-	return "iotplan-" + clean + "-" + sum
+	return JobIDPrefix + clean + "-" + sum
 }

@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/iotplan/iotplan/internal/hubapi"
@@ -253,16 +252,7 @@ func (p *Plan) HasTwinChanges() bool {
 // MakePlan reads the fleet (Read) and diffs it (Diff). When q counts its calls, the plan
 // records how many planning used.
 func MakePlan(ctx context.Context, q Querier, cfg *Config, opts PlanOptions) (*Plan, error) {
-	var before map[string]int
-	cc, counting := q.(callCounter)
-	if counting {
-		before = cc.Calls()
-	}
-	wr, waits := q.(waitReporter)
-	var waitedBefore HubWait
-	if waits {
-		waitedBefore = waitOf(wr)
-	}
+	since := meter(q)
 	obs, err := Read(ctx, q, cfg, opts)
 	if err != nil {
 		return nil, err
@@ -271,23 +261,8 @@ func MakePlan(ctx context.Context, q Querier, cfg *Config, opts PlanOptions) (*P
 	if err != nil {
 		return nil, err
 	}
-	if counting {
-		p.HubCalls = callsSince(cc, before)
-	}
-	if waits {
-		p.HubWait = waitSince(wr, waitedBefore)
-	}
+	p.HubCalls, p.HubWait = since()
 	return p, nil
-}
-
-func callsSince(cc callCounter, before map[string]int) map[string]int {
-	out := map[string]int{}
-	for k, n := range cc.Calls() {
-		if d := n - before[k]; d > 0 {
-			out[k] = d
-		}
-	}
-	return out
 }
 
 // Resource kinds.
@@ -459,15 +434,6 @@ func validateJob(where string, r ResourceChange, j *hubapi.JobRequest) error {
 func applyID(p *Plan) string {
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%s\x00%d", p.CreatedAt.Format(time.RFC3339Nano), p.Hub, p.StateName, p.StateSerial)))
 	return hex.EncodeToString(sum[:])[:10]
-}
-
-// CheckHub reports an error when the plan was made against another hub than host (a saved plan
-// must be applied to the hub it was computed for).
-func (p *Plan) CheckHub(host string) error {
-	if !strings.EqualFold(strings.TrimSpace(p.Hub), strings.TrimSpace(host)) {
-		return fmt.Errorf("the plan was made for hub %q, not %q: run plan against this hub", p.Hub, host)
-	}
-	return nil
 }
 
 // HubTier is the tier the plan was sized for (the zero Tier for an unlimited hub, or when the

@@ -390,16 +390,6 @@ func TestDiffIsPure(t *testing.T) {
 	}
 }
 
-func TestCheckHub(t *testing.T) {
-	p := &Plan{Hub: "MyHub.azure-devices.net"}
-	if err := p.CheckHub("myhub.azure-devices.net"); err != nil {
-		t.Error(err)
-	}
-	if err := p.CheckHub("localhost:8443"); err == nil {
-		t.Error("a plan for another hub was accepted")
-	}
-}
-
 // TestManyDistinctValuesAreBounded: a key with a different value on every device is listed up
 // to MaxGroups values; the rest is one "other values" transition, and the query count does not
 // grow with the fleet.

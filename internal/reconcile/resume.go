@@ -54,7 +54,8 @@ func Resume(ctx context.Context, rec *state.ApplyRecord, runner JobRunner, hook 
 	cfg := newApplyConfig(tier.Tier{}, hook, opts) // WithTier gives the hub's tier
 	cfg.applyID = rec.ID
 	res := &ApplyResult{}
-	defer cfg.measure(runner, res)()
+	since := meter(runner)
+	defer func() { res.HubCalls, res.HubWait = since() }()
 	units := recordUnits(rec)
 	return res, execute(ctx, units, runner, cfg, res, rec.Resources)
 }

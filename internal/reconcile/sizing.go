@@ -84,6 +84,9 @@ func seconds(d, def time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }
 
+// TimeText is a time as iotplan prints it everywhere: UTC to the second, "2026-11-26 06:00:00 UTC".
+func TimeText(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+
 // Duration is a duration as plans print it, at most two units, rounded to the smaller:
 // "45s", "3m20s", "26h", "2h5m", "3d4h".
 func Duration(d time.Duration) string {

@@ -113,7 +113,7 @@ func TestScheduledJobsBlockingSlotsAreNoted(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := strings.Join(p.Notes, "\n")
-		if strings.Contains(got, "method.lock_door waits until twin.door_location has run (from 2026-11-26 17:00 UTC)") != tc.note {
+		if strings.Contains(got, "method.lock_door waits until twin.door_location has run (from 2026-11-26 17:00:00 UTC)") != tc.note {
 			t.Errorf("%s: notes %q", tc.tier, p.Notes)
 		}
 	}

@@ -80,16 +80,16 @@ func (v *ApplyView) JobCreated(rc *reconcile.ResourceChange, job hubapi.JobRespo
 	v.out.printf("%s: %s on %s (job %s)\n", v.st.style(bold, rc.Addr), what, plural(devices, "device", "devices"), job.JobID)
 }
 
-// SlotWait implements reconcile.Hook: it says which jobs hold the hub's job slots, when they
-// change (and, without a terminal, at most every Interval).
+// SlotWait implements reconcile.Hook: it says which jobs hold the hub's job slots when they
+// change, and while they do not, at most every Interval.
 func (v *ApplyView) SlotWait(rc *reconcile.ResourceChange, holders []hubapi.JobResponse, limit int, waited time.Duration) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var held []string
 	for _, j := range holders {
 		h := fmt.Sprintf("%s (%s, %s", j.JobID, j.Type, j.Status)
-		if j.StartTime != nil && j.Status == hubapi.JobStatusScheduled {
-			h += ", starts " + j.StartTime.UTC().Format("2006-01-02 15:04 UTC")
+		if t := utcTime(j.StartTime); t != "" && j.Status == hubapi.JobStatusScheduled {
+			h += ", starts " + t
 		}
 		held = append(held, h+")")
 	}
@@ -142,9 +142,14 @@ func (v *ApplyView) JobProgress(rc *reconcile.ResourceChange, p reconcile.Progre
 
 func progressText(p reconcile.Progress) string {
 	s := p.Stats
-	return fmt.Sprintf("%s — %s/%s succeeded, %s failed, %s running, %s pending [%s]",
-		p.Status, Count(s.SucceededCount), Count(s.DeviceCount), Count(s.FailedCount),
-		Count(s.RunningCount), Count(s.PendingCount), elapsed(p.Elapsed))
+	return fmt.Sprintf("%s — %s [%s]", p.Status, countsText(Count(s.SucceededCount)+"/"+Count(s.DeviceCount), s), elapsed(p.Elapsed))
+}
+
+// countsText is a job's device statistics after the succeeded ones (given as text: progress
+// lines write "3/4"): "3/4 succeeded, 0 failed, 1 running, 0 pending".
+func countsText(succeeded string, s hubapi.DeviceJobStatistics) string {
+	return fmt.Sprintf("%s succeeded, %s failed, %s running, %s pending",
+		succeeded, Count(s.FailedCount), Count(s.RunningCount), Count(s.PendingCount))
 }
 
 func elapsed(d time.Duration) string {
@@ -242,8 +247,10 @@ func ApplyResult(w io.Writer, res *reconcile.ApplyResult, stopped bool, opts App
 		if line := callsLine("Apply", res.HubCalls); line != "" {
 			out.printf("%s\n", st.style(dim, line))
 		}
-		if line := waitLine("Apply", res.HubWait); line != "" {
-			out.printf("%s\n", st.style(dim, line))
+		for _, line := range []string{pacedLine("Apply", res.HubWait), waitLine("Apply", res.HubWait)} {
+			if line != "" {
+				out.printf("%s\n", st.style(dim, line))
+			}
 		}
 	}()
 	switch {
@@ -318,26 +325,31 @@ func failureSummary(res *reconcile.ApplyResult, failed, devices int) string {
 	if n := len(res.NotRun); n > 0 {
 		parts = append(parts, plural(n, "resource", "resources")+" not applied")
 	}
+	if len(parts) == 0 { // e.g. a job whose devices the hub counts neither succeeded nor failed
+		bad := 0
+		for i := range res.Jobs {
+			if !res.Jobs[i].Success() {
+				bad++
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s of %s did not fully succeed", Count(bad), plural(len(res.Jobs), "job", "jobs")))
+	}
 	return strings.Join(parts, "; ")
 }
 
+// failureText is a failed device's reason, on one line: the hub's error (code: description),
+// or the status and payload the device answered.
 func failureText(f reconcile.DeviceFailure) string {
 	switch {
 	case f.Code != "" || f.Description != "":
-		s := f.Code
-		if f.Description != "" {
-			if s != "" {
-				s += ": "
-			}
-			s += f.Description
-		}
-		return s
+		parts := slices.DeleteFunc([]string{f.Code, f.Description}, func(s string) bool { return s == "" })
+		return oneLineText(strings.Join(parts, ": "))
 	case f.MethodStatus != nil:
 		s := fmt.Sprintf("the device answered %d", *f.MethodStatus)
 		if len(f.MethodPayload) > 0 && string(f.MethodPayload) != "null" {
-			s += ": " + value(f.MethodPayload)
+			s += ": " + compactJSON(f.MethodPayload)
 		}
 		return s
 	}
-	return "failed (the hub gave no reason)"
+	return "(the hub gave no reason)"
 }

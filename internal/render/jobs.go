@@ -8,28 +8,25 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/iotplan/iotplan/internal/hubapi"
+	"github.com/iotplan/iotplan/internal/reconcile"
 )
-
-// iotplanJobPrefix starts the id of every job iotplan makes (reconcile's jobID:
-// "iotplan-<resource>-<8 hex>"); 'iotplan jobs' tells its jobs from other tools' by it.
-const iotplanJobPrefix = "iotplan-"
 
 // JobsFormatVersion is the format_version of 'iotplan jobs list -json' and of the first line of
 // 'iotplan jobs show -json'.
 const JobsFormatVersion = "1"
 
-// IsIotplanJob reports whether iotplan made the job with this id.
-func IsIotplanJob(jobID string) bool { return strings.HasPrefix(jobID, iotplanJobPrefix) }
+// isIotplanJob reports whether iotplan made the job with this id.
+func isIotplanJob(jobID string) bool { return strings.HasPrefix(jobID, reconcile.JobIDPrefix) }
 
-// jobTime is how job listings show a time: UTC to the second ("-" when the hub gave none).
+// jobTime is how job listings show a time: UTC to the second, the zone left to the column
+// heading ("-" when the hub gave none).
 func jobTime(t *time.Time) string {
 	if t == nil || t.IsZero() {
 		return "-"
 	}
-	return t.UTC().Format("2006-01-02 15:04:05")
+	return strings.TrimSuffix(reconcile.TimeText(*t), " UTC")
 }
 
 // newestFirst returns a copy of jobs sorted by createdTime, newest first (jobs without one
@@ -70,7 +67,7 @@ func JobList(w io.Writer, jobs []hubapi.JobResponse, filter string, opts Options
 	ours := 0
 	for _, j := range newestFirst(jobs) {
 		rows = append(rows, jobRow(j))
-		if IsIotplanJob(j.JobID) {
+		if isIotplanJob(j.JobID) {
 			ours++
 		}
 	}
@@ -102,7 +99,7 @@ func jobRow(j hubapi.JobResponse) []string {
 		succeeded, failed, devices = Count(s.SucceededCount), Count(s.FailedCount), Count(s.DeviceCount)
 	}
 	by := "other"
-	if IsIotplanJob(j.JobID) {
+	if isIotplanJob(j.JobID) {
 		by = "iotplan"
 	}
 	return []string{j.JobID, j.Type, j.Status, jobTime(j.CreatedTime), jobTime(j.StartTime), jobTime(j.EndTime),
@@ -113,7 +110,7 @@ func columnWidths(rows [][]string) []int {
 	widths := make([]int, len(rows[0]))
 	for _, r := range rows {
 		for c, cell := range r {
-			widths[c] = max(widths[c], utf8.RuneCountInString(cell))
+			widths[c] = max(widths[c], runeLen(cell))
 		}
 	}
 	return widths
@@ -122,7 +119,7 @@ func columnWidths(rows [][]string) []int {
 // pad fills s to width runes, on the left for numbers (right-aligned) and on the right
 // otherwise.
 func pad(s string, width int, right bool) string {
-	fill := strings.Repeat(" ", max(0, width-utf8.RuneCountInString(s)))
+	fill := strings.Repeat(" ", max(0, width-runeLen(s)))
 	if right {
 		return fill + s
 	}
@@ -164,7 +161,7 @@ func JobDetail(w io.Writer, j hubapi.JobResponse, opts Options) error {
 	out := &writer{w: w}
 	st := styler{opts.Color}
 	by := "made by another tool"
-	if IsIotplanJob(j.JobID) {
+	if isIotplanJob(j.JobID) {
 		by = "made by iotplan"
 	}
 	out.printf("%s (%s)\n", st.style(bold, "Job "+j.JobID), by)
@@ -193,7 +190,7 @@ func utcTime(t *time.Time) string {
 	if t == nil || t.IsZero() {
 		return ""
 	}
-	return jobTime(t) + " UTC"
+	return reconcile.TimeText(*t)
 }
 
 func endText(j hubapi.JobResponse) string {
@@ -211,7 +208,7 @@ func maxTimeText(seconds int64) string {
 	if seconds <= 0 {
 		return ""
 	}
-	return (time.Duration(seconds) * time.Second).String()
+	return reconcile.Duration(time.Duration(seconds) * time.Second)
 }
 
 func methodText(m *hubapi.CloudToDeviceMethod) string {
@@ -253,8 +250,7 @@ func statsText(s *hubapi.DeviceJobStatistics) string {
 	if s == nil {
 		return ""
 	}
-	return fmt.Sprintf("%s — %s succeeded, %s failed, %s running, %s pending", Count(s.DeviceCount),
-		Count(s.SucceededCount), Count(s.FailedCount), Count(s.RunningCount), Count(s.PendingCount))
+	return Count(s.DeviceCount) + " — " + countsText(Count(s.SucceededCount), *s)
 }
 
 // oneLineText collapses runs of white space (newlines included) in text from the hub or a
@@ -385,23 +381,13 @@ func methodResponse(dj hubapi.DeviceJob) *hubapi.CloudToDeviceMethodResult {
 }
 
 // deviceJobDetail is the row's error (code: description) or the device's answer
-// (status: payload).
+// (status: payload), as apply lists failed devices; "" for a row with neither that did not fail.
 func deviceJobDetail(dj hubapi.DeviceJob) string {
-	if e := dj.Error; e != nil && (e.Code != "" || e.Description != "") {
-		parts := slices.DeleteFunc([]string{e.Code, e.Description}, func(s string) bool { return s == "" })
-		return oneLineText(strings.Join(parts, ": "))
+	f := reconcile.FailureOf(dj)
+	if f.Code == "" && f.Description == "" && f.MethodStatus == nil && dj.Status != hubapi.DeviceJobFailed {
+		return ""
 	}
-	if r := methodResponse(dj); r != nil {
-		s := fmt.Sprintf("answered %d", r.Status)
-		if len(r.Payload) > 0 && string(r.Payload) != "null" {
-			s += ": " + compactJSON(r.Payload)
-		}
-		return s
-	}
-	if dj.Status == hubapi.DeviceJobFailed {
-		return "(the hub gave no reason)"
-	}
-	return ""
+	return failureText(f)
 }
 
 // NewJobShowJSON returns the JSON Lines view of 'iotplan jobs show -json': one object per

@@ -113,8 +113,10 @@ func writeCalls(out *writer, p *reconcile.Plan, st styler) {
 	if line := callsLine("Planning", p.HubCalls); line != "" {
 		out.printf("%s\n", st.style(dim, line))
 	}
-	if line := waitLine("Planning", p.HubWait); line != "" {
-		out.printf("%s\n", st.style(dim, line))
+	for _, line := range []string{pacedLine("Planning", p.HubWait), waitLine("Planning", p.HubWait)} {
+		if line != "" {
+			out.printf("%s\n", st.style(dim, line))
+		}
 	}
 }
 
@@ -126,6 +128,16 @@ func waitLine(what string, w *reconcile.HubWait) string {
 	}
 	return fmt.Sprintf("%s waited %s on hub throttling (%s answered 429).",
 		what, waited(w.Waited), plural(w.Throttled, "call", "calls"))
+}
+
+// pacedLine is e.g. "Planning held 17 calls back for 51.0s to stay within the hub tier's
+// rates."; "" when the client paced nothing.
+func pacedLine(what string, w *reconcile.HubWait) string {
+	if w == nil || w.PacedCalls <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s held %s back for %s to stay within the hub tier's rates.",
+		what, plural(w.PacedCalls, "call", "calls"), waited(w.Paced))
 }
 
 // waited is a wait as people read it: "850ms", "9.2s", "8m20s".
@@ -220,13 +232,13 @@ func writeJobs(out *writer, p *reconcile.Plan, r reconcile.ResourceChange, st st
 		return
 	}
 	if s := r.Jobs[0].Request.StartTime; s != nil {
-		out.printf("      %s\n", st.style(dim, "# starts at "+s.UTC().Format("2006-01-02 15:04:05 UTC")))
+		out.printf("      %s\n", st.style(dim, "# starts at "+reconcile.TimeText(*s)))
 	}
 	if len(r.Jobs) > 1 && r.RunTag == "" {
 		out.printf("      %s\n", st.style(dim, fmt.Sprintf("# %d jobs, each setting some of the keys:", len(r.Jobs))))
 	}
 	for _, j := range r.Jobs {
-		line := JobTimeText(p, j)
+		line := jobTimeText(p, j)
 		switch {
 		case r.RunTag != "":
 			line = fmt.Sprintf("%s on %s: %s", stepText[j.Step], plural(j.Devices, "device", "devices"), line)
@@ -243,9 +255,9 @@ var stepText = map[string]string{
 	reconcile.StepInvoke: "invoke",
 }
 
-// JobTimeText says how long a job should take and may run: "~2h47m at S1 × 1 unit (10 job
-// device operations/s), stopped by the hub after 4h20m" — or only the latter without a tier.
-func JobTimeText(p *reconcile.Plan, j reconcile.PlannedJob) string {
+// jobTimeText says how long a job should take and may run: "~2h47m at S1 × 1 unit (10 job
+// device operations/s); the hub stops it after 4h20m" — or only the latter without a tier.
+func jobTimeText(p *reconcile.Plan, j reconcile.PlannedJob) string {
 	limit := "the hub stops it after " + reconcile.Duration(time.Duration(j.Request.MaxExecutionTimeInSeconds)*time.Second)
 	if j.ExpectedSeconds <= 0 {
 		return limit

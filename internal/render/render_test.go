@@ -145,12 +145,6 @@ func TestPlanSafeApplyGolden(t *testing.T) {
 	if got := SummaryLine(p); got != "Plan: 2 resources to change (at most 700 devices), 1 method to invoke on 40 devices." {
 		t.Errorf("summary without the distinct count: %q", got)
 	}
-	for _, want := range []string{"- twin.eco {", "on 40 devices (660 already ran with these triggers)", "Warning: twin.lab: the target selects no device",
-		"Plan: 2 resources to change (640 devices), 1 method to invoke on 40 devices."} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("plan lacks %q:\n%s", want, b.String())
-		}
-	}
 }
 
 func TestCount(t *testing.T) {
@@ -165,7 +159,10 @@ func TestCount(t *testing.T) {
 func applyRun(v *ApplyView, p *reconcile.Plan) {
 	twin, method := &p.Resources[0], &p.Resources[2]
 	twinJob, methodJob := twin.Jobs[0].Request.JobID, method.Jobs[0].Request.JobID
-	v.SlotWait(twin, []hubapi.JobResponse{{JobID: "nightly-reboot", Type: hubapi.JobTypeDeviceMethod, Status: hubapi.JobStatusScheduled, StartTime: &time.Time{}}}, 1, 0)
+	nightly := time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC)
+	v.SlotWait(twin, []hubapi.JobResponse{{JobID: "nightly-reboot", Type: hubapi.JobTypeDeviceMethod, Status: hubapi.JobStatusScheduled, StartTime: &nightly}}, 1, 0)
+	// The same holders again within the interval: not repeated.
+	v.SlotWait(twin, []hubapi.JobResponse{{JobID: "nightly-reboot", Type: hubapi.JobTypeDeviceMethod, Status: hubapi.JobStatusScheduled, StartTime: &nightly}}, 1, 2*time.Second)
 	v.SlotWait(twin, []hubapi.JobResponse{{JobID: "nightly-reboot", Type: hubapi.JobTypeDeviceMethod, Status: hubapi.JobStatusRunning}}, 1, 24*time.Second)
 	v.SlotWait(twin, []hubapi.JobResponse{{JobID: "nightly-reboot", Type: hubapi.JobTypeDeviceMethod, Status: hubapi.JobStatusRunning}}, 1, 48*time.Second)
 	v.JobCreated(twin, hubapi.JobResponse{JobID: twinJob, Status: "queued"})
@@ -278,6 +275,12 @@ func TestApplySummaryNeverCountsUnknownDevices(t *testing.T) {
 			"Apply finished with failures: 1 job still running."},
 		{"interrupted", &reconcile.ApplyResult{Jobs: []reconcile.JobResult{failedJob}}, true, true,
 			"Apply interrupted: 1 job finished before the interrupt."},
+		{"scheduled job cancelled", &reconcile.ApplyResult{Jobs: []reconcile.JobResult{{Addr: "method.later", Scheduled: true,
+			Status: hubapi.JobStatusCancelled}}}, false, false,
+			"Apply finished with failures: 1 of 1 job did not fully succeed."},
+		{"devices unaccounted for", &reconcile.ApplyResult{Jobs: []reconcile.JobResult{{Addr: "twin.t", Status: hubapi.JobStatusCompleted,
+			Stats: hubapi.DeviceJobStatistics{DeviceCount: 5, SucceededCount: 3}}}}, false, false,
+			"Apply finished with failures: 1 of 1 job did not fully succeed."},
 	}
 	for _, c := range cases {
 		var b bytes.Buffer
@@ -309,7 +312,4 @@ func TestPlanShowsSplitJobsAndRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "plan_split_refused", b.Bytes())
-	if !strings.HasSuffix(SummaryLine(p), "1 resource refused (the hub's answers disagreed).") {
-		t.Errorf("summary %q", SummaryLine(p))
-	}
 }

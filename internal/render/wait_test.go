@@ -48,4 +48,14 @@ func TestThrottleWaitsAreReported(t *testing.T) {
 			t.Errorf("waitLine(%+v) = %q, want %q", c.w, got, c.want)
 		}
 	}
+	paced := &reconcile.HubWait{Paced: 51 * time.Second, PacedCalls: 17}
+	if got, want := pacedLine("Planning", paced), "Planning held 17 calls back for 51.0s to stay within the hub tier's rates."; got != want {
+		t.Errorf("pacedLine = %q, want %q", got, want)
+	}
+	if got := waitLine("Planning", paced); got != "" {
+		t.Errorf("waitLine of a paced-only wait = %q, want none", got)
+	}
+	if got := pacedLine("Planning", &reconcile.HubWait{Waited: time.Second, Throttled: 1}); got != "" {
+		t.Errorf("pacedLine without pacing = %q", got)
+	}
 }
