@@ -179,7 +179,6 @@ const (
 // Hub limits for twin documents, as internal/hubapi holds them for the local hub and the
 // client alike (the device-twin guide's "Tags and properties format" and "Device twin size").
 const (
-	MaxKeyBytes     = hubapi.MaxTwinKeyBytes
 	MaxStringBytes  = hubapi.MaxTwinStringBytes
 	MaxDepth        = hubapi.MaxTwinDepth // nesting levels including the section itself (tags, desired)
 	MaxTagsBytes    = hubapi.MaxTagsBytes

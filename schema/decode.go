@@ -58,7 +58,7 @@ func (l *loader) hubTier(content *hcl.BodyContent, hub *Hub) bool {
 	ctx := l.evalContext(phaseHub)
 	if a, found := content.Attributes["tier"]; found {
 		s, good := l.stringAttr(a, phaseHub, ctx)
-		hub.Tier, ok = strings.ToUpper(strings.TrimSpace(s)), good
+		hub.Tier, ok = s, good
 	}
 	unitsAttr, found := content.Attributes["units"]
 	if found {
@@ -68,7 +68,8 @@ func (l *loader) hubTier(content *hcl.BodyContent, hub *Hub) bool {
 	if !ok {
 		return false
 	}
-	if _, err := tier.Parse(hub.Tier, hub.Units); err != nil {
+	t, err := tier.Parse(hub.Tier, hub.Units)
+	if err != nil {
 		subject := content.Attributes["tier"]
 		if errors.Is(err, tier.ErrUnits) && found {
 			subject = unitsAttr
@@ -80,6 +81,7 @@ func (l *loader) hubTier(content *hcl.BodyContent, hub *Hub) bool {
 		l.diags = append(l.diags, d)
 		return false
 	}
+	hub.Tier = t.Name // canonical: trimmed, upper case
 	return true
 }
 
@@ -233,7 +235,7 @@ func (l *loader) decodeTwin(b *hcl.Block, ctx *hcl.EvalContext) *Twin {
 		tagsSet = set || !good
 		ok = ok && good
 	}
-	ok = l.jobTiming(content, ctx, &t.MaxExecution, &t.StartTime) && ok
+	ok = l.jobTiming(content, phaseTwins, ctx, &t.MaxExecution, &t.StartTime) && ok
 	ok = l.lifecycle(content, ctx, t) && ok
 	if !desiredSet && !tagsSet {
 		l.diags = append(l.diags, &hcl.Diagnostic{
@@ -398,18 +400,19 @@ func (l *loader) boolAttr(a *hcl.Attribute, ph phase, ctx *hcl.EvalContext) (boo
 // maxExecutionRule is the detail of a max_execution out of range.
 const maxExecutionRule = "A job must be allowed to run at least 1s."
 
-// jobTiming decodes a twin block's max_execution and start_time.
-func (l *loader) jobTiming(content *hcl.BodyContent, ctx *hcl.EvalContext, maxExec *time.Duration, start *time.Time) bool {
+// jobTiming decodes the max_execution and start_time of a twin or method block, evaluated in
+// phase ph.
+func (l *loader) jobTiming(content *hcl.BodyContent, ph phase, ctx *hcl.EvalContext, maxExec *time.Duration, start *time.Time) bool {
 	ok := true
 	if a, found := content.Attributes["max_execution"]; found {
-		v, set, good := l.duration(a, phaseTwins, ctx, time.Second, 0, maxExecutionRule)
+		v, set, good := l.duration(a, ph, ctx, time.Second, 0, maxExecutionRule)
 		if set {
 			*maxExec = v
 		}
 		ok = good
 	}
 	if a, found := content.Attributes["start_time"]; found {
-		t, good := l.startTime(a, phaseTwins, ctx)
+		t, good := l.startTime(a, ph, ctx)
 		*start = t
 		ok = ok && good
 	}
@@ -471,7 +474,6 @@ func (l *loader) decodeMethod(b *hcl.Block, ctx *hcl.EvalContext) *Method {
 	}{
 		{"response_timeout", &m.ResponseTimeout, MinResponseTimeout, MaxResponseTimeout, "The hub accepts response timeouts from 5s to 300s (5m)."},
 		{"connect_timeout", &m.ConnectTimeout, 0, MaxConnectTimeout, "The hub accepts connect timeouts from 0s (devices must be online) to 300s (5m)."},
-		{"max_execution", &m.MaxExecution, time.Second, 0, maxExecutionRule},
 	}
 	for _, d := range durations {
 		a, found := content.Attributes[d.name]
@@ -484,11 +486,7 @@ func (l *loader) decodeMethod(b *hcl.Block, ctx *hcl.EvalContext) *Method {
 		}
 		ok = ok && good
 	}
-	if a, found := content.Attributes["start_time"]; found {
-		t, good := l.startTime(a, phaseMethods, ctx)
-		m.StartTime = t
-		ok = ok && good
-	}
+	ok = l.jobTiming(content, phaseMethods, ctx, &m.MaxExecution, &m.StartTime) && ok
 	if !ok {
 		return nil
 	}

@@ -22,6 +22,11 @@ hub {
 	if h := cfg.Hub; h == nil || h.Tier != "S2" || h.Units != 3 || h.ConnectionString != "" || h.State != "doors-prod" {
 		t.Fatalf("hub %#v", cfg.Hub)
 	}
+	// The name is stored as internal/tier canonicalises it.
+	cfg, diags = loadSrc(t, `hub { tier = " s1 " }`, nil)
+	if diags.HasErrors() || cfg.Hub == nil || cfg.Hub.Tier != "S1" || cfg.Hub.Units != 0 {
+		t.Fatalf("hub %#v %v", cfg.Hub, diags)
+	}
 	for _, tc := range []struct{ src, summary, detail, at string }{
 		{`hub { tier = "S4" }`, "Invalid hub tier", `Unknown IoT Hub tier "S4": use F1, S1, S2 or S3`, "main.hcl:1,14-18"},
 		{"hub {\n  tier  = \"S3\"\n  units = 11\n}", "Invalid hub tier", "Units must be from 1 to 10 on S3, not 11", "main.hcl:3,11-13"},
@@ -73,5 +78,20 @@ twin "b" {
 }`, nil)
 	if !diags.HasErrors() || diags[0].Summary != "Duration out of range" || diags[0].Subject.Start.Line != 4 {
 		t.Errorf("max_execution 0s: %v", diags)
+	}
+	twinDetail := "(none)"
+	if len(diags) > 0 {
+		twinDetail = diags[0].Detail
+	}
+	// Method blocks decode both the same way (in their own phase).
+	_, diags = loadSrc(t, `method "m" {
+  target        = "*"
+  method        = "reboot"
+  max_execution = "0s"
+  start_time    = "yesterday"
+}`, nil)
+	if len(diags) != 2 || diags[0].Summary != "Duration out of range" || diags[0].Subject.Start.Line != 4 ||
+		diags[0].Detail != twinDetail || diags[1].Subject == nil || diags[1].Subject.Start.Line != 5 {
+		t.Errorf("method max_execution 0s, bad start_time: %v", diags)
 	}
 }

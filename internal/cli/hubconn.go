@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/pflag"
 
@@ -82,11 +81,7 @@ func readRunningEndpoint(dataDir string) (endpointFile, bool) {
 	if err != nil || json.Unmarshal(b, &e) != nil || e.PID <= 0 {
 		return e, false
 	}
-	// Signal 0 checks that the process exists without touching it.
-	if p, err := os.FindProcess(e.PID); err != nil || p.Signal(syscall.Signal(0)) != nil {
-		return e, false
-	}
-	return e, true
+	return e, state.ProcessAlive(e.PID)
 }
 
 // hubSession is the hub a command talks to, and how to let go of it.

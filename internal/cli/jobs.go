@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/hubclient"
+	"github.com/iotplan/iotplan/internal/reconcile"
 	"github.com/iotplan/iotplan/internal/render"
 	"github.com/iotplan/iotplan/schema"
 )
@@ -190,29 +190,15 @@ func runJobsList(cmd *cobra.Command, s Streams, o *jobsListOptions, args []strin
 }
 
 // listJobs lists the jobs of a type and status ("" = any). "queued" and "enqueued" are
-// synonyms (hubapi.JobStatusEnqueued), so either filter reads both. The whole list is read
-// (sorting newest first needs it): a hub keeps finished jobs for a limited time, so it stays
-// small next to a job's device rows.
+// synonyms (hubapi.JobStatusEnqueued), so either filter reads both (each job once). The whole
+// list is read (sorting newest first needs it): a hub keeps finished jobs for a limited time,
+// so it stays small next to a job's device rows.
 func listJobs(ctx context.Context, c *hubclient.Client, jobType, status string) ([]hubapi.JobResponse, error) {
 	statuses := []string{status}
 	if status == hubapi.JobStatusQueued || status == hubapi.JobStatusEnqueued {
 		statuses = []string{hubapi.JobStatusQueued, hubapi.JobStatusEnqueued}
 	}
-	var all []hubapi.JobResponse
-	seen := map[string]bool{}
-	for _, st := range statuses {
-		jobs, err := c.ListJobs(ctx, jobType, st)
-		if err != nil {
-			return nil, err
-		}
-		for _, j := range jobs {
-			if !seen[j.JobID] {
-				seen[j.JobID] = true
-				all = append(all, j)
-			}
-		}
-	}
-	return all, nil
+	return c.ListJobsIn(ctx, jobType, statuses...)
 }
 
 type jobsShowOptions struct {
@@ -386,7 +372,7 @@ func runJobsCancel(cmd *cobra.Command, s Streams, o *jobsCancelOptions, args []s
 func endedError(j hubapi.JobResponse, unchanged bool) error {
 	when := ""
 	if j.EndTime != nil && !j.EndTime.IsZero() {
-		when = " at " + j.EndTime.UTC().Format("2006-01-02 15:04:05 UTC")
+		when = " at " + reconcile.TimeText(*j.EndTime)
 	}
 	if unchanged {
 		return fmt.Errorf("job %s had already ended (%s%s) and the hub left it so: %w", j.JobID, j.Status, when, errJobEnded)
@@ -411,7 +397,5 @@ func cancelError(job hubapi.JobResponse, hs *hubSession, err error) error {
 
 // confirmCancel asks for "yes" on the terminal (runJobsCancel refuses earlier without one).
 func confirmCancel(s Streams, jobID, hubName string) bool {
-	fmt.Fprintf(s.Err, "\nDo you want to cancel job %s on %s?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ", jobID, hubName)
-	line, _ := bufio.NewReader(s.In).ReadString('\n')
-	return strings.TrimSpace(line) == "yes"
+	return askYes(s, fmt.Sprintf("Do you want to cancel job %s on %s?", jobID, hubName))
 }

@@ -201,7 +201,7 @@ func TestJobsShowListsEveryFailedDevice(t *testing.T) {
 		t.Errorf("%d failed and %d jammed lines, want %d and 3:\n%s", len(dead), len(jammed), failed, r.out)
 	}
 	for _, want := range []string{"Job iotplan-lock-doors-0a1b2c3d (made by iotplan)", "method     lockDoor, response timeout 5s",
-		"devices    155 — 5 succeeded, 150 failed", "failed  DeviceNotOnline", `completed  answered 500: {"error":"door jammed"}`,
+		"devices    155 — 5 succeeded, 150 failed", "failed  DeviceNotOnline", `completed  the device answered 500: {"error":"door jammed"}`,
 		"Listed 153 failed devices."} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("show lacks %q:\n%s", want, r.out)

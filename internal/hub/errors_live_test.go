@@ -55,6 +55,14 @@ type liveHub struct {
 	owner string
 }
 
+// newLiveHub talks HTTPS to h (trusting its CA) as iothubowner.
+func newLiveHub(t *testing.T, h *hub.Hub) *liveHub {
+	l := &liveHub{t: t, h: h, hc: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: h.RootCAs()}}, Timeout: time.Minute}}
+	t.Cleanup(l.hc.CloseIdleConnections)
+	l.owner = l.token("iothubowner")
+	return l
+}
+
 func (l *liveHub) token(policy string) string {
 	for _, p := range l.h.Policies() {
 		if p.Name == policy {
@@ -110,10 +118,7 @@ func checkWire(t *testing.T, r liveResp, code huberr.Code, name string, jsonEnve
 	if r.status != code.Status() || r.header.Get(hubapi.HeaderErrorCode) != name {
 		t.Fatalf("got %d %q, want %d %s; body %s", r.status, r.header.Get(hubapi.HeaderErrorCode), code.Status(), name, r.body)
 	}
-	var env hubapi.ErrorBody
-	if err := json.Unmarshal(r.body, &env); err != nil {
-		t.Fatalf("body %s: %v", r.body, err)
-	}
+	env := errorBody(t, r.body)
 	if jsonEnvelope {
 		var d hubapi.ErrorDetail
 		if err := json.Unmarshal([]byte(env.Message), &d); err != nil || d.ErrorCode != int(code) {
@@ -124,6 +129,16 @@ func checkWire(t *testing.T, r liveResp, code huberr.Code, name string, jsonEnve
 	if !strings.HasPrefix(env.Message, "ErrorCode:"+name+";") || !strings.HasPrefix(env.ExceptionMessage, "Tracking ID:") {
 		t.Fatalf("want the legacy envelope of %s, got %s", name, r.body)
 	}
+}
+
+// errorBody decodes a hub error's envelope.
+func errorBody(t *testing.T, body []byte) hubapi.ErrorBody {
+	t.Helper()
+	var env hubapi.ErrorBody
+	if err := json.Unmarshal(body, &env); err != nil {
+		t.Fatalf("error body %s: %v", body, err)
+	}
+	return env
 }
 
 // amzStatus is the status amenzhinsky's iotservice reports for a hub error.
@@ -161,8 +176,7 @@ device "offline-1" {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { h.Close() })
-		l := &liveHub{t: t, h: h, hc: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: h.RootCAs()}}, Timeout: time.Minute}}
-		l.owner = l.token("iothubowner")
+		l := newLiveHub(t, h)
 		amz, err := iotservice.NewFromConnectionString(h.ServiceConnectionString(), iotservice.WithHTTPClient(l.hc))
 		if err != nil {
 			t.Fatal(err)

@@ -1,10 +1,9 @@
 package hub_test
 
 import (
-	"crypto/tls"
 	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,9 +11,10 @@ import (
 	"time"
 
 	"github.com/iotplan/iotplan/internal/hub"
+	"github.com/iotplan/iotplan/internal/hub/huberr"
 	"github.com/iotplan/iotplan/internal/hub/hubtest"
+	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/query"
-	"github.com/iotplan/iotplan/internal/sas"
 )
 
 // These tests talk to the real local hub over HTTPS with plain net/http, so they pin the wire
@@ -31,12 +31,9 @@ group "doors" {
 }
 `
 
-// rawHub sends REST requests to a hub with its iothubowner key.
+// rawHub is a liveHub (iothubowner) on a hub that records its query events.
 type rawHub struct {
-	t      *testing.T
-	h      *hub.Hub
-	client *http.Client
-	auth   string
+	*liveHub
 
 	mu     sync.Mutex
 	events []hub.QueryEvent
@@ -45,50 +42,23 @@ type rawHub struct {
 // startDialectHub starts a hub in dialect d that records its query events.
 func startDialectHub(t *testing.T, d query.Dialect) *rawHub {
 	t.Helper()
-	r := &rawHub{t: t}
-	r.h, _ = hubtest.StartWith(t, hub.Options{QueryDialect: d, OnQuery: func(ev hub.QueryEvent) {
+	r := &rawHub{}
+	h, _ := hubtest.StartWith(t, hub.Options{QueryDialect: d, OnQuery: func(ev hub.QueryEvent) {
 		r.mu.Lock()
 		r.events = append(r.events, ev)
 		r.mu.Unlock()
 	}}, dialectFleet)
-	cs, err := sas.ParseConnectionString(r.h.ServiceConnectionString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.auth, err = cs.Token(time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	r.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: r.h.RootCAs(), MinVersion: tls.VersionTLS12}}}
-	t.Cleanup(r.client.CloseIdleConnections)
+	r.liveHub = newLiveHub(t, h)
 	return r
 }
 
-// call sends body as JSON and returns the status, the iothub-errorcode header and the body.
-func (r *rawHub) call(method, path string, body any) (int, string, []byte) {
+// call sends body as JSON as iothubowner.
+func (r *rawHub) call(method, path string, body any) liveResp {
 	r.t.Helper()
-	b, err := json.Marshal(body)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	req, err := http.NewRequest(method, "https://"+r.h.HostName()+path+"?api-version=2021-04-12", strings.NewReader(string(b)))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", r.auth)
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	res, err := r.client.Do(req)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	out, err := io.ReadAll(res.Body)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return res.StatusCode, res.Header.Get("iothub-errorcode"), out
+	return r.do(method, path, "", "", jsonBody(body))
 }
 
-func (r *rawHub) query(q string) (int, string, []byte) {
+func (r *rawHub) query(q string) liveResp {
 	r.t.Helper()
 	return r.call(http.MethodPost, "/devices/query", map[string]string{"query": q})
 }
@@ -109,14 +79,13 @@ func envelope(code, text string) string {
 	return "ErrorCode:" + code + ";" + strings.ReplaceAll(text, ";", ",")
 }
 
-// legacyMessage is the Message of the hub's legacy error envelope.
-func legacyMessage(t *testing.T, body []byte) string {
+// checkLegacyError checks a hub error on the wire (checkWire) and its envelope's Message.
+func checkLegacyError(t *testing.T, r liveResp, code huberr.Code, name, text string) {
 	t.Helper()
-	var env struct{ Message string }
-	if err := json.Unmarshal(body, &env); err != nil {
-		t.Fatalf("error body %s: %v", body, err)
+	checkWire(t, r, code, name, false)
+	if got, want := errorBody(t, r.body).Message, envelope(name, text); got != want {
+		t.Errorf("Message\n got %s\nwant %s", got, want)
 	}
-	return env.Message
 }
 
 // rejected: one statement per undocumented construct, with the hub's answer.
@@ -143,19 +112,14 @@ func TestStrictHubRejectsUndocumentedQueries(t *testing.T) {
 	t.Parallel()
 	r := startDialectHub(t, query.Documented)
 	for _, tc := range rejected {
-		status, code, body := r.query(tc.q)
-		want := envelope("ArgumentInvalid", "The query is invalid: "+tc.msg)
-		if status != http.StatusBadRequest || code != "ArgumentInvalid" || legacyMessage(t, body) != want {
-			t.Errorf("%s\n got %d %s %s\nwant 400 ArgumentInvalid %s", tc.q, status, code, body, want)
-		}
+		checkLegacyError(t, r.query(tc.q), huberr.ArgumentInvalid, "ArgumentInvalid", "The query is invalid: "+tc.msg)
 		ev := r.lastEvent()
 		if ev.Source != hub.QueryFromQuery || ev.Text != tc.q || !errors.Is(ev.Err, query.ErrUndocumented) {
 			t.Errorf("%s: event %+v, want a rejected query event wrapping ErrUndocumented", tc.q, ev)
 		}
 	}
-	status, _, body := r.query("SELECT COUNT() AS n FROM devices WHERE STARTSWITH(devices.deviceId, 'door-') AND tags.x IN ['a']")
-	if status != http.StatusOK || string(body) != `[{"n":4}]` {
-		t.Errorf("documented query: %d %s", status, body)
+	if res := r.query("SELECT COUNT() AS n FROM devices WHERE STARTSWITH(devices.deviceId, 'door-') AND tags.x IN ['a']"); res.status != http.StatusOK || string(res.body) != `[{"n":4}]` {
+		t.Errorf("documented query: %d %s", res.status, res.body)
 	}
 	if ev := r.lastEvent(); ev.Err != nil {
 		t.Errorf("documented query event: %+v", ev)
@@ -168,15 +132,15 @@ func TestExtendedHubAcceptsThem(t *testing.T) {
 	t.Parallel()
 	r := startDialectHub(t, query.Extended)
 	for _, tc := range rejected {
-		if status, _, body := r.query(tc.q); status != http.StatusOK {
-			t.Errorf("%s: %d %s", tc.q, status, body)
+		if res := r.query(tc.q); res.status != http.StatusOK {
+			t.Errorf("%s: %d %s", tc.q, res.status, res.body)
 		}
 		if ev := r.lastEvent(); ev.Err != nil {
 			t.Errorf("%s: event %+v", tc.q, ev)
 		}
 	}
-	if status, _, body := r.query("SELECT * FROM devices WHERE IS_STRING(tags.x) AND ENDSWITH(deviceId, '01')"); status != http.StatusOK || !strings.Contains(string(body), `"door-01"`) || strings.Contains(string(body), `"door-02"`) {
-		t.Errorf("extended query: %d %s", status, body)
+	if res := r.query("SELECT * FROM devices WHERE IS_STRING(tags.x) AND ENDSWITH(deviceId, '01')"); res.status != http.StatusOK || !strings.Contains(string(res.body), `"door-01"`) || strings.Contains(string(res.body), `"door-02"`) {
+		t.Errorf("extended query: %d %s", res.status, res.body)
 	}
 }
 
@@ -197,15 +161,15 @@ func (r *rawHub) runJob(id, cond string) job {
 	req := map[string]any{"jobId": id, "type": "scheduleUpdateTwin", "queryCondition": cond,
 		"updateTwin": map[string]any{"etag": "*", "tags": map[string]any{"touched": true}},
 		"startTime":  time.Now().UTC().Format(time.RFC3339)}
-	if status, _, body := r.call(http.MethodPut, "/jobs/v2/"+id, req); status != http.StatusOK {
-		r.t.Fatalf("PUT job %s: %d %s", id, status, body)
+	if res := r.call(http.MethodPut, "/jobs/v2/"+id, req); res.status != http.StatusOK {
+		r.t.Fatalf("PUT job %s: %d %s", id, res.status, res.body)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		status, _, body := r.call(http.MethodGet, "/jobs/v2/"+id, nil)
+		res := r.call(http.MethodGet, "/jobs/v2/"+id, nil)
 		var j job
-		if status != http.StatusOK || json.Unmarshal(body, &j) != nil {
-			r.t.Fatalf("GET job %s: %d %s", id, status, body)
+		if res.status != http.StatusOK || json.Unmarshal(res.body, &j) != nil {
+			r.t.Fatalf("GET job %s: %d %s", id, res.status, res.body)
 		}
 		if j.Status == "completed" || j.Status == "failed" || j.Status == "cancelled" {
 			return j
@@ -245,15 +209,11 @@ func TestJobConditionDialect(t *testing.T) {
 	}
 }
 
-// configuration is a PUT /configurations body.
+// configuration is config with the custom metric query "m".
 func configuration(id, target, metric string) map[string]any {
-	return map[string]any{
-		"id":              id,
-		"content":         map[string]any{"deviceContent": map[string]any{"properties.desired.mode": "eco"}},
-		"targetCondition": target,
-		"priority":        1,
-		"metrics":         map[string]any{"queries": map[string]string{"m": metric}},
-	}
+	c := config(id, target)
+	c["metrics"] = map[string]any{"queries": map[string]string{"m": metric}}
+	return c
 }
 
 // TestADMDialect: target conditions and metric queries follow the hub's dialect, on PUT and
@@ -262,33 +222,83 @@ func TestADMDialect(t *testing.T) {
 	t.Parallel()
 	const fnMsg = " is not in IoT Hub's documented query language for twins and jobs (only IS_DEFINED, and STARTSWITH as reported working); iotplan dev --query-dialect extended accepts it"
 	strict := startDialectHub(t, query.Documented)
-	status, code, body := strict.call(http.MethodPut, "/configurations/c1", configuration("c1", "IS_STRING(tags.x)", "SELECT deviceId FROM devices"))
-	if want := envelope("InvalidConfigurationTargetCondition", "The target condition is invalid: query: 1:1: IS_STRING"+fnMsg+"."); status != http.StatusBadRequest || code != "InvalidConfigurationTargetCondition" || legacyMessage(t, body) != want {
-		t.Errorf("target: %d %s %s\nwant %s", status, code, body, want)
-	}
+	checkLegacyError(t, strict.call(http.MethodPut, "/configurations/c1", configuration("c1", "IS_STRING(tags.x)", "SELECT deviceId FROM devices")),
+		huberr.InvalidConfigurationTargetCondition, "InvalidConfigurationTargetCondition", "The target condition is invalid: query: 1:1: IS_STRING"+fnMsg+".")
 	if ev := strict.lastEvent(); ev.Source != hub.QueryFromADM || ev.Text != "IS_STRING(tags.x)" || !errors.Is(ev.Err, query.ErrUndocumented) {
 		t.Errorf("target event %+v", ev)
 	}
-	status, code, body = strict.call(http.MethodPut, "/configurations/c2", configuration("c2", "tags.site = 'hq'", "SELECT deviceId FROM devices WHERE ENDSWITH(deviceId, '1')"))
-	if want := envelope("InvalidConfigurationCustomMetricsQuery", `The custom metric query "m" is invalid: query: 1:36: ENDSWITH`+fnMsg+"."); status != http.StatusBadRequest || code != "InvalidConfigurationCustomMetricsQuery" || legacyMessage(t, body) != want {
-		t.Errorf("metric: %d %s %s\nwant %s", status, code, body, want)
-	}
-	status, _, body = strict.call(http.MethodPost, "/configurations/testQueries", map[string]any{
+	checkLegacyError(t, strict.call(http.MethodPut, "/configurations/c2", configuration("c2", "tags.site = 'hq'", "SELECT deviceId FROM devices WHERE ENDSWITH(deviceId, '1')")),
+		huberr.InvalidConfigurationCustomMetricsQuery, "InvalidConfigurationCustomMetricsQuery", `The custom metric query "m" is invalid: query: 1:36: ENDSWITH`+fnMsg+".")
+	tq := strict.call(http.MethodPost, "/configurations/testQueries", map[string]any{
 		"targetCondition": "tags.n = 1e3", "customMetricQueries": map[string]string{"m": "SELECT TOP(1) deviceId FROM devices"}})
 	var res struct {
 		TargetConditionError    string
 		CustomMetricQueryErrors map[string]string
 	}
-	if status != http.StatusOK || json.Unmarshal(body, &res) != nil ||
+	if tq.status != http.StatusOK || json.Unmarshal(tq.body, &res) != nil ||
 		!strings.Contains(res.TargetConditionError, "number 1e3 with an exponent") || !strings.Contains(res.CustomMetricQueryErrors["m"], "TOP(n) with parentheses") {
-		t.Errorf("testQueries: %d %s", status, body)
+		t.Errorf("testQueries: %d %s", tq.status, tq.body)
 	}
 
 	extended := startDialectHub(t, query.Extended)
-	if status, _, body := extended.call(http.MethodPut, "/configurations/c1", configuration("c1", "IS_STRING(tags.x)", "SELECT deviceId FROM devices WHERE ENDSWITH(deviceId, '1')")); status != http.StatusOK {
-		t.Errorf("extended hub: %d %s", status, body)
+	if res := extended.call(http.MethodPut, "/configurations/c1", configuration("c1", "IS_STRING(tags.x)", "SELECT deviceId FROM devices WHERE ENDSWITH(deviceId, '1')")); res.status != http.StatusOK {
+		t.Errorf("extended hub: %d %s", res.status, res.body)
 	}
 	if ev := extended.lastEvent(); ev.Source != hub.QueryFromADM || ev.Err != nil {
 		t.Errorf("extended hub: event %+v", ev)
+	}
+}
+
+// TestQueryPagesAndLength: every page request of a statement is reported once (a page served
+// from the cursor as accepted), and a statement over query.MaxLength UTF-16 code units (though
+// fewer runes) is the parser's positioned 400 ArgumentInvalid, reported as rejected.
+func TestQueryPagesAndLength(t *testing.T) {
+	t.Parallel()
+	r := startDialectHub(t, query.Documented)
+	const q = "SELECT deviceId FROM devices"
+	var ids []string
+	token := ""
+	for page := 1; ; page++ {
+		hdr := []string{hubapi.HeaderMaxItemCount, "1"}
+		if token != "" {
+			hdr = append(hdr, hubapi.HeaderContinuation, token)
+		}
+		res := r.do(http.MethodPost, "/devices/query", "", "", jsonBody(map[string]string{"query": q}), hdr...)
+		var rows []struct{ DeviceID string }
+		if res.status != http.StatusOK || json.Unmarshal(res.body, &rows) != nil || len(rows) != 1 {
+			t.Fatalf("page %d: %d %s", page, res.status, res.body)
+		}
+		ids = append(ids, rows[0].DeviceID)
+		if token = res.header.Get(hubapi.HeaderContinuation); token == "" {
+			break
+		}
+		if page > 4 {
+			t.Fatalf("more than 4 pages: %v", ids)
+		}
+	}
+	if len(ids) != 4 {
+		t.Fatalf("pages gave %v", ids)
+	}
+	r.mu.Lock()
+	events := append([]hub.QueryEvent(nil), r.events...)
+	r.mu.Unlock()
+	if len(events) != len(ids) {
+		t.Errorf("%d page requests, %d query events: %+v", len(ids), len(events), events)
+	}
+	for _, ev := range events {
+		if ev.Source != hub.QueryFromQuery || ev.Text != q || ev.Err != nil {
+			t.Errorf("page event %+v", ev)
+		}
+	}
+
+	for _, fill := range []string{strings.Repeat("a", query.MaxLength), strings.Repeat("😀", query.MaxLength/2)} {
+		long := "SELECT * FROM devices WHERE deviceId = '" + fill + "'"
+		n := query.TextLength(long)
+		checkLegacyError(t, r.query(long), huberr.ArgumentInvalid, "ArgumentInvalid",
+			fmt.Sprintf("The query is invalid: query is %d characters long; the limit is %d (line 1, column 1).", n, query.MaxLength))
+		var qe *query.Error
+		if ev := r.lastEvent(); ev.Source != hub.QueryFromQuery || ev.Text != long || !errors.As(ev.Err, &qe) || errors.Is(ev.Err, query.ErrUndocumented) {
+			t.Errorf("query of %d runes, %d UTF-16 units: event source %s, err %v", len([]rune(long)), n, ev.Source, ev.Err)
+		}
 	}
 }

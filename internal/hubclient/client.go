@@ -15,10 +15,11 @@
 // counted (Throttled), so plans and apply results can say what throttling cost.
 //
 // A client told its hub's tier (WithTier) paces itself to the tier's documented rates, one
-// token bucket per operation class (pace.go; the rates are internal/tier's, the same table the
-// local hub enforces), so it is not throttled in the first place; the time it spent waiting
-// for its turn is measured apart from Waited (Paced, PacedByClass). ActiveJobs lists the jobs
-// that hold one of the tier's concurrent-job slots. QueryRows reads only as many pages as a
+// token bucket per operation class (pace.go; the rates, the bucket and the request costs are
+// internal/tier's, the same the local hub enforces), so it is not throttled in the first
+// place; how many requests waited for their turn, and how long in all, is measured apart from
+// Waited (Paced). ActiveJobs lists the jobs that hold one of the tier's concurrent-job slots;
+// ListJobsIn lists the jobs in any set of statuses. QueryRows reads only as many pages as a
 // caller needs (the first page of a GROUP BY's groups) and says whether more remain.
 //
 // Failures the hub reports are *Error values; no error of this package contains the key or a
@@ -63,8 +64,8 @@ type Client struct {
 
 	mu      sync.Mutex
 	calls   map[string]int
-	waits   waitStats                  // guarded by mu; see waits.go
-	buckets map[tier.Class]*paceBucket // guarded by mu; see pace.go
+	waits   waitStats                   // guarded by mu; see waits.go
+	buckets map[tier.Class]*tier.Bucket // guarded by mu; see pace.go
 }
 
 type config struct {
@@ -124,8 +125,7 @@ func New(connectionString string, opts ...Option) (*Client, error) {
 		base = &http.Client{Transport: tr, Timeout: 5 * time.Minute}
 	}
 	c := &Client{cs: cs, retry: cfg.retry, tier: cfg.tier, now: cfg.now, sleep: cfg.sleep,
-		calls: map[string]int{}, buckets: map[tier.Class]*paceBucket{}}
-	c.waits.paced = map[tier.Class]Pacing{}
+		calls: map[string]int{}, buckets: map[tier.Class]*tier.Bucket{}}
 	inner := base.Transport
 	if inner == nil {
 		inner = http.DefaultTransport

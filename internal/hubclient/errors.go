@@ -49,14 +49,8 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// CodeTooManyActiveJobs is the hub's ThrottlingMaxActiveJobCountExceeded: a job was refused
-// because every job slot of the tier is held (1 on S1, 5 on S2, 10 on S3).
-const CodeTooManyActiveJobs = 429004
-
-// codeJobNotFound is the hub's JobNotFound.
-const codeJobNotFound = 404002
-
-// IsCode reports whether err is a hub *Error with the given numeric code (e.g. 404002).
+// IsCode reports whether err is a hub *Error with the given numeric code (e.g.
+// hubapi.CodeJobNotFound).
 func IsCode(err error, code int) bool {
 	var he *Error
 	return errors.As(err, &he) && he.Code == code

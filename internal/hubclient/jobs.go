@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -60,7 +59,7 @@ func (c *Client) CreateJob(ctx context.Context, req hubapi.JobRequest) (hubapi.J
 		lastErr = err
 		var he *Error
 		switch {
-		case errors.As(err, &he) && he.Code == CodeTooManyActiveJobs:
+		case errors.As(err, &he) && he.Code == hubapi.CodeTooManyActiveJobs:
 			return hubapi.JobResponse{}, err
 		case errors.As(err, &he) && he.Status == http.StatusTooManyRequests:
 			continue // refused before it was accepted: safe to send again after a pause
@@ -97,7 +96,7 @@ func (c *Client) GetJob(ctx context.Context, jobID string) (hubapi.JobResponse, 
 		return res, err
 	}
 	if res.Type == jobUnknown || res.Status == jobUnknown {
-		return hubapi.JobResponse{}, &Error{Status: http.StatusNotFound, Code: codeJobNotFound, Name: "JobNotFound", Op: "job.get",
+		return hubapi.JobResponse{}, &Error{Status: http.StatusNotFound, Code: hubapi.CodeJobNotFound, Name: "JobNotFound", Op: "job.get",
 			Message: fmt.Sprintf("the hub answered job %q with type %q and status %q: it has no such job", jobID, res.Type, res.Status)}
 	}
 	return res, nil
@@ -152,10 +151,32 @@ func (c *Client) ListJobs(ctx context.Context, jobType, status string) ([]hubapi
 	return nil, fmt.Errorf("iot hub job.list: more than %d pages; stopping", maxPages)
 }
 
-// activeJobStatuses are the job statuses that hold one of the tier's concurrent-job slots, in
-// the order a job passes through them.
-var activeJobStatuses = []string{hubapi.JobStatusEnqueued, hubapi.JobStatusQueued,
-	hubapi.JobStatusScheduled, hubapi.JobStatusRunning}
+// ListJobsIn lists the v2 jobs of type jobType ("" = any) in any of statuses, one ListJobs
+// per status, each job once: a job listed under two statuses (it changed status between the
+// reads) keeps the record of the later read, in the place of its first. With no status it is
+// ListJobs(ctx, jobType, ""): every job.
+func (c *Client) ListJobsIn(ctx context.Context, jobType string, statuses ...string) ([]hubapi.JobResponse, error) {
+	if len(statuses) == 0 {
+		statuses = []string{""}
+	}
+	var all []hubapi.JobResponse
+	at := map[string]int{} // job id → index in all
+	for _, status := range statuses {
+		jobs, err := c.ListJobs(ctx, jobType, status)
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range jobs {
+			if i, ok := at[j.JobID]; ok {
+				all[i] = j
+				continue
+			}
+			at[j.JobID] = len(all)
+			all = append(all, j)
+		}
+	}
+	return all, nil
+}
 
 // ActiveJobs returns the jobs that hold one of the hub's concurrent-job slots (as many as
 // tier.Tier.MaxConcurrentJobs), oldest first (by createdTime, then jobId).
@@ -169,21 +190,15 @@ var activeJobStatuses = []string{hubapi.JobStatusEnqueued, hubapi.JobStatusQueue
 // (https://github.com/amenzhinsky/iothub/blob/master/iotservice/client_test.go), so it is
 // counted.
 //
-// It reads GET /jobs/v2/query once per status (paged as ListJobs), so the result is a
-// snapshot: a job that changes status between two reads is listed once, with its later record;
-// one created meanwhile may be missing.
+// It reads GET /jobs/v2/query once per status of hubapi.ActiveJobStatuses (ListJobsIn), so
+// the result is a snapshot: a job that changes status between two reads is listed once, with
+// its later record (the statuses are read in lifecycle order); one created meanwhile may be
+// missing.
 func (c *Client) ActiveJobs(ctx context.Context) ([]hubapi.JobResponse, error) {
-	byID := map[string]hubapi.JobResponse{}
-	for _, status := range activeJobStatuses {
-		jobs, err := c.ListJobs(ctx, "", status)
-		if err != nil {
-			return nil, err
-		}
-		for _, j := range jobs {
-			byID[j.JobID] = j // statuses are read in lifecycle order: the later record wins
-		}
+	out, err := c.ListJobsIn(ctx, "", hubapi.ActiveJobStatuses...)
+	if err != nil {
+		return nil, err
 	}
-	out := slices.Collect(maps.Values(byID))
 	slices.SortFunc(out, func(a, b hubapi.JobResponse) int {
 		if c := compareTimes(a.CreatedTime, b.CreatedTime); c != 0 {
 			return c

@@ -2,7 +2,6 @@ package hubclient
 
 import (
 	"context"
-	"maps"
 	"math"
 	"net/http"
 	"time"
@@ -16,11 +15,12 @@ import (
 // (WithTier) sends no faster than that rate, so planning and applying cost their arithmetic
 // minimum instead of 429s, Retry-After waits and retries.
 //
-// Each class has a token bucket that fills at the tier's rate (internal/tier: one table for
-// this client and the local hub). Every request of the class, retries included, takes a token
-// before it is sent (direct methods one per started tier.MethodChunk of request body, as Azure
-// meters them) and waits when there is none; the wait is cut short by the request's context,
-// which gives the token back.
+// Each class has a token bucket that fills at the tier's rate (internal/tier: one table, and
+// one tier.Bucket and tier.Cost, for this client and the local hub). Every request of the
+// class, retries included, takes its tokens before it is sent (tier.Cost: direct methods one
+// per started tier.MethodChunk of request body, as Azure meters them; any other request one)
+// and waits when there are too few; the wait is cut short by the request's context, which
+// gives the tokens back.
 //
 // Burst. A bucket holds paceBurstRequests tokens, fewer when paceBurstWindow of the rate is
 // less, and at least one. Azure documents neither its burst nor its queue; the local hub's
@@ -60,13 +60,6 @@ var kindClass = map[string]tier.Class{
 	"configuration.list": tier.Configurations,
 }
 
-// Pacing is what pacing cost one operation class since New: how many requests waited for a
-// token and the time they waited (measured, like Waited).
-type Pacing struct {
-	Requests int
-	Waited   time.Duration
-}
-
 // WithTier makes the client pace its requests to the rates of t (see Paced). The zero Tier,
 // the default, paces nothing.
 func WithTier(t tier.Tier) Option { return func(c *config) { c.tier = t } }
@@ -86,26 +79,7 @@ func (c *Client) Tier() tier.Tier { return c.tier }
 func (c *Client) Paced() (n int, total time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, p := range c.waits.paced {
-		n += p.Requests
-		total += p.Waited
-	}
-	return n, total
-}
-
-// PacedByClass is Paced per operation class, e.g. for "paced 17 queries to S1 × 1 unit's
-// 20/min (51s)" with Tier().Rate(tier.Queries).
-func (c *Client) PacedByClass() map[tier.Class]Pacing {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return maps.Clone(c.waits.paced)
-}
-
-// paceBucket is one class's token bucket. tokens goes negative while requests wait for the
-// tokens they reserved.
-type paceBucket struct {
-	rate, capacity, tokens float64
-	last                   time.Time
+	return c.waits.paced, c.waits.pacedFor
 }
 
 // paceBurst is the capacity of a bucket of rate tokens/s (see the Burst note above).
@@ -113,17 +87,8 @@ func paceBurst(rate float64) float64 {
 	return math.Max(1, math.Min(paceBurstRequests, math.Floor(rate*paceBurstWindow.Seconds())))
 }
 
-// paceCost is the tokens a request takes: direct methods one per started tier.MethodChunk
-// of body (at least one), every other request one.
-func paceCost(class tier.Class, req *http.Request) float64 {
-	if class == tier.DirectMethods && req.ContentLength > tier.MethodChunk {
-		return float64((req.ContentLength + tier.MethodChunk - 1) / tier.MethodChunk)
-	}
-	return 1
-}
-
 // pace waits until a request of this kind may be sent under the client's tier. It returns at
-// once without a tier or for an unpaced kind, and ctx's error (giving the token back) when ctx
+// once without a tier or for an unpaced kind, and ctx's error (giving the tokens back) when ctx
 // ends first.
 func (c *Client) pace(ctx context.Context, kind string, req *http.Request) error {
 	if err := ctx.Err(); err != nil {
@@ -133,8 +98,8 @@ func (c *Client) pace(ctx context.Context, kind string, req *http.Request) error
 	if !c.tier.Known() || class == "" || c.tier.Rate(class) <= 0 {
 		return nil
 	}
-	cost := paceCost(class, req)
-	d := c.reserve(class, cost)
+	cost := tier.Cost(class, req.ContentLength)
+	b, d := c.reserve(class, cost)
 	if d <= 0 {
 		return nil
 	}
@@ -142,37 +107,25 @@ func (c *Client) pace(ctx context.Context, kind string, req *http.Request) error
 	err := c.sleep(ctx, d)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p := c.waits.paced[class]
-	p.Requests++
-	p.Waited += c.now().Sub(start)
-	c.waits.paced[class] = p
+	c.waits.paced++
+	c.waits.pacedFor += c.now().Sub(start)
 	if err != nil {
-		b := c.buckets[class]
-		b.tokens = math.Min(b.capacity, b.tokens+cost)
+		b.Refund(cost)
 	}
 	return err
 }
 
-// reserve takes cost tokens of class now and returns how long until they are there (0 = now).
-func (c *Client) reserve(class tier.Class, cost float64) time.Duration {
+// reserve takes cost tokens from class's bucket now and returns the bucket and how long until
+// the tokens are there (0 = now).
+func (c *Client) reserve(class tier.Class, cost float64) (*tier.Bucket, time.Duration) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b := c.buckets[class]
 	if b == nil { // a new bucket starts full
 		r := c.tier.Rate(class)
-		b = &paceBucket{rate: r, capacity: paceBurst(r), last: now}
-		b.tokens = b.capacity
+		b = tier.NewBucket(r, paceBurst(r), now)
 		c.buckets[class] = b
 	}
-	if dt := now.Sub(b.last).Seconds(); dt > 0 {
-		b.tokens = math.Min(b.capacity, b.tokens+dt*b.rate)
-		b.last = now
-	}
-	b.tokens -= cost
-	if b.tokens >= 0 {
-		return 0
-	}
-	// Rounded up, so the tokens are there when the wait ends.
-	return time.Duration(math.Ceil(-b.tokens / b.rate * float64(time.Second)))
+	return b, b.Reserve(cost, now)
 }

@@ -90,7 +90,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		case err != nil:
 			wait = t.c.retry.delay(n, 0)
 		case retryable(res.StatusCode):
-			wait = t.c.retry.delay(n, parseRetryAfter(res.Header.Get("Retry-After"), time.Now()))
+			wait = t.c.retry.delay(n, parseRetryAfter(res.Header.Get("Retry-After"), t.c.now()))
 			// Drain so the connection can be reused, then drop this answer.
 			_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
 			res.Body.Close()

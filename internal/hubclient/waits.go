@@ -3,16 +3,16 @@ package hubclient
 import (
 	"context"
 	"time"
-
-	"github.com/iotplan/iotplan/internal/tier"
 )
 
 // waitStats is what the client spent waiting on the hub: measured sleeps before retries, how
-// many answers were 429 (throttled), and pacing to the client's tier per class (pace.go).
+// many answers were 429 (throttled), and pacing to the client's tier (pace.go): how many
+// requests waited for their turn and for how long in all (measured).
 type waitStats struct {
 	waited    time.Duration
 	throttled int
-	paced     map[tier.Class]Pacing
+	paced     int
+	pacedFor  time.Duration
 }
 
 // Waited is the total time the client spent waiting before retrying calls, since New: after

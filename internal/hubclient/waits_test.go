@@ -100,7 +100,28 @@ func TestCreateJobReturnsSlotRefusals(t *testing.T) {
 		UpdateTwin: &hubapi.TwinPatch{ETag: "*", Tags: map[string]any{"a": "b"}}}
 	_, err := c.CreateJob(context.Background(), req)
 	var he *Error
-	if !errors.As(err, &he) || he.HubCode() != CodeTooManyActiveJobs || c.Calls()["job.create"] != 1 {
+	if !errors.As(err, &he) || he.HubCode() != hubapi.CodeTooManyActiveJobs || c.Calls()["job.create"] != 1 {
 		t.Fatalf("err %v, calls %v", err, c.Calls())
+	}
+}
+
+// A Retry-After given as an HTTP date is read against the client's clock, the one its waits
+// are measured on.
+func TestRetryAfterDateUsesTheClientsClock(t *testing.T) {
+	clk := newFakeClock()
+	f := queryServer(func(n int, w http.ResponseWriter) bool {
+		if n != 1 {
+			return false
+		}
+		w.Header().Set("Retry-After", clk.Now().Add(5*time.Second).Format(http.TimeFormat))
+		hubError(w, 429, "ThrottlingException", "The request has been throttled.")
+		return true
+	})
+	c := f.start(t, withClock(clk.Now, clk.Sleep))
+	if _, err := c.Query(context.Background(), "SELECT COUNT() AS n FROM devices"); err != nil {
+		t.Fatal(err)
+	}
+	if c.Waited() != 5*time.Second || len(clk.slept) != 1 || clk.slept[0] != 5*time.Second {
+		t.Errorf("waited %v (sleeps %v), want the 5 s to the Retry-After date", c.Waited(), clk.slept)
 	}
 }

@@ -234,11 +234,11 @@ func (b *SelectBuilder) String() string { return formatQuery(&b.q) }
 // Check is CheckQuery of the statement: call it before sending String() to a hub.
 func (b *SelectBuilder) Check() error { return CheckQuery(&b.q) }
 
-// CheckCondition reports whether e is a condition the hub would accept as
-// written by Format: everything CompileCondition checks, the Documented
-// dialect (no IS_STRING, ENDSWITH, unary minus or empty array; errors wrap
-// ErrUndocumented) and the MaxLength limit on the text. Use it before
-// sending a composed condition to a hub.
+// CheckCondition reports whether e is a condition on devices the hub would
+// accept as written by Format: everything CompileCondition checks (limits,
+// property paths), the Documented dialect (no IS_STRING, ENDSWITH, unary
+// minus or empty array; errors wrap ErrUndocumented) and the MaxLength limit
+// on the text. Use it before sending a composed condition to a hub.
 func CheckCondition(e Expr) error {
 	if e == nil {
 		return errorf(Pos{}, "missing condition (nil)")
@@ -246,10 +246,13 @@ func CheckCondition(e Expr) error {
 	if err := checkLimits(e); err != nil {
 		return err
 	}
+	if err := checkPaths(Devices, e); err != nil {
+		return err
+	}
 	if err := checkDocumented(e); err != nil {
 		return err
 	}
-	if n := utf16Len(Format(e)); n > MaxLength {
+	if n := TextLength(Format(e)); n > MaxLength {
 		return errorf(e.Pos(), "condition is %d characters long; the limit is %d", n, MaxLength)
 	}
 	return nil
@@ -272,7 +275,7 @@ func CheckQuery(q *Query) error {
 	if err := checkQueryDocumented(q, q.Start); err != nil {
 		return err
 	}
-	if n := utf16Len(q.String()); n > MaxLength {
+	if n := TextLength(q.String()); n > MaxLength {
 		return errorf(q.Start, "query is %d characters long; the limit is %d", n, MaxLength)
 	}
 	return nil

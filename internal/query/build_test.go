@@ -119,6 +119,9 @@ func TestBuilderRejects(t *testing.T) {
 		{&LogicalExpr{Op: OpAnd, Terms: []Expr{Eq(P("a"), 1), &AllExpr{}}}, "a = 1 AND *", "'*' (every device) can only be used"},
 		{&CallExpr{Func: "LOWER", Args: []Expr{Prop(P("a"))}}, "LOWER(a)", "unknown function LOWER"},
 		{&BinaryExpr{Op: OpIn, L: Prop(P("a")), R: Value(1)}, "a IN 1", "IN needs an array constant"},
+		// Property paths a condition on devices cannot read (CheckCondition checks them too).
+		{Eq(P("devices", "jobs", "status"), "x"), "devices.jobs.status = 'x'", "refers to devices.jobs; query job properties FROM devices.jobs"},
+		{And(Eq(P("tags", "a"), 1), Eq(P("devices", "modules", "m", "tags", "b"), 2)), "tags.a = 1 AND devices.modules.m.tags.b = 2", "refers to devices.modules; query module properties FROM devices.modules"},
 	}
 	for _, tc := range tests {
 		if got := Format(tc.e); got != tc.text {
@@ -134,8 +137,8 @@ func TestBuilderRejects(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.is) {
 			t.Errorf("CompileCondition(%s) = %v, want error containing %q", tc.text, err, tc.is)
 		}
-		if err := CheckCondition(tc.e); err == nil {
-			t.Errorf("CheckCondition(%s) accepted it", tc.text)
+		if err := CheckCondition(tc.e); err == nil || !strings.Contains(err.Error(), tc.is) {
+			t.Errorf("CheckCondition(%s) = %v, want error containing %q (as CompileCondition)", tc.text, err, tc.is)
 		}
 	}
 	if _, err := CompileCondition(nil); err == nil {

@@ -143,7 +143,9 @@ func checkDocumented(e Expr) *Error {
 // clause is only supported when querying device twins"; "selection clauses different than
 // SELECT * are only supported in aggregate queries on device twins", with projections on
 // module twins documented by ADM's metric example SELECT deviceId, moduleId FROM
-// devices.modules, iot-hub-automatic-device-management). topPos is where TOP was written.
+// devices.modules, iot-hub-automatic-device-management). It is the one check of these for
+// text (ParseDialect, after checkQuery, with topPos where TOP was written) and for trees
+// (CheckQuery, with topPos the statement's start).
 func checkQueryDocumented(q *Query, topPos Pos) *Error {
 	if q.HasTop && q.GroupBy != nil {
 		return errTopGroupBy(topPos)

@@ -141,6 +141,37 @@ func TestDialectConditionRejects(t *testing.T) {
 	}
 }
 
+// TestDialectStatementStructure: the Documented dialect's statement checks (TOP with GROUP
+// BY, devices.modules) are one function that parsing and CheckQuery share, run after the
+// checks of every dialect, so a statement no dialect accepts is never reported as
+// ErrUndocumented.
+func TestDialectStatementStructure(t *testing.T) {
+	tests := []struct{ src, want string }{
+		{"SELECT TOP 2 * FROM devices GROUP BY tags.x", "query: 1:38: GROUP BY needs a SELECT list of the grouped property and aggregates, not SELECT *"},
+		{"SELECT TOP 2 tags.x AS x, COUNT() AS n FROM devices GROUP BY tags.x x", "query: 1:69: expected end of query, found 'x'"},
+		{"SELECT TOP 2 tags.y, COUNT() AS n FROM devices GROUP BY tags.x", "query: 1:14: tags.y is neither the GROUP BY property nor an aggregate"},
+	}
+	for _, tc := range tests {
+		for _, d := range []Dialect{Documented, Extended} {
+			_, err := ParseDialect(tc.src, d)
+			if err == nil || err.Error() != tc.want || errors.Is(err, ErrUndocumented) {
+				t.Errorf("ParseDialect(%q, %v)\n got %v\nwant %s (not ErrUndocumented)", tc.src, d, err, tc.want)
+			}
+		}
+	}
+	const src = "SELECT TOP 3 tags.x AS x, COUNT() AS n FROM devices GROUP BY tags.x"
+	q, err := ParseDialect(src, Extended)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, textErr := Parse(src)
+	treeErr := CheckQuery(q)
+	var te, ce *Error
+	if !errors.As(textErr, &te) || !errors.As(treeErr, &ce) || te.Msg != ce.Msg || !errors.Is(treeErr, ErrUndocumented) {
+		t.Errorf("Parse = %v, CheckQuery = %v; want the same ErrUndocumented message", textErr, treeErr)
+	}
+}
+
 func TestDialectNames(t *testing.T) {
 	var d Dialect
 	for _, name := range []string{"extended", "Documented", " EXTENDED "} {

@@ -11,6 +11,21 @@ const (
 	MaxNodes  = 2048 // expression nodes (operators, operands, array elements)
 )
 
+// TextLength is the length of query text as the hub counts it against MaxLength: UTF-16 code
+// units, as its .NET front end sees them (a character outside the Basic Multilingual Plane
+// counts two).
+func TextLength(s string) int {
+	n := 0
+	for _, r := range s {
+		if r >= 0x10000 {
+			n += 2
+		} else {
+			n++
+		}
+	}
+	return n
+}
+
 // Pos is a position in query text. Offset is a byte offset into the source;
 // Line and Col are 1-based, Col counting runes. Expressions made with the
 // builder have the zero Pos.

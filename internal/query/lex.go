@@ -427,16 +427,3 @@ func (l *lexer) hex4() (uint64, bool) {
 	}
 	return v, true
 }
-
-// utf16Len is the length the hub's .NET front end sees.
-func utf16Len(s string) int {
-	n := 0
-	for _, r := range s {
-		if r >= 0x10000 {
-			n += 2
-		} else {
-			n++
-		}
-	}
-	return n
-}

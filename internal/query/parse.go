@@ -100,7 +100,7 @@ type parser struct {
 	toks   []token
 	i      int
 	depth  int
-	topPos Pos // where TOP was written, for the Documented dialect's TOP with GROUP BY error
+	topPos Pos // where TOP was written, for checkQueryDocumented's TOP with GROUP BY error
 }
 
 // bailout carries a parse error up the recursive descent; recover converts
@@ -108,7 +108,7 @@ type parser struct {
 type bailout struct{ err *Error }
 
 func newParser(src string, d Dialect) (*parser, error) {
-	if n := utf16Len(src); n > MaxLength {
+	if n := TextLength(src); n > MaxLength {
 		return nil, errorf(Pos{Offset: 0, Line: 1, Col: 1}, "query is %d characters long; the limit is %d", n, MaxLength)
 	}
 	toks, err := lex(src)
@@ -269,9 +269,6 @@ func (p *parser) statement() *Query {
 		q.GroupBy = p.path()
 		if t := p.peek(); t.kind == tComma {
 			p.failAt(t, "GROUP BY takes a single property path")
-		}
-		if q.HasTop {
-			p.undocumented(errTopGroupBy(p.topPos))
 		}
 	}
 	if t := p.peek(); t.kind != tEOF {

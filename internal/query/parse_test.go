@@ -203,3 +203,27 @@ func TestParseConditionErrors(t *testing.T) {
 		t.Errorf("ParsePath = %q, %v", p, err)
 	}
 }
+
+// TestTextLength: the limit counts UTF-16 code units, so a character outside the Basic
+// Multilingual Plane counts two and any other one (whatever its UTF-8 size) one; the parser
+// enforces exactly that count.
+func TestTextLength(t *testing.T) {
+	for s, want := range map[string]int{"": 0, "abc": 3, "é": 1, "€": 1, "😀": 2, "a😀é": 4} {
+		if got := TextLength(s); got != want {
+			t.Errorf("TextLength(%q) = %d, want %d", s, got, want)
+		}
+	}
+	prefix := "SELECT * FROM devices WHERE x = '"
+	fill := MaxLength - TextLength(prefix) - 1 // room left for the closing quote
+	atLimit := prefix + strings.Repeat("😀", fill/2) + strings.Repeat("é", fill%2) + "'"
+	if n := TextLength(atLimit); n != MaxLength {
+		t.Fatalf("test text is %d units long", n)
+	}
+	if _, err := Parse(atLimit); err != nil {
+		t.Errorf("a text of exactly MaxLength UTF-16 units: %v", err)
+	}
+	over := prefix + strings.Repeat("😀", fill/2+1) + "'"
+	if _, err := Parse(over); err == nil || !strings.Contains(err.Error(), "the limit is 8192") {
+		t.Errorf("a text over MaxLength UTF-16 units (fewer runes): %v", err)
+	}
+}

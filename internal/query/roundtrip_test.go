@@ -173,7 +173,7 @@ func roundTripConditions(t *testing.T, g gen, d Dialect) {
 	for i := 0; i < 5000; i++ {
 		e := g.expr(1 + g.r.IntN(5))
 		text := Format(e)
-		if utf16Len(text) > MaxLength {
+		if TextLength(text) > MaxLength {
 			continue // plain decimal of a tiny or huge number is long
 		}
 		back, err := ParseConditionDialect(text, d)
@@ -205,7 +205,7 @@ func roundTripQueries(t *testing.T, g gen, d Dialect) {
 	fleet := decodeDocs(t, fleetJSON)
 	for i := 0; i < 2000; i++ {
 		q := g.query()
-		if checkQuery(q) != nil || utf16Len(q.String()) > MaxLength {
+		if checkQuery(q) != nil || TextLength(q.String()) > MaxLength {
 			continue // e.g. a generated duplicate alias
 		}
 		text := q.String()
@@ -347,7 +347,7 @@ func fuzzStatement(t *testing.T, src string, d Dialect) *Query {
 		return nil
 	}
 	text := q.String()
-	if utf16Len(text) <= MaxLength { // canonical text can be longer than the source
+	if TextLength(text) <= MaxLength { // canonical text can be longer than the source
 		back, err := ParseDialect(text, d)
 		if err != nil {
 			t.Fatalf("ParseDialect(%q, %s) ok but its canonical text fails: %v\n%s", src, d, err, text)
@@ -379,7 +379,7 @@ func fuzzCondition(t *testing.T, src string, d Dialect) Expr {
 		return nil
 	}
 	text := Format(e)
-	if utf16Len(text) <= MaxLength {
+	if TextLength(text) <= MaxLength {
 		back, err := ParseConditionDialect(text, d)
 		if err != nil {
 			t.Fatalf("ParseConditionDialect(%q, %s) ok but its canonical text fails: %v\n%s", src, d, err, text)

@@ -49,8 +49,16 @@ type record struct {
 
 	rawHeader    map[string]any // tags.iotplanState as read, to compute merge patches
 	rawBody      map[string]any // properties.desired.iotplanState as read
-	otherTags    int            // twinSize of the tags besides the header
-	otherDesired int            // twinSize of the desired properties besides the body
+	otherTags    int            // hubapi.TwinSize of the tags besides the header
+	otherDesired int            // hubapi.TwinSize of the desired properties besides the body
+}
+
+// lock is the record's lock; nil when it has none (or no header).
+func (r *record) lock() *LockInfo {
+	if r.hdr == nil {
+		return nil
+	}
+	return r.hdr.Lock
 }
 
 // emptyState is the State of a name that has never been written.

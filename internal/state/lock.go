@@ -80,7 +80,7 @@ const (
 // *LockedError. A lock held by a process of this host that no longer runs is taken over
 // (see Lock.TookOverFrom); a lock of another host is only removed by ForceUnlock.
 func (s *Store) Lock(ctx context.Context, req LockRequest, timeout time.Duration) (*Lock, error) {
-	info := newLockInfo(req)
+	info := newLockInfo(req, s.host)
 	deadline := time.Now().Add(timeout)
 	for {
 		l, err := s.tryLock(ctx, info)
@@ -100,45 +100,42 @@ func (s *Store) Lock(ctx context.Context, req LockRequest, timeout time.Duration
 
 // tryLock makes one attempt at the lock, re-reading after each lost compare-and-swap.
 func (s *Store) tryLock(ctx context.Context, info LockInfo) (*Lock, error) {
-	for attempt := 1; ; attempt++ {
-		rec, err := s.ensure(ctx)
-		if err != nil {
-			return nil, err
-		}
-		prev := rec.hdr.Lock
-		if prev != nil && !s.abandoned(*prev) {
-			return nil, &LockedError{State: s.name, Holder: *prev}
+	var prev *LockInfo
+	err := s.cas(ctx, s.ensure, func(rec *record) error {
+		if prev = rec.lock(); prev != nil && !s.abandoned(*prev) {
+			return &LockedError{State: s.name, Holder: *prev}
 		}
 		info.Created = time.Now().UTC() // when it was taken, not when Lock began waiting
-		hdr := *rec.hdr
-		hdr.Lock = &info
-		err = s.patch(ctx, rec, &hdr, nil)
-		if err == nil {
-			return &Lock{s: s, info: info, TookOverFrom: prev}, nil
-		}
-		if !isStatus(err, 412) {
-			return nil, err
-		}
-		if attempt == maxCAS {
-			return nil, s.contended(err)
-		}
+		return s.writeLock(ctx, rec, &info)
+	})
+	if err != nil {
+		return nil, err
 	}
+	return &Lock{s: s, info: info, TookOverFrom: prev}, nil
+}
+
+// writeLock writes rec's header with lock li (nil: none).
+func (s *Store) writeLock(ctx context.Context, rec *record, li *LockInfo) error {
+	hdr := *rec.hdr
+	hdr.Lock = li
+	return s.patch(ctx, rec, &hdr, nil)
 }
 
 // abandoned reports a lock left by a process of this host that no longer runs (killed, or
 // crashed): its PID is gone. Locks of other hosts cannot be checked from here. A host name
 // that does not single out a machine ("localhost") is never trusted.
 func (s *Store) abandoned(l LockInfo) bool {
-	host, err := os.Hostname()
-	if err != nil || host == "" || host == "localhost" || l.Host != host || l.PID <= 0 {
+	if s.host == "" || s.host == "localhost" || l.Host != s.host || l.PID <= 0 {
 		return false
 	}
 	return !s.alive(l.PID)
 }
 
-// processAlive reports whether a process with this PID exists: signal 0 checks without
-// touching it. Any answer but "no such process" (e.g. EPERM: another user's) counts as alive.
-func processAlive(pid int) bool {
+// ProcessAlive reports whether a process with this PID runs on this machine: signal 0 checks
+// without touching it. Any answer but "no such process" counts as alive, in particular EPERM
+// (the process exists but belongs to another user), so that a doubt never declares a process
+// dead.
+func ProcessAlive(pid int) bool {
 	p, err := os.FindProcess(pid)
 	if err != nil {
 		return true
@@ -147,8 +144,8 @@ func processAlive(pid int) bool {
 	return !errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone)
 }
 
-func newLockInfo(req LockRequest) LockInfo {
-	host, _ := os.Hostname()
+// newLockInfo describes a lock of this process on host; tryLock sets Created when it takes it.
+func newLockInfo(req LockRequest, host string) LockInfo {
 	who := os.Getenv("USER")
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		who = u.Username
@@ -162,7 +159,6 @@ func newLockInfo(req LockRequest) LockInfo {
 		Who:       clip(who+"@"+host, maxLockField),
 		Host:      clip(host, maxLockField),
 		PID:       os.Getpid(),
-		Created:   time.Now().UTC(),
 		Version:   clip(req.Version, maxLockField),
 		Info:      clip(req.Info, maxLockInfo),
 	}
@@ -184,38 +180,12 @@ func clip(s string, n int) string {
 // compare-and-swap it reads again, re-checking the lock. What it writes is st with the state's
 // Format, Name, Lineage and next Serial (st itself is left unchanged).
 func (l *Lock) Write(ctx context.Context, st *State) (*State, error) {
-	for attempt := 1; ; attempt++ {
-		rec, err := l.held(ctx)
-		if err != nil {
-			return nil, err
-		}
-		out, err := l.s.put(ctx, rec, st)
-		if !isStatus(err, 412) {
-			return out, err
-		}
-		if attempt == maxCAS {
-			return nil, l.s.contended(err)
-		}
-	}
+	return l.s.write(ctx, l.held, st)
 }
 
 // Unlock releases the lock; ErrLockLost when it is no longer this lock's.
 func (l *Lock) Unlock(ctx context.Context) error {
-	for attempt := 1; ; attempt++ {
-		rec, err := l.held(ctx)
-		if err != nil {
-			return err
-		}
-		hdr := *rec.hdr
-		hdr.Lock = nil
-		err = l.s.patch(ctx, rec, &hdr, nil)
-		if !isStatus(err, 412) {
-			return err
-		}
-		if attempt == maxCAS {
-			return l.s.contended(err)
-		}
-	}
+	return l.s.unlock(ctx, l.held)
 }
 
 // held reads the state and checks that this lock still holds it.
@@ -224,11 +194,7 @@ func (l *Lock) held(ctx context.Context) (*record, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cur *LockInfo
-	if rec.hdr != nil {
-		cur = rec.hdr.Lock
-	}
-	switch {
+	switch cur := rec.lock(); {
 	case cur == nil:
 		return nil, fmt.Errorf("%w: the state %q is no longer locked by this run (lock id %s): it was force-unlocked, or its device deleted", ErrLockLost, l.s.name, l.info.ID)
 	case cur.ID != l.info.ID:
@@ -240,25 +206,23 @@ func (l *Lock) held(ctx context.Context) (*record, error) {
 // ForceUnlock removes the state's lock, but only if its id is id (ErrLockID otherwise, and
 // when the state is not locked), so that a lock taken since the caller looked is left alone.
 func (s *Store) ForceUnlock(ctx context.Context, id string) error {
-	for attempt := 1; ; attempt++ {
+	return s.unlock(ctx, func(ctx context.Context) (*record, error) {
 		rec, err := s.fetch(ctx)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if rec.hdr == nil || rec.hdr.Lock == nil {
-			return fmt.Errorf("%w: the state %q is not locked", ErrLockID, s.name)
+		switch cur := rec.lock(); {
+		case cur == nil:
+			return nil, fmt.Errorf("%w: the state %q is not locked", ErrLockID, s.name)
+		case cur.ID != id:
+			return nil, fmt.Errorf("%w: the state %q is locked by %s, not with the id %s", ErrLockID, s.name, *cur, id)
 		}
-		if cur := rec.hdr.Lock; cur.ID != id {
-			return fmt.Errorf("%w: the state %q is locked by %s, not with the id %s", ErrLockID, s.name, *cur, id)
-		}
-		hdr := *rec.hdr
-		hdr.Lock = nil
-		err = s.patch(ctx, rec, &hdr, nil)
-		if !isStatus(err, 412) {
-			return err
-		}
-		if attempt == maxCAS {
-			return s.contended(err)
-		}
-	}
+		return rec, nil
+	})
+}
+
+// unlock removes the lock of the record guard returns (guard refuses a lock not to remove),
+// guarding again after each lost compare-and-swap.
+func (s *Store) unlock(ctx context.Context, guard func(context.Context) (*record, error)) error {
+	return s.cas(ctx, guard, func(rec *record) error { return s.writeLock(ctx, rec, nil) })
 }

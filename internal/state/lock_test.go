@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -219,25 +220,32 @@ func setLock(t *testing.T, s *Store, li LockInfo) {
 func TestTakesOverTheLockOfADeadProcessOnThisHost(t *testing.T) {
 	_, c := startHub(t)
 	ctx := context.Background()
-	s := openStore(t, c, DefaultName)
+	// This host and which of its processes run, as the stores see them: the same on every
+	// machine, whatever its name and its PIDs.
+	const host, deadPID, livePID = "build-7", 4242, 4343
+	onHost := func(host string) *Store {
+		s := openStore(t, c, DefaultName)
+		s.host = host
+		s.alive = func(pid int) bool { return pid != deadPID }
+		return s
+	}
+	s := onHost(host)
 	l := lock(t, s, "apply") // makes the header
 	if _, err := l.Write(ctx, sampleState(2)); err != nil {
 		t.Fatal(err)
 	}
-	host, _ := os.Hostname()
-	if host == "" || host == "localhost" {
-		t.Skipf("host name %q does not single out this machine: takeover is off", host)
-	}
-	const deadPID = 1 << 30 // above any PID Linux hands out (pid_max is at most 2^22)
 	dead := LockInfo{ID: "killed", Operation: "apply", Who: "ci@" + host, Host: host, PID: deadPID, Created: time.Now().UTC().Truncate(time.Second)}
 	setLock(t, s, dead)
 
-	got, err := openStore(t, c, DefaultName).Lock(ctx, LockRequest{Operation: "apply"}, 0)
+	got, err := onHost(host).Lock(ctx, LockRequest{Operation: "apply"}, 0)
 	if err != nil {
 		t.Fatalf("Lock over a dead process's lock: %v", err)
 	}
 	if got.TookOverFrom == nil || *got.TookOverFrom != dead {
 		t.Errorf("TookOverFrom = %+v, want %+v", got.TookOverFrom, dead)
+	}
+	if i := got.Info(); i.Host != host || i.PID != os.Getpid() {
+		t.Errorf("the new lock = %+v, want one of pid %d on %s", i, os.Getpid(), host)
 	}
 	if _, err := l.Write(ctx, sampleState(1)); !errors.Is(err, ErrLockLost) {
 		t.Errorf("the old lock still writes: %v", err)
@@ -246,16 +254,40 @@ func TestTakesOverTheLockOfADeadProcessOnThisHost(t *testing.T) {
 		t.Errorf("the new holder cannot write: %v", err)
 	}
 
-	// Not taken over: a live process of this host, a process of another host.
-	for _, li := range []LockInfo{
-		{ID: "alive", Host: host, PID: os.Getpid(), Operation: "apply"},
-		{ID: "elsewhere", Host: "other-" + host, PID: deadPID, Operation: "apply"},
+	// Not taken over: a live process of this host, a process of another host, and a dead
+	// process of hosts whose names do not single out a machine.
+	for _, tc := range []struct {
+		host string // the host of the store that asks for the lock
+		li   LockInfo
+	}{
+		{host, LockInfo{ID: "alive", Host: host, PID: livePID, Operation: "apply"}},
+		{host, LockInfo{ID: "elsewhere", Host: "other-" + host, PID: deadPID, Operation: "apply"}},
+		{"localhost", LockInfo{ID: "localhost", Host: "localhost", PID: deadPID, Operation: "apply"}},
+		{"", LockInfo{ID: "no-host", Host: "", PID: deadPID, Operation: "apply"}},
 	} {
-		setLock(t, s, li)
-		_, err := s.Lock(ctx, LockRequest{Operation: "apply"}, 0)
+		setLock(t, s, tc.li)
+		_, err := onHost(tc.host).Lock(ctx, LockRequest{Operation: "apply"}, 0)
 		var le *LockedError
-		if !errors.As(err, &le) || le.Holder.ID != li.ID {
-			t.Errorf("lock %s: Lock = %v, want LockedError", li.ID, err)
+		if !errors.As(err, &le) || le.Holder.ID != tc.li.ID {
+			t.Errorf("lock %s: Lock = %v, want LockedError", tc.li.ID, err)
 		}
+	}
+}
+
+func TestProcessAlive(t *testing.T) {
+	if !ProcessAlive(os.Getpid()) {
+		t.Error("this process is not alive")
+	}
+	// PID 1 always runs; unless the test runs as its owner, signalling it is refused (EPERM),
+	// which is no sign of death.
+	if !ProcessAlive(1) {
+		t.Error("PID 1 is not alive")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if ProcessAlive(cmd.Process.Pid) {
+		t.Errorf("PID %d, of a child that exited and was reaped, is alive", cmd.Process.Pid)
 	}
 }

@@ -2,8 +2,9 @@ package state
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/google/uuid"
@@ -12,9 +13,9 @@ import (
 )
 
 // Hub is what the store needs of a hub; *hubclient.Client implements it. The store recognises
-// a missing device (404), a stale etag (412) and an over-size twin (403100) by the
-// HTTPStatus and HubCode methods of the errors (hubclient.Error's), so that this package does
-// not import hubclient, which imports packages that import this one in its tests.
+// a missing device (404), a stale etag (412) and an over-size twin (403100) with
+// hubapi.StatusOf and hubapi.CodeOf (the HTTPStatus and HubCode methods of hubclient.Error), so
+// that this package does not import hubclient, whose tests import packages that import this one.
 type Hub interface {
 	GetTwin(ctx context.Context, deviceID string) (map[string]any, error)
 	UpdateTwin(ctx context.Context, deviceID string, patch hubapi.TwinPatch, etag string) (map[string]any, error)
@@ -29,7 +30,10 @@ type Store struct {
 	device string
 	// poll is how often Lock retries a held lock while its timeout lasts.
 	poll time.Duration
-	// alive says whether a process of this host runs (tests replace it).
+	// host is this machine's name (os.Hostname), and alive says whether a process of it runs
+	// (ProcessAlive): what Lock needs to take over a lock left by a dead process. Tests
+	// replace both.
+	host  string
 	alive func(pid int) bool
 }
 
@@ -42,7 +46,8 @@ func Open(h Hub, name string) (*Store, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
-	return &Store{hub: h, name: name, device: DeviceID(name), poll: time.Second, alive: processAlive}, nil
+	host, _ := os.Hostname() // "" when unknown: no lock is then taken over
+	return &Store{hub: h, name: name, device: DeviceID(name), poll: time.Second, host: host, alive: ProcessAlive}, nil
 }
 
 // Name is the state's name.
@@ -64,18 +69,14 @@ func (s *Store) ReadWithLock(ctx context.Context) (*State, *LockInfo, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var lock *LockInfo
-	if rec.hdr != nil {
-		lock = rec.hdr.Lock
-	}
-	return rec.state, lock, nil
+	return rec.state, rec.lock(), nil
 }
 
 // fetch reads and decodes the state device's twin; a device that does not exist is an empty
 // record.
 func (s *Store) fetch(ctx context.Context) (*record, error) {
 	twin, err := s.hub.GetTwin(ctx, s.device)
-	if isStatus(err, 404) {
+	if hubapi.StatusOf(err) == 404 {
 		return &record{state: emptyState(s.name)}, nil
 	}
 	if err != nil {
@@ -92,7 +93,7 @@ func (s *Store) ensure(ctx context.Context) (*record, error) {
 		return fill(rec, s.name), err
 	}
 	// Two processes may create it at once: the second one's 409 is no failure.
-	if err := s.hub.CreateDevice(ctx, s.device); err != nil && !isStatus(err, 409) {
+	if err := s.hub.CreateDevice(ctx, s.device); err != nil && hubapi.StatusOf(err) != 409 {
 		return nil, fmt.Errorf("creating the state device %s: %w", s.device, err)
 	}
 	rec, err = s.fetch(ctx)
@@ -133,7 +134,7 @@ func (s *Store) put(ctx context.Context, rec *record, st *State) (*State, error)
 	}
 	// What was written, as a reader will see it (a copy the caller may change freely).
 	var out State
-	if err := remarshal(&next, &out); err != nil {
+	if err := json.Unmarshal(js, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -157,10 +158,10 @@ func (s *Store) patch(ctx context.Context, rec *record, hdr *header, body map[st
 		p.Properties = &hubapi.TwinProperties{Desired: map[string]any{MarkerTag: sectionPatch(rec.rawBody, body)}}
 	}
 	_, err := s.hub.UpdateTwin(ctx, s.device, p, rec.etag)
-	if isCode(err, 403100) { // DeviceModelMaxPropertiesExceeded
+	if hubapi.CodeOf(err) == 403100 { // DeviceModelMaxPropertiesExceeded
 		return fmt.Errorf("%w: device %s: %v; split the configuration into several named states", ErrTooLarge, s.device, err)
 	}
-	if err != nil && !isStatus(err, 412) {
+	if err != nil && hubapi.StatusOf(err) != 412 {
 		return fmt.Errorf("writing the state %q (device %s): %w", s.name, s.device, err)
 	}
 	return err
@@ -178,33 +179,41 @@ func sectionPatch(old, new map[string]any) map[string]any {
 // place): for -lock=false, which like Terraform's is the user's explicit choice to risk
 // overwriting a concurrent run's state. The write is still compare-and-swap.
 func (s *Store) WriteUnlocked(ctx context.Context, st *State) (*State, error) {
+	return s.write(ctx, s.ensure, st)
+}
+
+// write puts st over the record read returns, reading again after each lost compare-and-swap.
+func (s *Store) write(ctx context.Context, read func(context.Context) (*record, error), st *State) (*State, error) {
+	var out *State
+	err := s.cas(ctx, read, func(rec *record) (err error) {
+		out, err = s.put(ctx, rec, st)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// cas is a compare-and-swap: it reads the twin with read and writes it with write, which fails
+// with status 412 when another writer changed the twin in between; it then does both again, up
+// to maxCAS times. Any other error of read or write ends it.
+func (s *Store) cas(ctx context.Context, read func(context.Context) (*record, error), write func(*record) error) error {
 	for attempt := 1; ; attempt++ {
-		rec, err := s.ensure(ctx)
+		rec, err := read(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out, err := s.put(ctx, rec, st)
-		if !isStatus(err, 412) {
-			return out, err
+		err = write(rec)
+		if hubapi.StatusOf(err) != 412 {
+			return err
 		}
 		if attempt == maxCAS {
-			return nil, s.contended(err)
+			return s.contended(err)
 		}
 	}
 }
 
 func (s *Store) contended(err error) error {
 	return fmt.Errorf("writing the state %q (device %s): its twin changed under it %d times in a row: %w", s.name, s.device, maxCAS, err)
-}
-
-// isStatus reports whether err is a hub error with the given HTTP status.
-func isStatus(err error, status int) bool {
-	var e interface{ HTTPStatus() int }
-	return errors.As(err, &e) && e.HTTPStatus() == status
-}
-
-// isCode reports whether err is a hub error with the given numeric code (e.g. 403100).
-func isCode(err error, code int) bool {
-	var e interface{ HubCode() int }
-	return errors.As(err, &e) && e.HubCode() == code
 }

@@ -311,6 +311,7 @@ func TestRefusesForeignCorruptAndNewerRecords(t *testing.T) {
 		"bad-gzip": ErrCorrupt, "bad-count": ErrCorrupt, "bad-enc": ErrCorrupt, "bad-json": ErrCorrupt,
 	} {
 		s := openStore(t, c, name)
+		before := etag(t, c, name)
 		_, err := s.Read(ctx)
 		if !errors.Is(err, want) || !strings.Contains(err.Error(), DeviceID(name)) {
 			t.Errorf("%s: Read = %v, want %v naming the device", name, err, want)
@@ -319,10 +320,28 @@ func TestRefusesForeignCorruptAndNewerRecords(t *testing.T) {
 		if _, err := s.Lock(ctx, LockRequest{Operation: "apply"}, 0); !errors.Is(err, want) {
 			t.Errorf("%s: Lock = %v, want %v", name, err, want)
 		}
+		if after := etag(t, c, name); after != before {
+			t.Errorf("%s: the twin changed (etag %s, then %s): a refused record was written", name, before, after)
+		}
 	}
 }
 
-// A device created but never written (iotplan stopped between the two calls) is an empty state.
+// etag is the etag of the named state device's twin: it changes with every write of the twin.
+func etag(t *testing.T, c *hubclient.Client, name string) string {
+	t.Helper()
+	twin, err := c.GetTwin(context.Background(), DeviceID(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := twin["etag"].(string)
+	if e == "" {
+		t.Fatalf("device %s's twin has no etag", DeviceID(name))
+	}
+	return e
+}
+
+// A device created but never written (iotplan stopped between the two calls) is an empty state,
+// which the next write fills in place.
 func TestCreatedButNeverWrittenIsEmpty(t *testing.T) {
 	_, c := startHub(t)
 	ctx := context.Background()
@@ -330,16 +349,19 @@ func TestCreatedButNeverWrittenIsEmpty(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := openStore(t, c, "half")
-	if st, err := s.Read(ctx); err != nil || st.Serial != 0 {
-		t.Fatalf("Read = %+v, %v", st, err)
-	}
-	l := lock(t, s, "apply")
-	if st, err := l.Write(ctx, &State{}); err != nil || st.Serial != 1 {
-		t.Fatalf("Write = %+v, %v", st, err)
-	}
-	twin, err := c.GetTwin(ctx, DeviceID("half"))
+	st, lk, err := s.ReadWithLock(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("a state device's status: %v", twin["status"])
+	if st.Format != Format || st.Name != "half" || st.Serial != 0 || st.Lineage != "" || st.Resources == nil || len(st.Resources) != 0 || st.Apply != nil || lk != nil {
+		t.Fatalf("Read = %+v, lock %v; want the empty state", st, lk)
+	}
+	l := lock(t, s, "apply")
+	written, err := l.Write(ctx, &State{})
+	if err != nil || written.Serial != 1 || uuid.Validate(written.Lineage) != nil {
+		t.Fatalf("Write = %+v, %v", written, err)
+	}
+	if read, err := s.Read(ctx); err != nil || mustJSON(t, read) != mustJSON(t, written) {
+		t.Errorf("read after the first write = %+v, %v; want %+v", read, err, written)
+	}
 }

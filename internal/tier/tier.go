@@ -15,8 +15,13 @@
 //	or S2 …, or up to 10 units for … S3"; the free tier has one unit)
 //
 // The basic tiers (B1–B3) have no jobs, twins or direct methods, which iotplan needs, so they
-// are not tiers here. How a hub shapes bursts around these rates is not documented and is
-// not in this package: the local hub's choices are internal/hub/throttle's.
+// are not tiers here.
+//
+// Metering (bucket.go). Both sides meter a class with the same token bucket (Bucket) and the
+// same request cost (Cost: one token a request, direct methods one per MethodChunk of
+// payload). How a hub shapes bursts around these rates — the bucket's capacity, how long a
+// request may wait — is not documented and is not in this package: the local hub's choices
+// are internal/hub/throttle's, the client's internal/hubclient's.
 //
 // Imports: stdlib only.
 package tier
@@ -24,6 +29,7 @@ package tier
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -54,9 +60,9 @@ func Classes() []Class {
 		TwinReads, TwinUpdates, JobsOps, JobDeviceOps, Configurations}
 }
 
-// Names are the tiers with throttles, in order. The empty name is no tier: unknown to a
-// client, unlimited on the local hub.
-var Names = []string{"F1", "S1", "S2", "S3"}
+// Names are the tiers with throttles, in order (those of maxUnits). The empty name is no
+// tier: unknown to a client, unlimited on the local hub.
+var Names = slices.Sorted(maps.Keys(maxUnits))
 
 // MethodChunk is the direct-methods meter: the throttle counts request payload in 4 KB
 // chunks (quotas page, "Direct methods" footnote), so DirectMethods rates are chunks/s.
@@ -89,12 +95,12 @@ func Parse(name string, units int) (Tier, error) {
 	}
 	if n == "" {
 		if units != 1 {
-			return Tier{}, wrapf(ErrUnits, "units (%d) need a tier (F1, S1, S2 or S3); without one the local hub is unlimited", units)
+			return Tier{}, wrapf(ErrUnits, "units (%d) need a tier (%s); without one the local hub is unlimited", units, namesText())
 		}
 		return Tier{}, nil
 	}
 	if !slices.Contains(Names, n) {
-		return Tier{}, wrapf(ErrUnknownTier, "unknown IoT Hub tier %q: use F1, S1, S2 or S3 (or none for an unlimited hub)", name)
+		return Tier{}, wrapf(ErrUnknownTier, "unknown IoT Hub tier %q: use %s (or none for an unlimited hub)", name, namesText())
 	}
 	if limit := maxUnits[n]; units < 1 || units > limit {
 		if n == "F1" {
@@ -122,7 +128,7 @@ func (t Tier) String() string {
 
 // Rate is class c's rate on t in operations per second (DirectMethods: MethodChunk chunks
 // per second); 0 = unlimited (no tier, or a class the quotas page does not throttle).
-func (t Tier) Rate(c Class) float64 { return RateOf(t.Name, max(t.Units, 1), c) }
+func (t Tier) Rate(c Class) float64 { return rateOf(t.Name, max(t.Units, 1), c) }
 
 // JobDeviceOpsPerSecond is how many devices the hub's jobs reach per second, all jobs
 // together (0 = unlimited).
@@ -151,14 +157,23 @@ type tierError struct {
 func (e *tierError) Error() string { return e.msg }
 func (e *tierError) Unwrap() error { return e.sentinel }
 
+// namesText is Names for a message: "F1, S1, S2 or S3".
+func namesText() string {
+	n := len(Names)
+	if n < 2 {
+		return strings.Join(Names, "")
+	}
+	return strings.Join(Names[:n-1], ", ") + " or " + Names[n-1]
+}
+
 func wrapf(sentinel error, format string, args ...any) error {
 	return &tierError{sentinel: sentinel, msg: fmt.Sprintf(format, args...)}
 }
 
-// RateOf is the rate of class c on tier name (upper case, as Parse returns it) with units, in
-// operations per second (DirectMethods in MethodChunk chunks); 0 for no or an unknown tier or
-// class. The figures are the quotas page's "Operation throttles" table.
-func RateOf(name string, units int, c Class) float64 {
+// rateOf is Tier.Rate: the rate of class c on tier name (upper case, as Parse returns it) with
+// units, in operations per second (DirectMethods in MethodChunk chunks); 0 for no or an
+// unknown tier or class. The figures are the quotas page's "Operation throttles" table.
+func rateOf(name string, units int, c Class) float64 {
 	if _, ok := maxUnits[name]; !ok {
 		return 0
 	}

@@ -3,6 +3,7 @@ package tier
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -56,9 +57,6 @@ func TestRatesPerTierAndUnits(t *testing.T) {
 		{"S1", 1, Class("Nope"), 0},
 	}
 	for _, c := range cases {
-		if got := RateOf(c.name, c.units, c.c); math.Abs(got-c.want) > 1e-9 {
-			t.Errorf("RateOf(%s, %d, %s) = %v, want %v", c.name, c.units, c.c, got, c.want)
-		}
 		tr := Tier{Name: c.name, Units: c.units}
 		if got := tr.Rate(c.c); math.Abs(got-c.want) > 1e-9 {
 			t.Errorf("%v.Rate(%s) = %v, want %v", tr, c.c, got, c.want)
@@ -66,7 +64,7 @@ func TestRatesPerTierAndUnits(t *testing.T) {
 	}
 	for _, name := range Names {
 		for _, c := range Classes() {
-			if RateOf(name, 1, c) <= 0 {
+			if (Tier{Name: name, Units: 1}).Rate(c) <= 0 {
 				t.Errorf("%s %s has no rate", name, c)
 			}
 		}
@@ -134,7 +132,7 @@ func TestParse(t *testing.T) {
 		{"S1", 201, ErrUnits, "units must be from 1 to 200 on S1, not 201"},
 		{"S3", 11, ErrUnits, "units must be from 1 to 10 on S3, not 11"},
 		{"S2", -1, ErrUnits, "from 1 to 200"},
-		{"", 3, ErrUnits, "units (3) need a tier"},
+		{"", 3, ErrUnits, "units (3) need a tier (F1, S1, S2 or S3)"},
 	}
 	for _, b := range bad {
 		_, err := Parse(b.name, b.units)
@@ -152,5 +150,17 @@ func TestZeroUnitsIsOneUnit(t *testing.T) {
 	}
 	if (Tier{}).Rate(Queries) != 0 || (Tier{}).Known() {
 		t.Error("the zero Tier must be unknown and unlimited")
+	}
+}
+
+// Names are the tiers of the units table, in order.
+func TestNames(t *testing.T) {
+	if want := []string{"F1", "S1", "S2", "S3"}; !slices.Equal(Names, want) {
+		t.Errorf("Names = %v, want %v", Names, want)
+	}
+	for _, n := range Names {
+		if _, err := Parse(n, 1); err != nil {
+			t.Errorf("Parse(%q, 1): %v", n, err)
+		}
 	}
 }

@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -130,10 +131,9 @@ var (
 // compiled is a configuration with its parsed parts.
 type compiled struct {
 	cfg     Configuration
-	seq     int64 // creation order, for priority ties
-	all     bool  // targetCondition "*"
-	target  *query.Condition
-	expr    query.Expr // the target condition's tree, for the systemMetrics query texts
+	seq     int64            // creation order, for priority ties
+	target  *query.Condition // the target condition, compiled ("*" matches every twin, "" none)
+	expr    query.Expr       // the target condition's tree, for the systemMetrics query texts
 	paths   []contentPath
 	metrics map[string]*query.Program
 }
@@ -199,9 +199,11 @@ func New(db *bbolt.DB, twins Twins, opts Options) (*Manager, error) {
 			if herr != nil {
 				return fmt.Errorf("configuration %q: %w", k, herr)
 			}
-			if _, derr := compile(rec.Config, opts.QueryDialect, nil); derr != nil {
-				m.log.Warn("adm: a stored configuration is not in the hub's query dialect; it keeps running",
-					"configuration", rec.Config.ID, "dialect", opts.QueryDialect, "err", derr)
+			if opts.QueryDialect != query.Extended {
+				if derr := checkQueries(rec.Config, opts.QueryDialect); derr != nil {
+					m.log.Warn("adm: a stored configuration is not in the hub's query dialect; it keeps running",
+						"configuration", rec.Config.ID, "dialect", opts.QueryDialect, "err", derr)
+				}
 			}
 			c.seq = rec.Seq
 			m.configs[rec.Config.ID] = c
@@ -301,27 +303,24 @@ func (f onQuery) report(text string, err error) {
 	}
 }
 
-// parseTarget parses a target condition: "*" targets every twin, "" none (expr is the
-// constant false), anything else is a condition in dialect d.
+// parseTarget parses and compiles a target condition in dialect d: "" (or blanks) targets no
+// twin (expr is the constant false), anything else is a condition, "*" every twin.
 func parseTarget(src string, d query.Dialect, report onQuery) (expr query.Expr, cond *query.Condition, err error) {
 	defer func() { report.report(src, err) }()
-	s := strings.TrimSpace(src)
-	if s == "*" {
-		return query.All(), nil, nil
+	if s := strings.TrimSpace(src); s == "" {
+		expr = query.Or()
+	} else {
+		expr, err = query.ParseConditionDialect(s, d)
 	}
-	if s == "" {
-		return query.Or(), nil, nil
-	}
-	e, err := query.ParseConditionDialect(s, d)
 	if err == nil {
-		cond, err = query.CompileCondition(e)
+		cond, err = query.CompileCondition(expr)
 	}
 	if err != nil {
 		he := huberr.New(InvalidConfigurationTargetCondition, "The target condition is invalid: %s.", err.Error())
 		he.Cause = err
 		return nil, nil, he
 	}
-	return e, cond, nil
+	return expr, cond, nil
 }
 
 func parseMetric(name, src string, d query.Dialect, report onQuery) (_ *query.Program, err error) {
@@ -342,6 +341,22 @@ func parseMetric(name, src string, d query.Dialect, report onQuery) (_ *query.Pr
 	return p, nil
 }
 
+// checkQueries parses a configuration's target condition and custom metric queries (in name
+// order) in dialect d, and returns the first error.
+func checkQueries(c Configuration, d query.Dialect) error {
+	if _, _, err := parseTarget(c.TargetCondition, d, nil); err != nil {
+		return err
+	}
+	if c.Metrics != nil {
+		for _, name := range slices.Sorted(maps.Keys(c.Metrics.Queries)) {
+			if _, err := parseMetric(name, c.Metrics.Queries[name], d, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // compile validates a configuration body and parses its parts in dialect d, reporting each
 // query text to report.
 func compile(c Configuration, d query.Dialect, report onQuery) (*compiled, error) {
@@ -356,7 +371,6 @@ func compile(c Configuration, d query.Dialect, report onQuery) (*compiled, error
 	if out.expr, out.target, err = parseTarget(c.TargetCondition, d, report); err != nil {
 		return nil, err
 	}
-	_, out.all = out.expr.(*query.AllExpr)
 	if c.Content == nil || len(c.Content.DeviceContent) == 0 {
 		if c.Content != nil && (len(c.Content.ModulesContent) > 0 || len(c.Content.ModuleContent) > 0) {
 			return nil, huberr.New(InvalidConfigurationContent, "modulesContent and moduleContent (IoT Edge deployments, module configurations) are not supported by the local hub.")

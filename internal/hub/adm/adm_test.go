@@ -1,8 +1,12 @@
 package adm
 
 import (
+	"bytes"
+	"log/slog"
+	"maps"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +15,7 @@ import (
 	"github.com/iotplan/iotplan/internal/hub/huberr"
 	"github.com/iotplan/iotplan/internal/hub/registry"
 	"github.com/iotplan/iotplan/internal/hubapi"
+	"github.com/iotplan/iotplan/internal/query"
 )
 
 func setup(t *testing.T) (*Manager, *registry.Registry, *bbolt.DB) {
@@ -298,5 +303,126 @@ func TestDeletedDeviceIsForgotten(t *testing.T) {
 	m.Evaluate()
 	if d := desired(t, reg, "a"); d["x"] != "mine" {
 		t.Fatalf("the new device lost its own property: %v", d)
+	}
+}
+
+// TestTargetAllAndEmpty: "*" (blanks allowed) targets every twin and its targetedCount query has
+// no WHERE clause; an empty target (or blanks) targets none, counted by WHERE false; both are
+// reported as accepted.
+func TestTargetAllAndEmpty(t *testing.T) {
+	m, reg, _ := setup(t)
+	var reported []string
+	m.opts.OnQuery = func(text string, err error) {
+		if err != nil {
+			t.Errorf("OnQuery(%q, %v)", text, err)
+		}
+		reported = append(reported, text)
+	}
+	if err := reg.Import([]registry.SeedDevice{{DeviceID: "a"}, {DeviceID: "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	targets := map[string]string{"all": "*", "all-blank": " * ", "none": "", "none-blank": "  "}
+	for id, target := range targets {
+		if _, err := m.Put(cfg(id, target, 1, map[string]any{"properties.desired." + strings.ReplaceAll(id, "-", "_"): 1}), ""); err != nil {
+			t.Fatalf("%s (%q): %v", id, target, err)
+		}
+	}
+	if len(reported) != len(targets) {
+		t.Errorf("reported %q", reported)
+	}
+	m.Evaluate()
+	for id, want := range map[string]struct {
+		count int64
+		query string
+	}{
+		"all":        {2, "SELECT deviceId FROM devices"},
+		"all-blank":  {2, "SELECT deviceId FROM devices"},
+		"none":       {0, "SELECT deviceId FROM devices WHERE false"},
+		"none-blank": {0, "SELECT deviceId FROM devices WHERE false"},
+	} {
+		c, err := m.Get(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.SystemMetrics.Results["targetedCount"] != want.count || c.SystemMetrics.Queries["targetedCount"] != want.query {
+			t.Errorf("%s: targetedCount %d by %q, want %d by %q", id, c.SystemMetrics.Results["targetedCount"], c.SystemMetrics.Queries["targetedCount"], want.count, want.query)
+		}
+		if c.TargetCondition != targets[id] {
+			t.Errorf("%s: target %q stored as %q", id, targets[id], c.TargetCondition)
+		}
+	}
+	for _, dev := range []string{"a", "b"} {
+		d := desired(t, reg, dev)
+		if d["all"] != 1.0 || d["all_blank"] != 1.0 || d["none"] != nil || d["none_blank"] != nil {
+			t.Errorf("%s: desired %v", dev, d)
+		}
+		if status(t, reg, dev, "all") != StatusApplied || status(t, reg, dev, "none") != nil {
+			t.Errorf("%s: statuses all=%v none=%v", dev, status(t, reg, dev, "all"), status(t, reg, dev, "none"))
+		}
+	}
+}
+
+// TestStoredConfigurationOutsideDialect: a configuration stored by a hub running the Extended
+// dialect loads under any dialect; a Documented hub logs one warning for it, an Extended one
+// none.
+func TestStoredConfigurationOutsideDialect(t *testing.T) {
+	db, err := bbolt.Open(filepath.Join(t.TempDir(), "hub.db"), 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	reg, err := registry.Open(db, registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Import([]registry.SeedDevice{{DeviceID: "a", Tags: map[string]any{"x": "s"}}}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(db, reg, Options{Manual: true, QueryDialect: query.Extended})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext := cfg("ext", "IS_STRING(tags.x)", 1, map[string]any{"properties.desired.e": 1})
+	ext.Metrics = &Metrics{Queries: map[string]string{"m": "SELECT deviceId FROM devices WHERE ENDSWITH(deviceId, 'a')"}}
+	doc := cfg("doc", "tags.x = 's'", 1, map[string]any{"properties.desired.d": 1})
+	metric := cfg("metric", "*", 1, map[string]any{"properties.desired.m": 1})
+	metric.Metrics = &Metrics{Queries: map[string]string{"ok": "SELECT deviceId FROM devices", "top": "SELECT TOP(1) deviceId FROM devices"}}
+	for _, c := range []Configuration{ext, doc, metric} {
+		if _, err := m.Put(c, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Close()
+	for _, d := range []query.Dialect{query.Documented, query.Extended} {
+		var buf bytes.Buffer
+		m, err := New(db, reg, Options{Manual: true, QueryDialect: d, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+		if err != nil {
+			t.Fatalf("%v: %v", d, err)
+		}
+		if n := len(m.List(0)); n != 3 {
+			t.Errorf("%v: %d configurations loaded", d, n)
+		}
+		m.Evaluate()
+		if dd := desired(t, reg, "a"); dd["e"] != 1.0 || dd["d"] != 1.0 || dd["m"] != 1.0 {
+			t.Errorf("%v: desired %v", d, dd)
+		}
+		m.Close()
+		warned := map[string]bool{}
+		for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			if strings.Contains(line, "not in the hub's query dialect") {
+				for _, id := range []string{"ext", "doc", "metric"} {
+					if strings.Contains(line, "configuration="+id+" ") {
+						warned[id] = true
+					}
+				}
+			}
+		}
+		want := map[string]bool{}
+		if d == query.Documented {
+			want = map[string]bool{"ext": true, "metric": true}
+		}
+		if !maps.Equal(warned, want) {
+			t.Errorf("%v: warnings for %v, want %v\n%s", d, warned, want, buf.String())
+		}
 	}
 }

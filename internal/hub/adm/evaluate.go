@@ -66,7 +66,7 @@ func (m *Manager) Evaluate() bool {
 		owner := map[string]*compiled{} // path → winning configuration
 		var hits []*compiled
 		for _, c := range cs {
-			if !(c.all || c.target != nil && c.target.Match(doc)) {
+			if !c.target.Match(doc) {
 				continue
 			}
 			hits = append(hits, c)

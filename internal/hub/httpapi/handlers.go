@@ -19,7 +19,6 @@ import (
 const (
 	maxBodyBytes       = 4 << 20 // any request body
 	maxMethodPayload   = 128 << 10
-	maxQueryLength     = 8192
 	maxListDevices     = 1000
 	minResponseTimeout = 5
 	maxResponseTimeout = 300
@@ -201,14 +200,17 @@ func (s *Server) queryDevices(w http.ResponseWriter, r *http.Request) (any, erro
 	if err := decodeBody(r, &spec); err != nil {
 		return nil, err
 	}
-	p, err := s.compileQuery(spec.Query)
-	if s.opts.OnQuery != nil {
-		s.opts.OnQuery(spec.Query, err)
-	}
-	if err != nil {
-		return nil, err
-	}
+	// Only a page that runs the statement compiles it (and reports it with the outcome); a
+	// page served from the cursor of an earlier one reports the text as accepted, since the
+	// cursor's key is the text this hub compiled and accepted then.
+	ran := false
 	run := func() ([]any, string, error) {
+		ran = true
+		p, err := s.compileQuery(spec.Query)
+		s.onQuery(spec.Query, err)
+		if err != nil {
+			return nil, "", err
+		}
 		var each func(yield func(doc map[string]any) bool)
 		switch p.Source() {
 		case query.Devices:
@@ -228,17 +230,25 @@ func (s *Server) queryDevices(w http.ResponseWriter, r *http.Request) (any, erro
 		}
 		return rows, p.ItemType(), nil
 	}
-	return s.page(w, r, "q:"+spec.Query, run)
+	res, err := s.page(w, r, "q:"+spec.Query, run)
+	if !ran && err == nil {
+		s.onQuery(spec.Query, nil)
+	}
+	return res, err
 }
 
-// compileQuery checks and compiles a POST /devices/query statement in the hub's dialect; every
-// page request compiles it again (cheap next to running it), so each one is checked alike.
+// onQuery reports a POST /devices/query text to Options.OnQuery, if set.
+func (s *Server) onQuery(text string, err error) {
+	if s.opts.OnQuery != nil {
+		s.opts.OnQuery(text, err)
+	}
+}
+
+// compileQuery checks and compiles a POST /devices/query statement in the hub's dialect. Only
+// pages that run the statement compile it; the parser enforces query.MaxLength.
 func (s *Server) compileQuery(text string) (*query.Program, error) {
 	if strings.TrimSpace(text) == "" {
 		return nil, huberr.New(huberr.ArgumentNull, "The query is missing from the request body.")
-	}
-	if n := len([]rune(text)); n > maxQueryLength {
-		return nil, huberr.New(huberr.ArgumentInvalid, "The query is %d characters long; the maximum is %d.", n, maxQueryLength)
 	}
 	q, err := query.ParseDialect(text, s.opts.QueryDialect)
 	if err != nil {

@@ -109,6 +109,9 @@ func pageSize(r *http.Request) int {
 }
 
 // page serves one page of the rows run produces, keyed by key (see the package documentation).
+// run is called only when no cursor holds the rows (the first page, or a cursor evicted or
+// expired), never after a malformed continuation token; a page served from a cursor does not
+// call it.
 func (s *Server) page(w http.ResponseWriter, r *http.Request, key string, run func() ([]any, string, error)) (any, error) {
 	size := pageSize(r)
 	id, off := "", 0

@@ -86,8 +86,9 @@ func contains(segs []string, s string) bool {
 	return false
 }
 
-// admit passes a request through the throttle of its route's class. Direct methods cost one
-// token per started 4 KB of request payload (Content-Length; at least one).
+// admit passes a request through the throttle of its route's class, at its tier.Cost: direct
+// methods one token per started 4 KB of request payload (Content-Length; at least one), any
+// other request one.
 func (s *Server) admit(r *http.Request, pattern string) error {
 	lim := s.opts.Throttle
 	if lim.Unlimited() {
@@ -97,11 +98,7 @@ func (s *Server) admit(r *http.Request, pattern string) error {
 	if c == "" {
 		return nil
 	}
-	cost := 1.0
-	if c == tier.DirectMethods && r.ContentLength > tier.MethodChunk {
-		cost = float64((r.ContentLength + tier.MethodChunk - 1) / tier.MethodChunk)
-	}
-	return lim.Wait(r.Context(), c, cost)
+	return lim.Wait(r.Context(), c, tier.Cost(c, r.ContentLength))
 }
 
 // writeThrottled answers a refused request: Retry-After, then the hub's error.

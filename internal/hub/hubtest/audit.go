@@ -2,6 +2,7 @@ package hubtest
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +23,11 @@ func StartAudited(t testing.TB, fleet string) (*hub.Hub, *hubclient.Client, *Aud
 
 // StartAuditedWith is StartAudited with other hub options (StartWith); an OnQuery in opts is
 // still called. With QueryDialect query.Extended the hub lets undocumented texts through and
-// only Lint catches them.
+// only Lint is left to catch them, which it does for some: calls of undocumented functions,
+// numbers with an exponent or 0x, TOP(n) and TOP with GROUP BY. It misses the rest of what
+// the Extended dialect adds (.5, the empty array [], a minus before an expression, JSON's
+// extra string escapes and doubled quotes, aggregates and GROUP BY on devices.modules), which
+// only the default dialect rejects.
 func StartAuditedWith(t testing.TB, opts hub.Options, fleet string) (*hub.Hub, *hubclient.Client, *Audit) {
 	t.Helper()
 	a := &Audit{}
@@ -65,20 +70,11 @@ func (a *Audit) Events() []hub.QueryEvent {
 func (a *Audit) Texts(sources ...hub.QuerySource) []string {
 	var out []string
 	for _, ev := range a.Events() {
-		if len(sources) == 0 || containsSource(sources, ev.Source) {
+		if len(sources) == 0 || slices.Contains(sources, ev.Source) {
 			out = append(out, ev.Text)
 		}
 	}
 	return out
-}
-
-func containsSource(list []hub.QuerySource, s hub.QuerySource) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Violations are the recorded texts the hub rejected or that fail Lint.

@@ -67,6 +67,30 @@ func TestLint(t *testing.T) {
 	}
 }
 
+// TestLintMisses pins what StartAuditedWith's documentation says Lint does not catch: texts
+// only the Documented dialect rejects (so a strict hub, not Lint, must catch them).
+func TestLintMisses(t *testing.T) {
+	for _, text := range []string{
+		"SELECT * FROM devices WHERE tags.n = .5",
+		"SELECT * FROM devices WHERE deviceId IN []",
+		"SELECT * FROM devices WHERE -tags.x < 3",
+		`SELECT * FROM devices WHERE tags.x = 'a\nb'`,
+		"SELECT * FROM devices WHERE tags.x = 'it''s'",
+		"SELECT moduleId, COUNT() AS n FROM devices.modules GROUP BY moduleId",
+		"SELECT moduleId FROM devices.modules GROUP BY moduleId",
+	} {
+		if vs := Lint(text); len(vs) != 0 {
+			t.Errorf("Lint(%q) = %v; update StartAuditedWith's documentation", text, vs)
+		}
+		if _, err := query.Parse(text); !errors.Is(err, query.ErrUndocumented) {
+			t.Errorf("Parse(%q) = %v, want ErrUndocumented", text, err)
+		}
+		if _, err := query.ParseDialect(text, query.Extended); err != nil {
+			t.Errorf("ParseDialect(%q, Extended) = %v", text, err)
+		}
+	}
+}
+
 // undocumented are texts an Extended hub runs and Lint flags, one per kind.
 var undocumented = map[ViolationKind]string{
 	Function:   "SELECT * FROM devices WHERE ENDSWITH(deviceId, '01')",

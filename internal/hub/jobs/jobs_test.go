@@ -16,6 +16,7 @@ import (
 	"github.com/iotplan/iotplan/internal/hub/huberr"
 	"github.com/iotplan/iotplan/internal/hub/link"
 	"github.com/iotplan/iotplan/internal/hubapi"
+	"github.com/iotplan/iotplan/internal/query"
 )
 
 // memTwins is a small in-memory Twins: documents shaped like the registry's twin JSON
@@ -522,6 +523,30 @@ func TestCreateValidation(t *testing.T) {
 	m.Cancel("first")
 	if _, err := m.Create(twinJob("second", "", map[string]any{"x": 1.0})); err != nil {
 		t.Errorf("create after cancel: %v", err)
+	}
+}
+
+// TestConditionLengthCountsAsTheQueryPackage: the queryCondition limit counts UTF-16 code units,
+// as the query package (and the hub's .NET front end) does, not bytes or runes.
+func TestConditionLengthCountsAsTheQueryPackage(t *testing.T) {
+	cases := []struct {
+		name string
+		cond string
+		ok   bool
+	}{
+		{"ascii at the limit", strings.Repeat("a", MaxQueryConditionLength), true},
+		{"ascii over the limit", strings.Repeat("a", MaxQueryConditionLength+1), false},
+		{"two-byte characters at the limit", strings.Repeat("é", MaxQueryConditionLength), true},
+		{"two-byte characters over the limit", strings.Repeat("é", MaxQueryConditionLength+1), false},
+		{"surrogate pairs at the limit", strings.Repeat("😀", MaxQueryConditionLength/2), true},
+		{"surrogate pairs over the limit", strings.Repeat("😀", MaxQueryConditionLength/2) + "a", false},
+	}
+	for _, c := range cases {
+		req := twinJob("len", c.cond, map[string]any{"x": 1.0})
+		err := validate(&req)
+		if c.ok && err != nil || !c.ok && !huberr.Is(err, huberr.ArgumentInvalid) {
+			t.Errorf("%s (%d UTF-16 units): err = %v", c.name, query.TextLength(c.cond), err)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package jobs
 import (
 	"github.com/iotplan/iotplan/internal/hub/huberr"
 	"github.com/iotplan/iotplan/internal/hubapi"
+	"github.com/iotplan/iotplan/internal/query"
 )
 
 // validate checks what the hub rejects synchronously at PUT /jobs/v2/{id}. The query condition
@@ -13,9 +14,9 @@ func validate(req *hubapi.JobRequest) error {
 			"JobId '%s' is invalid: it must be 1 to %d characters long and contain only US-ASCII letters, digits and '-'.",
 			truncate(req.JobID, 80), MaxJobIDLength)
 	}
-	if len(req.QueryCondition) > MaxQueryConditionLength {
+	if n := query.TextLength(req.QueryCondition); n > MaxQueryConditionLength {
 		return huberr.New(huberr.ArgumentInvalid,
-			"queryCondition is %d characters long; the maximum is %d.", len(req.QueryCondition), MaxQueryConditionLength)
+			"queryCondition is %d characters long; the maximum is %d.", n, MaxQueryConditionLength)
 	}
 	switch req.Type {
 	case hubapi.JobTypeUpdateTwin:

@@ -7,9 +7,11 @@
 //
 // Rates. A Limiter is built for a tier ("F1", "S1", "S2", "S3") and a unit count, checked by
 // tier.Parse; the classes, the rate of each class and the job concurrency are internal/tier's
-// table (Azure's documented figures), which iotplan's hub client paces itself to as well. This
-// package holds no figure of Azure's, only the shaping around them (below). Tier "" is
-// unlimited: every request passes at once, which is the local hub's default.
+// table (Azure's documented figures), which iotplan's hub client paces itself to as well. So
+// is the metering: each class's bucket is a tier.Bucket and a request's cost is tier.Cost,
+// the arithmetic the hub client paces itself with. This package holds no figure of Azure's,
+// only the shaping around them (below) and the counters. Tier "" is unlimited: every request
+// passes at once, which is the local hub's default.
 //
 // Where the classes are enforced: the REST API admits every authorized request through the
 // class of its route (httpapi/throttle.go); the MQTT endpoint admits every authenticated
@@ -18,7 +20,7 @@
 // cloud-to-device sends are not throttled yet.
 //
 // Direct methods cost one token per started tier.MethodChunk (4 KB) of request payload, as
-// Azure meters them; every other class costs one token per request.
+// Azure meters them; every other class costs one token per request (tier.Cost).
 //
 // Choices where Azure's behaviour is not documented (all [inferred] or [unverified]):
 //   - Burst: a bucket holds Options.Burst (default 10 s) worth of its rate, at least one
@@ -98,12 +100,10 @@ type Limiter struct {
 	b    map[tier.Class]*bucket
 }
 
+// bucket is a class's token bucket (tier.Bucket: negative tokens are promised to queued
+// requests) and its counters; both are guarded by Limiter.mu.
 type bucket struct {
-	rate     float64 // tokens per second
-	capacity float64
-	tokens   float64 // negative: tokens promised to queued requests
-	last     time.Time
-	// counters
+	tokens                  *tier.Bucket
 	served, queued, refused int64
 	queuedFor               time.Duration
 }
@@ -148,7 +148,7 @@ func New(opts Options) (*Limiter, error) {
 	for _, c := range tier.Classes() {
 		r := t.Rate(c)
 		capacity := math.Max(1, math.Floor(r*opts.Burst.Seconds()))
-		l.b[c] = &bucket{rate: r, capacity: capacity, tokens: capacity, last: now}
+		l.b[c] = &bucket{tokens: tier.NewBucket(r, capacity, now)}
 	}
 	return l, nil
 }
@@ -216,23 +216,15 @@ func (l *Limiter) Reserve(c tier.Class, cost float64) Decision {
 	now := l.opts.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if dt := now.Sub(b.last).Seconds(); dt > 0 {
-		b.tokens = math.Min(b.capacity, b.tokens+dt*b.rate)
-		b.last = now
-	}
-	after := b.tokens - cost
-	if after >= 0 {
-		b.tokens = after
-		b.served++
-		return Decision{}
-	}
-	wait := seconds(-after / b.rate)
-	if wait > l.opts.MaxQueueWait {
+	wait, ok := b.tokens.ReserveWithin(cost, now, l.opts.MaxQueueWait)
+	if !ok {
 		b.refused++
 		return Decision{Refused: true, RetryAfter: wait}
 	}
-	b.tokens = after
 	b.served++
+	if wait <= 0 {
+		return Decision{}
+	}
 	b.queued++
 	b.queuedFor += wait
 	return Decision{Wait: wait}
@@ -246,7 +238,7 @@ func (l *Limiter) refund(c tier.Class, cost float64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if b := l.b[c]; b != nil {
-		b.tokens = math.Min(b.capacity, b.tokens+cost)
+		b.tokens.Refund(cost)
 		b.served--
 	}
 }
@@ -295,11 +287,7 @@ func (l *Limiter) Stats() map[tier.Class]Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for c, b := range l.b {
-		out[c] = Stats{Rate: b.rate, Burst: b.capacity, Served: b.served, Queued: b.queued, Refused: b.refused, Held: b.queuedFor}
+		out[c] = Stats{Rate: b.tokens.Rate(), Burst: b.tokens.Capacity(), Served: b.served, Queued: b.queued, Refused: b.refused, Held: b.queuedFor}
 	}
 	return out
-}
-
-func seconds(s float64) time.Duration {
-	return time.Duration(math.Ceil(s * float64(time.Second)))
 }
