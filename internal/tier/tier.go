@@ -170,69 +170,44 @@ func wrapf(sentinel error, format string, args ...any) error {
 	return &tierError{sentinel: sentinel, msg: fmt.Sprintf(format, args...)}
 }
 
+// quota is one cell of the quotas page's "Operation throttles" table, in operations per
+// second: the higher of floor, or perUnit times the hub's units.
+type quota struct{ floor, perUnit float64 }
+
+// perMin is a per-minute figure of the table as a per-second rate.
+func perMin(n float64) float64 { return n / 60 }
+
+// quotas are the table's cells per class: for F1 and S1, for S2, and for S3. DirectMethods are
+// in MethodChunk (4 KB) chunks.
+var quotas = map[Class][3]quota{
+	RegistryOps:       {{0, perMin(100)}, {0, perMin(100)}, {0, perMin(5000)}}, // 100/min/unit; S3 5,000/min/unit
+	JobsOps:           {{0, perMin(100)}, {0, perMin(100)}, {0, perMin(5000)}},
+	CloudToDevice:     {{0, perMin(100)}, {0, perMin(100)}, {0, perMin(5000)}},
+	DeviceConnections: {{100, 12}, {0, 120}, {0, 6000}}, // higher of 100/s or 12/s/unit; S2 120/s/unit; S3 6,000/s/unit
+	DeviceToCloud:     {{100, 12}, {0, 120}, {0, 6000}},
+	Queries:           {{0, perMin(20)}, {0, perMin(20)}, {0, perMin(1000)}}, // 20/min/unit; S3 1,000/min/unit
+	DirectMethods:     {{0, 160 / 4}, {0, 480 / 4}, {0, 24 * 1024 / 4}},      // 160 KB/s/unit; S2 480 KB/s/unit; S3 24 MB/s/unit
+	TwinReads:         {{100, 0}, {100, 10}, {0, 500}},                       // 100/s; S2 higher of 100/s or 10/s/unit; S3 500/s/unit
+	TwinUpdates:       {{50, 0}, {50, 5}, {0, 250}},                          // 50/s; S2 higher of 50/s or 5/s/unit; S3 250/s/unit
+	JobDeviceOps:      {{10, 0}, {10, 1}, {0, 50}},                           // 10/s; S2 higher of 10/s or 1/s/unit; S3 50/s/unit
+	Configurations:    {{0, perMin(20)}, {0, perMin(20)}, {0, perMin(20)}},   // 20/min/unit on every tier
+}
+
 // rateOf is Tier.Rate: the rate of class c on tier name (upper case, as Parse returns it) with
 // units, in operations per second (DirectMethods in MethodChunk chunks); 0 for no or an
-// unknown tier or class. The figures are the quotas page's "Operation throttles" table.
+// unknown tier or class.
 func rateOf(name string, units int, c Class) float64 {
-	if _, ok := maxUnits[name]; !ok {
+	cells, ok := quotas[c]
+	if _, known := maxUnits[name]; !known || !ok {
 		return 0
 	}
-	u := float64(units)
-	perMin := func(n float64) float64 { return n / 60 }
-	s2, s3 := name == "S2", name == "S3"
-	switch c {
-	case RegistryOps, JobsOps, CloudToDevice: // 100/min/unit; S3 5,000/min/unit
-		if s3 {
-			return perMin(5000) * u
-		}
-		return perMin(100) * u
-	case DeviceConnections, DeviceToCloud: // higher of 100/s or 12/s/unit; S2 120/s/unit; S3 6,000/s/unit
-		switch {
-		case s3:
-			return 6000 * u
-		case s2:
-			return 120 * u
-		}
-		return math.Max(100, 12*u)
-	case Queries: // 20/min/unit; S3 1,000/min/unit
-		if s3 {
-			return perMin(1000) * u
-		}
-		return perMin(20) * u
-	case DirectMethods: // 160 KB/s/unit; S2 480 KB/s/unit; S3 24 MB/s/unit — in 4 KB chunks
-		switch {
-		case s3:
-			return 24 * 1024 / 4 * u
-		case s2:
-			return 480 / 4 * u
-		}
-		return 160 / 4 * u
-	case TwinReads: // 100/s; S2 higher of 100/s or 10/s/unit; S3 500/s/unit
-		switch {
-		case s3:
-			return 500 * u
-		case s2:
-			return math.Max(100, 10*u)
-		}
-		return 100
-	case TwinUpdates: // 50/s; S2 higher of 50/s or 5/s/unit; S3 250/s/unit
-		switch {
-		case s3:
-			return 250 * u
-		case s2:
-			return math.Max(50, 5*u)
-		}
-		return 50
-	case JobDeviceOps: // 10/s; S2 higher of 10/s or 1/s/unit; S3 50/s/unit
-		switch {
-		case s3:
-			return 50 * u
-		case s2:
-			return math.Max(10, u)
-		}
-		return 10
-	case Configurations: // 20/min/unit on every tier
-		return perMin(20) * u
+	col := 0
+	switch name {
+	case "S2":
+		col = 1
+	case "S3":
+		col = 2
 	}
-	return 0
+	q := cells[col]
+	return math.Max(q.floor, q.perUnit*float64(units))
 }
