@@ -21,29 +21,78 @@ type Config struct {
 	Files map[string]*hcl.File
 
 	Hub       *Hub        // nil when there is no hub block
-	Variables []*Variable // in declaration order
-	Twins     []*Twin     // in declaration order (files in load order)
-	Methods   []*Method   // in declaration order (files in load order)
+	Variables []*Variable // the root module's, in declaration order
+	// Twins and Methods are every resource instance of the root module and of the modules it
+	// calls: one per block, or one per for_each key or count index, in declaration order
+	// (files in load order; a module's resources where the module block is).
+	Twins   []*Twin
+	Methods []*Method
+	// Outputs are the root module's output blocks, evaluated at load; those that use plan
+	// facts (device counts) are unknown until EvalOutputs.
+	Outputs []*Output
+	// Modules are the module instances loaded, by address ("module.site"), in load order.
+	Modules []*ModuleInstance
+
+	root *loader // the root module's loader, for EvalOutputs
 }
 
-// Twin returns the twin block with the given name, or nil.
-func (c *Config) Twin(name string) *Twin {
+// Twin returns the twin instance with the given address ("twin.doors",
+// `module.site.twin.doors["41"]`), or nil.
+func (c *Config) Twin(addr string) *Twin {
 	for _, t := range c.Twins {
-		if t.Name == name {
+		if t.Addr == addr {
 			return t
 		}
 	}
 	return nil
 }
 
-// Method returns the method block with the given name, or nil.
-func (c *Config) Method(name string) *Method {
+// Method returns the method instance with the given address, or nil.
+func (c *Config) Method(addr string) *Method {
 	for _, m := range c.Methods {
-		if m.Name == name {
+		if m.Addr == addr {
 			return m
 		}
 	}
 	return nil
+}
+
+// Addresses lists the address of every resource instance, twins then methods.
+func (c *Config) Addresses() []string {
+	out := make([]string, 0, len(c.Twins)+len(c.Methods))
+	for _, t := range c.Twins {
+		out = append(out, t.Addr)
+	}
+	for _, m := range c.Methods {
+		out = append(out, m.Addr)
+	}
+	return out
+}
+
+// ModuleInstance is one instance of a module block.
+type ModuleInstance struct {
+	Addr      string // "module.site", `module.site["east"]`, "module.site.module.doors"
+	Source    string // as written: "./modules/door-site"
+	Dir       string // the directory it was loaded from
+	DeclRange hcl.Range
+}
+
+// Output is an output block of the root module.
+type Output struct {
+	Name        string
+	Description string
+	Sensitive   bool
+	// Value is the value at load, unmarked; unknown (not wholly known) when it depends on
+	// plan facts, until EvalOutputs.
+	Value     cty.Value
+	DeclRange hcl.Range
+}
+
+// Facts are what a plan knows about one resource instance, for outputs:
+// twin.<name>.targeted_devices and twin.<name>.devices.
+type Facts struct {
+	TargetedDevices int // the devices its target selects
+	Devices         int // the devices its jobs change
 }
 
 // Hub is the hub block. The CLI falls back to IOTHUB_CONNECTION_STRING when
@@ -86,18 +135,24 @@ type Variable struct {
 	Description string
 	Type        cty.Type // cty.DynamicPseudoType when the block has no type or type = any
 	Sensitive   bool
-	// Value is the resolved value (from -var, IOTPLAN_VAR_<name> or the
-	// default), unmarked, converted to Type. cty.NilVal when it could not be
-	// resolved (a diagnostic says why).
-	Value     cty.Value
+	Nullable    bool // nullable = false refuses null (the default, if any, is used instead)
+	// Value is the resolved value (see Load for the order of sources), unmarked, converted
+	// to Type. cty.NilVal when it could not be resolved (a diagnostic says why); unknown
+	// when Options.Validate found no value for it.
+	Value cty.Value
+	// Source says where Value came from: "default", "-var", "-var-file FILE", "FILE" (an
+	// auto-loaded variable file), "IOTPLAN_VAR_<name>", or "module.<name>" (an input).
+	Source    string
 	DeclRange hcl.Range
 }
 
 // Twin is a twin block: desired properties and tags for every device its
 // target selects.
 type Twin struct {
-	Name      string
-	Addr      string // "twin.<name>"
+	Name      string // the block's label
+	Addr      string // "twin.<name>", `twin.<name>["key"]`, "module.<m>.twin.<name>[0]"
+	Module    string // the module instance's address; "" for the root module
+	Key       string // the instance key as written in Addr (`["key"]`, "[0]"); "" without for_each/count
 	DeclRange hcl.Range
 
 	Target      query.Expr // parsed target condition
@@ -135,8 +190,10 @@ type Twin struct {
 // Method is a method block: a direct method invoked, as one scheduled hub
 // job, on every device its target selects.
 type Method struct {
-	Name      string
-	Addr      string // "method.<name>"
+	Name      string // the block's label
+	Addr      string // "method.<name>", with module path and instance key as Twin.Addr
+	Module    string
+	Key       string
 	DeclRange hcl.Range
 
 	Target      query.Expr

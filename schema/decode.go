@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/dynblock"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 
@@ -175,43 +176,76 @@ func connectionStringProblem(cs string) string {
 	return ""
 }
 
-// decodeTwins decodes every twin block and publishes twin.<name>.target for
-// the method phase.
+// decodeTwins decodes every twin block's instances and publishes twin.<name> for the later
+// phases.
 func (l *loader) decodeTwins() {
 	for _, b := range l.twinBlocks {
-		l.twinVals[b.Labels[0]] = cty.ObjectVal(map[string]cty.Value{"target": cty.UnknownVal(cty.String)})
+		l.twinVals[b.Labels[0]] = cty.DynamicVal
 	}
 	ctx := l.evalContext(phaseTwins)
 	for _, b := range l.twinBlocks {
-		t := l.decodeTwin(b, ctx)
-		if t == nil {
-			continue
-		}
-		l.cfg.Twins = append(l.cfg.Twins, t)
+		r := l.eachInstance(b, twinSchema, phaseTwins, ctx, func(inst instance, content *hcl.BodyContent, ok bool) cty.Value {
+			t := l.decodeTwin(b, inst, content, ok)
+			if t == nil {
+				return cty.DynamicVal
+			}
+			l.cfg.Twins = append(l.cfg.Twins, t)
+			return l.resourceObject(t.Addr, targetValue(t.TargetSrc, t.TargetSensitive))
+		})
+		l.resources["twin."+b.Labels[0]] = r
+		l.twinVals[b.Labels[0]] = r.value()
 	}
 }
 
-// decodeTwin returns nil if the block has errors (reported).
-func (l *loader) decodeTwin(b *hcl.Block, ctx *hcl.EvalContext) *Twin {
-	name := b.Labels[0]
-	t := &Twin{Name: name, Addr: "twin." + name, DeclRange: b.DefRange}
-	content, diags := b.Body.Content(twinSchema)
-	l.diags = append(l.diags, diags...)
-	if content == nil {
-		return nil
+// targetValue is a target as references read it: marked when it uses a sensitive value,
+// so that a method targeting the same devices hides it too.
+func targetValue(src string, sensitive bool) cty.Value {
+	v := cty.StringVal(src)
+	if sensitive {
+		v = v.Mark(sensitiveMark)
 	}
-	ok := !diags.HasErrors()
+	return v
+}
 
+// eachInstance expands a twin or method block into its instances (for_each, count) and
+// decodes each with decode, given the instance's body content (dynamic blocks expanded) and
+// whether that content decoded without errors. The body's own diagnostics are reported
+// once, not once per instance.
+func (l *loader) eachInstance(b *hcl.Block, sch *hcl.BodySchema, ph phase, ctx *hcl.EvalContext, decode func(instance, *hcl.BodyContent, bool) cty.Value) *repeated {
+	meta, _, _ := b.Body.PartialContent(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "for_each"}, {Name: "count"}}})
+	insts, repeat, ok := l.instances(meta.Attributes["for_each"], meta.Attributes["count"], ph, ctx)
+	r := &repeated{repeat: repeat}
+	if !ok {
+		r.items = append(r.items, repeatedItem{val: cty.DynamicVal})
+		r.repeat = ""
+		return r
+	}
+	l.repeat = repeat
+	defer func() { l.repeat = "" }()
+	for i, inst := range insts {
+		content, diags := dynblock.Expand(b.Body, inst.ctx).Content(sch)
+		if i == 0 {
+			l.diags = append(l.diags, diags...)
+		}
+		if content == nil {
+			r.items = append(r.items, repeatedItem{key: inst.key, val: cty.DynamicVal})
+			continue
+		}
+		r.items = append(r.items, repeatedItem{key: inst.key, val: decode(inst, content, !diags.HasErrors())})
+	}
+	return r
+}
+
+// decodeTwin decodes one instance of a twin block; nil if it has errors (reported).
+func (l *loader) decodeTwin(b *hcl.Block, inst instance, content *hcl.BodyContent, ok bool) *Twin {
+	name := b.Labels[0]
+	t := &Twin{Name: name, Addr: l.address("twin", name, inst.keyText), Module: l.addr, Key: inst.keyText, DeclRange: b.DefRange}
+	ctx := inst.ctx
 	if a, found := content.Attributes["target"]; found {
 		t.TargetRange = a.Expr.Range()
 		e, src, sensitive, good := l.target(a, phaseTwins, ctx)
 		if good {
 			t.Target, t.TargetSrc, t.TargetSensitive = e, src, sensitive
-			tv := cty.StringVal(src)
-			if sensitive {
-				tv = tv.Mark(sensitiveMark) // a method targeting the same devices hides it too
-			}
-			l.twinVals[name] = cty.ObjectVal(map[string]cty.Value{"target": tv})
 		}
 		ok = ok && good
 	}
@@ -345,13 +379,24 @@ func (l *loader) twinSectionValue(a *hcl.Attribute, section string, maxBytes int
 	return out, marked, true, true
 }
 
-// decodeMethods decodes every method block.
+// decodeMethods decodes every method block's instances and publishes method.<name> for
+// the output phase.
 func (l *loader) decodeMethods() {
+	for _, b := range l.methodBlocks {
+		l.methodVals[b.Labels[0]] = cty.DynamicVal
+	}
 	ctx := l.evalContext(phaseMethods)
 	for _, b := range l.methodBlocks {
-		if m := l.decodeMethod(b, ctx); m != nil {
+		r := l.eachInstance(b, methodSchema, phaseMethods, ctx, func(inst instance, content *hcl.BodyContent, ok bool) cty.Value {
+			m := l.decodeMethod(b, inst, content, ok)
+			if m == nil {
+				return cty.DynamicVal
+			}
 			l.cfg.Methods = append(l.cfg.Methods, m)
-		}
+			return l.resourceObject(m.Addr, targetValue(m.TargetSrc, m.TargetSensitive))
+		})
+		l.resources["method."+b.Labels[0]] = r
+		l.methodVals[b.Labels[0]] = r.value()
 	}
 }
 
@@ -419,20 +464,15 @@ func (l *loader) jobTiming(content *hcl.BodyContent, ph phase, ctx *hcl.EvalCont
 	return ok
 }
 
-// decodeMethod returns nil if the block has errors (reported).
-func (l *loader) decodeMethod(b *hcl.Block, ctx *hcl.EvalContext) *Method {
+// decodeMethod decodes one instance of a method block; nil if it has errors (reported).
+func (l *loader) decodeMethod(b *hcl.Block, inst instance, content *hcl.BodyContent, ok bool) *Method {
 	name := b.Labels[0]
 	m := &Method{
-		Name: name, Addr: "method." + name, DeclRange: b.DefRange,
+		Name: name, Addr: l.address("method", name, inst.keyText), Module: l.addr, Key: inst.keyText, DeclRange: b.DefRange,
 		ResponseTimeout: DefaultResponseTimeout,
 		ConnectTimeout:  DefaultConnectTimeout,
 	}
-	content, diags := b.Body.Content(methodSchema)
-	l.diags = append(l.diags, diags...)
-	if content == nil {
-		return nil
-	}
-	ok := !diags.HasErrors()
+	ctx := inst.ctx
 
 	if a, found := content.Attributes["target"]; found {
 		m.TargetRange = a.Expr.Range()

@@ -14,10 +14,37 @@ type phase int
 const (
 	phaseVariables phase = iota // variable defaults: constants only
 	phaseLocals                 // var.*, local.*
-	phaseTwins                  // var.*, local.*
-	phaseMethods                // var.*, local.*, twin.<name>.target
+	phaseModules                // var.*, local.*: module block arguments
+	phaseTwins                  // var.*, local.*, module.*
+	phaseMethods                // var.*, local.*, module.*, twin.*
 	phaseHub                    // var.*, local.*
+	phaseOutputs                // var.*, local.*, module.*, twin.*, method.*
 )
+
+// roots are the names a reference can start with, by the first phase that has them.
+var roots = []struct {
+	name  string
+	from  phase
+	until phase // last phase (inclusive) that has it
+}{
+	{"var", phaseLocals, phaseOutputs},
+	{"local", phaseLocals, phaseOutputs},
+	{"path", phaseLocals, phaseOutputs},
+	{"module", phaseTwins, phaseOutputs},
+	{"twin", phaseMethods, phaseOutputs},
+	{"method", phaseOutputs, phaseOutputs},
+}
+
+// rootsIn lists the reference roots a phase has (each and count come with the block).
+func rootsIn(ph phase) []string {
+	var out []string
+	for _, r := range roots {
+		if ph >= r.from && ph <= r.until && !(ph == phaseHub && (r.name == "module" || r.name == "twin")) {
+			out = append(out, r.name)
+		}
+	}
+	return out
+}
 
 // checkRefs reports every reference in expr that the phase cannot resolve,
 // with a specific message, and returns false if there was any. Expressions
@@ -34,84 +61,175 @@ func (l *loader) checkRefs(expr hcl.Expression, ph phase) bool {
 	return ok
 }
 
-func (l *loader) checkRef(tr hcl.Traversal, ph phase) *hcl.Diagnostic {
-	root := tr.RootName()
+// refError is a diagnostic about a reference, located at it.
+func refError(tr hcl.Traversal, summary, detail string) *hcl.Diagnostic {
 	rng := tr.SourceRange()
-	bad := func(summary, detail string) *hcl.Diagnostic {
-		return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: &rng}
-	}
-	if ph == phaseVariables {
-		return bad("Variables not allowed", "A variable's default must be a constant: it cannot refer to variables, locals or blocks.")
-	}
-	var name string
-	if len(tr) > 1 {
-		if a, ok := tr[1].(hcl.TraverseAttr); ok {
-			name = a.Name
-		}
-	}
-	switch root {
-	case "var":
-		if name == "" {
-			return bad("Invalid reference", "A reference to a variable is written var.<name>.")
-		}
-		if _, ok := l.varVals[name]; !ok {
-			return bad("Reference to undeclared variable",
-				fmt.Sprintf("No variable named %q is declared. Declare it with a variable %q {} block.", name, name))
-		}
-		return nil
-	case "local":
-		if name == "" {
-			return bad("Invalid reference", "A reference to a local value is written local.<name>.")
-		}
-		if !l.localDeclared(name) {
-			return bad("Reference to undeclared local value",
-				fmt.Sprintf("No local value named %q is defined in a locals block.", name))
-		}
-		return nil
-	case "twin":
-		if ph != phaseMethods {
-			return bad("Invalid reference",
-				"twin.<name>.target can be used in method blocks only: twins are evaluated after variables and locals, and before methods.")
-		}
-		if name == "" {
-			return bad("Invalid reference", "A reference to a twin is written twin.<name>.target.")
-		}
-		if _, ok := l.twinVals[name]; !ok {
-			return bad("Reference to undeclared twin", fmt.Sprintf("No twin block named %q is declared.", name))
-		}
-		if len(tr) > 2 {
-			if a, ok := tr[2].(hcl.TraverseAttr); !ok || a.Name != "target" {
-				return bad("Unsupported twin attribute", "A twin block can be referred to for its target only: twin.<name>.target.")
-			}
-		}
-		return nil
-	}
-	allowed := "var.<name> or local.<name>"
-	if ph == phaseMethods {
-		allowed = "var.<name>, local.<name> or twin.<name>.target"
-	}
-	return bad("Invalid reference", fmt.Sprintf("%q is not something that can be referred to here. References are %s.", root, allowed))
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: &rng}
 }
 
-func (l *loader) localDeclared(name string) bool {
-	_, ok := l.localVals[name]
-	return ok
+// attrAt is the attribute name of step i of a traversal, "" when it is not an attribute.
+func attrAt(tr hcl.Traversal, i int) string {
+	if len(tr) > i {
+		if a, ok := tr[i].(hcl.TraverseAttr); ok {
+			return a.Name
+		}
+	}
+	return ""
+}
+
+func (l *loader) checkRef(tr hcl.Traversal, ph phase) *hcl.Diagnostic {
+	root := tr.RootName()
+	if ph == phaseVariables {
+		return refError(tr, "Variables not allowed", "A variable's default must be a constant: it cannot refer to variables, locals or blocks.")
+	}
+	name := attrAt(tr, 1)
+	switch root {
+	case "var":
+		return l.checkNamed(tr, name, "variable", "var", l.varVals, fmt.Sprintf("Declare it with a variable %q {} block.", name))
+	case "local":
+		return l.checkNamed(tr, name, "local value", "local", l.localVals, "Define it in a locals block.")
+	case "each", "count":
+		return l.checkRepeatRef(tr, root, name)
+	case "path":
+		if name != "module" && name != "root" && name != "cwd" {
+			return refError(tr, "Invalid reference", "path has the attributes module (this module's directory), root (the root module's directory) and cwd."+didYouMean(name, []string{"module", "root", "cwd"}))
+		}
+		return nil
+	}
+	if !l.rootAvailable(root, ph) {
+		return l.unavailableRoot(tr, root, ph)
+	}
+	switch root {
+	case "module":
+		return l.checkNamed(tr, name, "module", "module", l.moduleVals, "Declare it with a module block.")
+	case "twin", "method":
+		return l.checkResourceRef(tr, root, name, ph)
+	}
+	return nil
+}
+
+// rootAvailable reports whether references starting with root can be used in phase ph.
+func (l *loader) rootAvailable(root string, ph phase) bool {
+	for _, r := range rootsIn(ph) {
+		if r == root {
+			return true
+		}
+	}
+	return false
+}
+
+// unavailableRoot explains why a reference cannot be used here, suggesting a name for typos.
+func (l *loader) unavailableRoot(tr hcl.Traversal, root string, ph phase) *hcl.Diagnostic {
+	switch root {
+	case "twin":
+		return refError(tr, "Invalid reference", "twin.<name> can be used in method and output blocks only: twins are evaluated after variables, locals and modules, and before methods.")
+	case "method":
+		return refError(tr, "Invalid reference", "method.<name> can be used in output blocks only.")
+	case "module":
+		return refError(tr, "Invalid reference", "module.<name> can be used in twin, method and output blocks only: modules are evaluated after variables and locals.")
+	}
+	allowed := rootsIn(ph)
+	if l.repeat != "" {
+		allowed = append(allowed, map[string]string{"for_each": "each", "count": "count"}[l.repeat])
+	}
+	return refError(tr, "Invalid reference", fmt.Sprintf("%q is not something that can be referred to here. References here start with %s.%s",
+		root, strings.Join(allowed, ", "), didYouMean(root, allowed)))
+}
+
+// checkNamed checks a reference root.<name> against the declared names.
+func (l *loader) checkNamed(tr hcl.Traversal, name, what, root string, declared map[string]cty.Value, hint string) *hcl.Diagnostic {
+	if name == "" {
+		return refError(tr, "Invalid reference", fmt.Sprintf("A reference to a %s is written %s.<name>.", what, root))
+	}
+	if _, ok := declared[name]; ok {
+		return nil
+	}
+	if s := suggestion(name, keysOf(declared)); s != "" {
+		return refError(tr, "Reference to undeclared "+what, fmt.Sprintf("No %s named %q is declared. Did you mean %s.%s?", what, name, root, s))
+	}
+	return refError(tr, "Reference to undeclared "+what, fmt.Sprintf("No %s named %q is declared. %s", what, name, hint))
+}
+
+// checkRepeatRef checks each.key/each.value (for_each) and count.index (count).
+func (l *loader) checkRepeatRef(tr hcl.Traversal, root, name string) *hcl.Diagnostic {
+	want, attrs := "for_each", []string{"key", "value"}
+	if root == "count" {
+		want, attrs = "count", []string{"index"}
+	}
+	if l.repeat != want {
+		return refError(tr, fmt.Sprintf("Reference to %q in a block without %s", root, want),
+			fmt.Sprintf("%s.%s can be used only in a twin, method or module block that sets %s.", root, attrs[0], want))
+	}
+	for _, a := range attrs {
+		if a == name {
+			return nil
+		}
+	}
+	return refError(tr, "Invalid reference", fmt.Sprintf("%s has the attributes %s.%s", root, strings.Join(attrs, " and "), didYouMean(name, attrs)))
+}
+
+// resourceAttrs are the attributes a twin or method reference can read; the plan facts
+// (device counts) only in output blocks.
+var resourceAttrs = []string{"target", "address", "targeted_devices", "devices"}
+
+// checkResourceRef checks twin.<name>[key].<attr> and method.<name>[key].<attr>.
+func (l *loader) checkResourceRef(tr hcl.Traversal, kind, name string, ph phase) *hcl.Diagnostic {
+	vals := l.twinVals
+	if kind == "method" {
+		vals = l.methodVals
+	}
+	if d := l.checkNamed(tr, name, kind, kind, vals, fmt.Sprintf("Declare it with a %s %q {} block.", kind, name)); d != nil {
+		return d
+	}
+	r := l.resources[kind+"."+name]
+	next := 2
+	if r != nil && r.repeat != "" && len(tr) > 2 {
+		if _, isIndex := tr[2].(hcl.TraverseIndex); isIndex {
+			next = 3
+		}
+	}
+	attr := attrAt(tr, next)
+	if len(tr) <= next || attr == "" {
+		return nil // the whole object (or its instances); HCL checks what follows
+	}
+	for _, a := range resourceAttrs {
+		if a != attr {
+			continue
+		}
+		if (a == "devices" || a == "targeted_devices") && ph != phaseOutputs {
+			return refError(tr, "Plan facts outside an output",
+				fmt.Sprintf("%s.%s.%s is known only once the fleet has been read: it can be used in output blocks only.", kind, name, a))
+		}
+		return nil
+	}
+	return refError(tr, "Unsupported attribute", fmt.Sprintf("A %s reference has the attributes %s.%s", kind, strings.Join(resourceAttrs, ", "), didYouMean(attr, resourceAttrs)))
 }
 
 // evalContext is the context of a phase. Values of every earlier phase are
 // included; a value that failed is unknown (cty.DynamicVal), so anything
 // computed from it is unknown too and is skipped without a second report.
 func (l *loader) evalContext(ph phase) *hcl.EvalContext {
-	ctx := &hcl.EvalContext{Functions: functions()}
+	ctx := &hcl.EvalContext{Functions: functionsAt(l.dir)}
 	if ph == phaseVariables {
 		return ctx
 	}
 	ctx.Variables = map[string]cty.Value{
 		"var":   cty.ObjectVal(l.varVals),
 		"local": cty.ObjectVal(l.localVals),
+		"path": cty.ObjectVal(map[string]cty.Value{
+			"module": cty.StringVal(l.dir),
+			"root":   cty.StringVal(l.rootLoader().dir),
+			"cwd":    cty.StringVal("."),
+		}),
 	}
-	if ph == phaseMethods {
+	if l.rootAvailable("module", ph) {
+		ctx.Variables["module"] = cty.ObjectVal(l.moduleVals)
+	}
+	if l.rootAvailable("twin", ph) {
 		ctx.Variables["twin"] = cty.ObjectVal(l.twinVals)
+	}
+	if l.rootAvailable("method", ph) {
+		ctx.Variables["method"] = cty.ObjectVal(l.methodVals)
 	}
 	return ctx
 }
@@ -129,6 +247,15 @@ func (l *loader) eval(expr hcl.Expression, ph phase, ctx *hcl.EvalContext) (cty.
 		return cty.DynamicVal, false
 	}
 	if !v.IsWhollyKnown() {
+		if hasMark(v, factMark) {
+			l.diags = append(l.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Value known only after planning",
+				Detail:   "This value depends on plan facts (device counts, through a module output): they are known once the fleet has been read, so they can be used in output blocks only.",
+				Subject:  expr.Range().Ptr(),
+			})
+			return v, false
+		}
 		l.requireEarlierError(expr.Range())
 		return v, false
 	}
@@ -136,9 +263,10 @@ func (l *loader) eval(expr hcl.Expression, ph phase, ctx *hcl.EvalContext) (cty.
 }
 
 // requireEarlierError guards the "unknown means an error was reported"
-// invariant: if none was, say so rather than silently drop a value.
+// invariant: if none was, say so rather than silently drop a value. In validate mode
+// unknown values are expected (variables without values).
 func (l *loader) requireEarlierError(rng hcl.Range) {
-	if l.diags.HasErrors() {
+	if l.hadErrors() || l.rootLoader().opts.Validate {
 		return
 	}
 	l.diags = append(l.diags, &hcl.Diagnostic{

@@ -222,7 +222,7 @@ method "m" {
 	}
 	m := cfg.Methods[0]
 	if m.ResponseTimeout != 30*time.Second || m.ConnectTimeout != 0 || m.MaxExecution != 0 ||
-		!m.StartTime.IsZero() || m.Payload != nil || cfg.Method("m") != m || cfg.Method("x") != nil {
+		!m.StartTime.IsZero() || m.Payload != nil || cfg.Method("method.m") != m || cfg.Method("method.x") != nil {
 		t.Errorf("%+v", *m)
 	}
 	if !query.Equal(m.Target, query.All()) {

@@ -13,18 +13,57 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
-// Load parses every *.hcl and *.hcl.json file named in paths (a directory
-// contributes all such files directly inside it, sorted by name), resolves
-// variables (vars holds -var name=value pairs, raw strings parsed per the
-// variable's type like Terraform does; then IOTPLAN_VAR_<name>; then the
-// default), evaluates and validates.
-//
-// It reports all problems it finds rather than stopping at the first, and
-// never panics on any input. The returned Config is never nil: its Files are
-// always filled (for rendering diagnostics), but when diags.HasErrors() the
-// rest is partial and must not be planned or applied.
+// Load is LoadWith(paths, Options{Args: ...}) with vars as -var name=value pairs (applied
+// in name order).
 func Load(paths []string, vars map[string]string) (*Config, hcl.Diagnostics) {
-	l := newLoader(vars)
+	names := make([]string, 0, len(vars))
+	for n := range vars {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var opts Options
+	for _, n := range names {
+		opts.Args = append(opts.Args, VarArg{Name: n, Value: vars[n]})
+	}
+	return LoadWith(paths, opts)
+}
+
+// Options are the inputs of LoadWith besides the configuration's paths.
+type Options struct {
+	// Args are the -var and -var-file arguments in command-line order.
+	Args []VarArg
+	// Validate checks the configuration without needing variable values, like terraform
+	// validate: a variable with no value is unknown, and whatever depends on it is checked
+	// as far as it can be, without an error.
+	Validate bool
+	// NoAutoVars skips the auto-loaded variable files (iotplan.vars, *.auto.vars).
+	NoAutoVars bool
+}
+
+// VarArg is one -var name=value (File "") or -var-file FILE argument.
+type VarArg struct {
+	Name, Value string
+	File        string
+}
+
+// LoadWith parses every *.hcl and *.hcl.json file named in paths (a directory contributes
+// all such files directly inside it, sorted by name), loads the modules they call, resolves
+// variables, evaluates and validates.
+//
+// A root variable's value comes from the last of these that sets it, as in Terraform: its
+// default; IOTPLAN_VAR_<name>; the auto-loaded variable files next to the configuration
+// (iotplan.vars, then *.auto.vars in name order); then -var and -var-file in the order
+// given. Text from -var and the environment is taken literally for primitive types and
+// parsed as an HCL expression for the others, like Terraform does.
+//
+// It reports all problems it finds rather than stopping at the first, and never panics on
+// any input. The returned Config is never nil: its Files are always filled (for rendering
+// diagnostics), but when diags.HasErrors() the rest is partial and must not be planned or
+// applied.
+func LoadWith(paths []string, opts Options) (*Config, hcl.Diagnostics) {
+	l := newLoader(hclparse.NewParser(), &Config{})
+	l.opts = opts
+	l.dir = configDir(paths)
 	l.parse(paths)
 	if l.diags.HasErrors() {
 		// Syntax errors (or unreadable files): HCL's recovered tree of a
@@ -33,14 +72,25 @@ func Load(paths []string, vars map[string]string) (*Config, hcl.Diagnostics) {
 		l.cfg.Files = l.parser.Files()
 		return l.cfg, scrub(l.diags)
 	}
+	// A broken variable file leaves its variables unset (reported); loading goes on so one
+	// run shows every problem.
+	l.readVarSources()
+	l.evaluate()
+	l.cfg.root = l
+	l.cfg.Files = l.parser.Files()
+	return l.cfg, scrub(l.diags)
+}
+
+// evaluate runs the phases of one module, each seeing only what earlier phases produced.
+func (l *loader) evaluate() {
 	l.collect()
 	l.evalVariables()
 	l.evalLocals()
+	l.decodeModules()
 	l.decodeHub()
 	l.decodeTwins()
 	l.decodeMethods()
-	l.cfg.Files = l.parser.Files()
-	return l.cfg, scrub(l.diags)
+	l.decodeOutputs()
 }
 
 // scrub removes the expression and evaluation context from diagnostics:
@@ -63,35 +113,89 @@ func scrub(diags hcl.Diagnostics) hcl.Diagnostics {
 	return diags
 }
 
-// loader holds the state of one Load: the raw blocks collected from every
-// file, then the values of each evaluation phase.
+// loader holds the state of loading one module instance (the root module, or one instance
+// of a module block): the raw blocks collected from its files, then the values of each
+// evaluation phase. Modules share the parser and the Config; a module's diagnostics join
+// its caller's when it is loaded.
 type loader struct {
 	parser *hclparse.Parser
-	files  []*hcl.File // in load order
-	vars   map[string]string
-	diags  hcl.Diagnostics
 	cfg    *Config
+	files  []*hcl.File // in load order
+	diags  hcl.Diagnostics
+
+	opts     Options               // the root's
+	assigned map[string]assignment // root: values for variables, by name (varfiles.go)
+	dir      string                // the module's directory: file() and path.module start here
+	addr     string                // the module instance's address; "" for the root
+	parent   *loader               // nil for the root
+	call     *moduleCall           // how the parent called this instance (nil for the root)
 
 	hubBlocks    []*hcl.Block
 	varBlocks    []*hcl.Block
 	localAttrs   []*hcl.Attribute // in declaration order, duplicates removed
 	twinBlocks   []*hcl.Block
 	methodBlocks []*hcl.Block
+	moduleBlocks []*hcl.Block
+	outputBlocks []*hcl.Block
 
-	varVals   map[string]cty.Value // phase 1; cty.DynamicVal when unresolved
-	localVals map[string]cty.Value // phase 2
-	twinVals  map[string]cty.Value // phase 3: {target = string} per twin
+	varVals    map[string]cty.Value // cty.DynamicVal when unresolved
+	localVals  map[string]cty.Value
+	moduleVals map[string]cty.Value // module.<name>: its outputs, per instance when repeated
+	twinVals   map[string]cty.Value // twin.<name>: see resourceValue
+	methodVals map[string]cty.Value
+
+	resources map[string]*repeated // "twin.<name>", "method.<name>": the instances decoded
+	modules   map[string]*repeated // module name: the instances loaded
+	outputs   []*outputDecl
+	facts     map[string]Facts // plan facts by address (EvalOutputs); nil at load
+	// repeat is "for_each" or "count" while a repeated block's instance is decoded, so that
+	// references to each and count are checked.
+	repeat string
 }
 
-func newLoader(vars map[string]string) *loader {
+func newLoader(parser *hclparse.Parser, cfg *Config) *loader {
 	return &loader{
-		parser:    hclparse.NewParser(),
-		vars:      vars,
-		cfg:       &Config{},
-		varVals:   map[string]cty.Value{},
-		localVals: map[string]cty.Value{},
-		twinVals:  map[string]cty.Value{},
+		parser:     parser,
+		cfg:        cfg,
+		varVals:    map[string]cty.Value{},
+		localVals:  map[string]cty.Value{},
+		moduleVals: map[string]cty.Value{},
+		twinVals:   map[string]cty.Value{},
+		methodVals: map[string]cty.Value{},
+		resources:  map[string]*repeated{},
+		modules:    map[string]*repeated{},
 	}
+}
+
+// rootLoader is the loader of the root module.
+func (l *loader) rootLoader() *loader {
+	for l.parent != nil {
+		l = l.parent
+	}
+	return l
+}
+
+// hadErrors reports whether this module or a caller reported an error: an unknown value
+// then needs no diagnostic of its own.
+func (l *loader) hadErrors() bool {
+	for m := l; m != nil; m = m.parent {
+		if m.diags.HasErrors() {
+			return true
+		}
+	}
+	return false
+}
+
+// configDir is the directory of the root module: the first path when it is a directory,
+// else the directory of the first file.
+func configDir(paths []string) string {
+	if len(paths) == 0 {
+		return "."
+	}
+	if st, err := os.Stat(paths[0]); err == nil && st.IsDir() {
+		return paths[0]
+	}
+	return filepath.Dir(paths[0])
 }
 
 // parse reads and parses every file, in order, each file once.
@@ -202,6 +306,8 @@ func (l *loader) collect() {
 	varSeen := map[string]*hcl.Block{}
 	twinSeen := map[string]*hcl.Block{}
 	methodSeen := map[string]*hcl.Block{}
+	moduleSeen := map[string]*hcl.Block{}
+	outputSeen := map[string]*hcl.Block{}
 	localSeen := map[string]*hcl.Attribute{}
 
 	for _, f := range l.files {
@@ -216,6 +322,15 @@ func (l *loader) collect() {
 		for _, b := range content.Blocks {
 			switch b.Type {
 			case "hub":
+				if l.parent != nil {
+					l.diags = append(l.diags, &hcl.Diagnostic{
+						Severity: hcl.DiagError,
+						Summary:  "Hub block in a module",
+						Detail:   fmt.Sprintf("The module %s declares a hub block. A configuration talks to one hub, declared in its root module; remove this block.", l.addr),
+						Subject:  b.DefRange.Ptr(),
+					})
+					continue
+				}
 				if hubSeen != nil {
 					l.diags = append(l.diags, &hcl.Diagnostic{
 						Severity: hcl.DiagError,
@@ -238,6 +353,14 @@ func (l *loader) collect() {
 			case "method":
 				if l.checkLabel(b, "method", methodSeen) {
 					l.methodBlocks = append(l.methodBlocks, b)
+				}
+			case "module":
+				if l.checkLabel(b, "module", moduleSeen) {
+					l.moduleBlocks = append(l.moduleBlocks, b)
+				}
+			case "output":
+				if l.checkLabel(b, "output", outputSeen) {
+					l.outputBlocks = append(l.outputBlocks, b)
 				}
 			case "locals":
 				attrs, diags := b.Body.JustAttributes()

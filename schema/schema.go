@@ -3,9 +3,9 @@ package schema
 import "github.com/hashicorp/hcl/v2"
 
 // Block and attribute schemas, one per block type. Later language versions
-// add blocks (guard, rollout, converge) and meta-arguments (for_each,
-// depends_on) here; until then HCL's own "Unsupported block type/argument"
-// diagnostics reject them.
+// add blocks (guard, rollout, converge) and meta-arguments (depends_on) here;
+// until then HCL's own "Unsupported block type/argument" diagnostics reject
+// them.
 
 var fileSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
@@ -14,6 +14,27 @@ var fileSchema = &hcl.BodySchema{
 		{Type: "locals"},
 		{Type: "twin", LabelNames: []string{"name"}},
 		{Type: "method", LabelNames: []string{"name"}},
+		{Type: "module", LabelNames: []string{"name"}},
+		{Type: "output", LabelNames: []string{"name"}},
+	},
+}
+
+// moduleMeta are the module block's own arguments; every other attribute is an input
+// variable of the module.
+var moduleMeta = map[string]bool{"source": true, "for_each": true, "count": true}
+
+var outputSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "value", Required: true},
+		{Name: "description"},
+		{Name: "sensitive"},
+	},
+}
+
+var validationSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "condition", Required: true},
+		{Name: "error_message", Required: true},
 	},
 }
 
@@ -32,7 +53,9 @@ var variableSchema = &hcl.BodySchema{
 		{Name: "default"},
 		{Name: "description"},
 		{Name: "sensitive"},
+		{Name: "nullable"},
 	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "validation"}},
 }
 
 var twinSchema = &hcl.BodySchema{
@@ -42,6 +65,8 @@ var twinSchema = &hcl.BodySchema{
 		{Name: "tags"},
 		{Name: "max_execution"},
 		{Name: "start_time"},
+		{Name: "for_each"},
+		{Name: "count"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "lifecycle"}},
 }
@@ -62,5 +87,7 @@ var methodSchema = &hcl.BodySchema{
 		{Name: "max_execution"},
 		{Name: "start_time"},
 		{Name: "triggers"},
+		{Name: "for_each"},
+		{Name: "count"},
 	},
 }

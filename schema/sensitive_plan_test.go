@@ -48,7 +48,7 @@ method "open" {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	tw := cfg.Twin("t")
+	tw := cfg.Twin("twin.t")
 	want := []string{"desired.list", "desired.nested.key", "desired.token"}
 	got := append([]string(nil), tw.Sensitive...)
 	sort.Strings(got)
@@ -58,13 +58,13 @@ method "open" {
 	if tw.Desired["token"] != "s3cr3t" || tw.TargetSensitive {
 		t.Errorf("token %v, target sensitive %v", tw.Desired["token"], tw.TargetSensitive)
 	}
-	if h := cfg.Twin("hidden_target"); !h.TargetSensitive || len(h.Sensitive) != 0 {
+	if h := cfg.Twin("twin.hidden_target"); !h.TargetSensitive || len(h.Sensitive) != 0 {
 		t.Errorf("hidden_target: TargetSensitive %v, Sensitive %v", h.TargetSensitive, h.Sensitive)
 	}
-	if m := cfg.Method("m"); !m.PayloadSensitive || !m.TargetSensitive {
+	if m := cfg.Method("method.m"); !m.PayloadSensitive || !m.TargetSensitive {
 		t.Errorf("method m: payload sensitive %v, target sensitive %v", m.PayloadSensitive, m.TargetSensitive)
 	}
-	if m := cfg.Method("open"); m.PayloadSensitive || m.TargetSensitive {
+	if m := cfg.Method("method.open"); m.PayloadSensitive || m.TargetSensitive {
 		t.Errorf("method open flagged sensitive: %+v", m)
 	}
 }

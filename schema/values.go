@@ -231,12 +231,12 @@ func (l *loader) checkDuplicateKeys(expr hcl.Expression, ctx *hcl.EvalContext) b
 	return ok
 }
 
-// onlyGlobals reports whether expr refers to nothing but var, local and
-// twin, i.e. can be evaluated outside any for-expression.
+// onlyGlobals reports whether expr refers to nothing but the names a block's context
+// holds, i.e. can be evaluated outside any for-expression.
 func onlyGlobals(expr hcl.Expression) bool {
 	for _, tr := range expr.Variables() {
 		switch tr.RootName() {
-		case "var", "local", "twin":
+		case "var", "local", "twin", "method", "module", "path", "each", "count":
 		default:
 			return false
 		}

@@ -4,7 +4,7 @@ resource "x" "y" { # ERROR: Unsupported block type
 twin "unsupported" {
   target   = "*"
   desired  = { a = 1 }
-  for_each = {} # ERROR: Unsupported argument
+  depends_on = [] # ERROR: Unsupported argument
 }
 
 twin "nothing" { # ERROR: Twin manages nothing

@@ -24,7 +24,7 @@ twin "t" {
 method "m" {
   target  = twin.nope.target # ERROR: Reference to undeclared twin
   method  = "x"
-  payload = twin.t.desired # ERROR: Unsupported twin attribute
+  payload = twin.t.desired # ERROR: Unsupported attribute
 }
 
 method "m2" {
