@@ -82,12 +82,12 @@ func Diff(cfg *Config, obs *Observed, opts PlanOptions) (*Plan, error) {
 	if len(obs.Conflicts) > 0 {
 		return nil, conflictError(obs.Conflicts)
 	}
+	if err := checkTargets(cfg, opts); err != nil {
+		return nil, err
+	}
 	p := newPlan(opts)
 	p.Notes = append(p.Notes, obs.Notes...)
-	live := cfg
-	if opts.Destroy {
-		live = &Config{}
-	}
+	live := live(cfg, opts)
 	if err := diffResources(live, obs, p, opts); err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func Diff(cfg *Config, obs *Observed, opts PlanOptions) (*Plan, error) {
 // newPlan is an empty plan for opts: its hub, tier, prior state and apply id.
 func newPlan(opts PlanOptions) *Plan {
 	p := &Plan{FormatVersion: FormatVersion, CreatedAt: opts.Now, Hub: opts.Hub, Resources: []ResourceChange{},
-		StateName: opts.StateName, Destroy: opts.Destroy}
+		StateName: opts.StateName, Destroy: opts.Destroy, Targets: opts.Targets}
 	p.TierName, p.TierUnits, p.TierAssumed = opts.Tier.Name, opts.Tier.Units, opts.TierAssumed
 	if opts.Prior != nil {
 		p.StateSerial, p.StateLineage = opts.Prior.Serial, opts.Prior.Lineage

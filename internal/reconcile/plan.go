@@ -99,10 +99,14 @@ type Plan struct {
 	// TierName and TierUnits are the hub's tier and units the jobs were sized for ("S1", 1;
 	// "" for an unlimited local hub). TierAssumed: the tier was not declared, and S1 × 1 unit
 	// was assumed.
-	TierName    string           `json:"tier,omitempty"`
-	TierUnits   int              `json:"units,omitempty"`
-	TierAssumed bool             `json:"tier_assumed,omitempty"`
-	Resources   []ResourceChange `json:"resources"`
+	TierName    string `json:"tier,omitempty"`
+	TierUnits   int    `json:"units,omitempty"`
+	TierAssumed bool   `json:"tier_assumed,omitempty"`
+	// Targets are the -target addresses the plan was limited to (none = everything).
+	Targets []string `json:"targets,omitempty"`
+	// Outputs are the root module\'s output values, evaluated with the plan\'s device counts.
+	Outputs   []Output         `json:"outputs,omitempty"`
+	Resources []ResourceChange `json:"resources"`
 	// Notes concern the whole plan.
 	Notes []string `json:"notes,omitempty"`
 	// HubCalls counts the hub requests planning used, by kind (see hubclient.Client.Calls).
@@ -110,6 +114,14 @@ type Plan struct {
 	// HubWait is what planning spent waiting on a throttling hub; nil when nothing was
 	// throttled or the client does not measure it.
 	HubWait *HubWait `json:"hub_wait,omitempty"`
+}
+
+// Output is an output block's value in a plan. A sensitive output's value is never kept.
+type Output struct {
+	Name      string          `json:"name"`
+	Sensitive bool            `json:"sensitive,omitempty"`
+	Known     bool            `json:"known"`           // false: it depends on something not planned
+	Value     json.RawMessage `json:"value,omitempty"` // JSON; absent when sensitive or not known
 }
 
 // ResourceChange is the plan for one twin or method resource.

@@ -11,6 +11,7 @@ import (
 	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/query"
 	"github.com/iotplan/iotplan/internal/state"
+	"github.com/iotplan/iotplan/schema"
 )
 
 // Removals. The state on the hub records, per twin resource, the target and the managed keys
@@ -61,7 +62,7 @@ func removals(cfg *Config, opts PlanOptions) ([]removal, error) {
 	}
 	var out []removal
 	for _, r := range opts.Prior.Resources {
-		if r.Kind != KindTwin {
+		if r.Kind != KindTwin || !schema.SelectsAny(opts.Targets, r.Addr) {
 			continue
 		}
 		rs, err := resourceRemovals(r, declared[r.Addr])
@@ -232,6 +233,14 @@ func records(cfg *Config, p *Plan, opts PlanOptions) []state.Resource {
 		}
 		r.ConfigHash = configHash(r)
 		out = append(out, r)
+	}
+	// -target: the records of the resources it does not select stay as they are.
+	if opts.Prior != nil && len(opts.Targets) > 0 {
+		for _, r := range opts.Prior.Resources {
+			if !schema.SelectsAny(opts.Targets, r.Addr) {
+				out = append(out, r)
+			}
+		}
 	}
 	return out
 }

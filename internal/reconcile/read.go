@@ -53,10 +53,10 @@ func Read(ctx context.Context, q Querier, cfg *Config, opts PlanOptions) (*Obser
 	if err := checkAddrs(cfg); err != nil {
 		return nil, err
 	}
-	live := cfg
-	if opts.Destroy {
-		live = &Config{}
+	if err := checkTargets(cfg, opts); err != nil {
+		return nil, err
 	}
+	live := live(cfg, opts)
 	obs := &Observed{Twins: map[string]*TwinObserved{}, Methods: map[string]*MethodObserved{}, Removals: map[string][]RemovalObserved{}}
 	// Resources often share a target (the tutorial's method reuses the twin's): the same
 	// statement is sent once per plan.

@@ -94,6 +94,9 @@ type PlanOptions struct {
 	StateName string
 	// Destroy plans the removal of everything Prior manages; the configuration is ignored.
 	Destroy bool
+	// Targets (-target) limit the plan to the resources these addresses select (schema.Selects),
+	// in the configuration and in Prior; the state's other records are kept as they are.
+	Targets []string
 }
 
 func (o PlanOptions) withDefaults() PlanOptions {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/query"
 	"github.com/iotplan/iotplan/internal/state"
 	"github.com/iotplan/iotplan/internal/tier"
+	"github.com/iotplan/iotplan/schema"
 )
 
 // Record is the plan as the state records an apply of it: every job in order, and what the
@@ -70,7 +70,7 @@ func recordUnits(rec *state.ApplyRecord) []*ResourceChange {
 	for _, j := range rec.Jobs {
 		if len(units) == 0 || units[len(units)-1].Addr != j.Addr {
 			kind, action := KindTwin, Update
-			if strings.HasPrefix(j.Addr, KindMethod+".") {
+			if schema.KindOf(j.Addr) == KindMethod {
 				kind, action = KindMethod, Invoke
 			}
 			units = append(units, &ResourceChange{Addr: j.Addr, Kind: kind, Action: action, RunTag: runTags[j.Addr]})

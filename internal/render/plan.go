@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/reconcile"
@@ -60,13 +61,21 @@ func Plan(w io.Writer, p *reconcile.Plan, opts Options) error {
 	out.printf("\n")
 	writeWarnings(out, p, st)
 	writePlanNotes(out, p, st)
+	writeOutputs(out, p, st)
 	out.printf("%s\n", st.style(bold, SummaryLine(p)))
 	writeCalls(out, p, st)
 	return out.err
 }
 
+// TargetingWarning is Terraform's warning for -target
+// (https://developer.hashicorp.com/terraform/cli/commands/plan#resource-targeting), adapted.
+const TargetingWarning = "Resource targeting is in effect: this plan covers only the resources the -target addresses select, so it may not show the whole effect of the configuration (other resources' drift, conflicts with them, removals). -target is for exceptional use, such as recovering from mistakes; run a plan without it before relying on the fleet's state."
+
 // writeWarnings writes the resources' warnings, as Terraform does, after the actions.
 func writeWarnings(out *writer, p *reconcile.Plan, st styler) {
+	if len(p.Targets) > 0 {
+		out.printf("%s %s\n  -target %s\n", st.style(bold+yellow, "Warning:"), TargetingWarning, strings.Join(p.Targets, "\n  -target "))
+	}
 	for _, r := range p.Resources {
 		for _, w := range r.Warnings {
 			out.printf("%s %s\n", st.style(bold+yellow, "Warning:"), r.Addr+": "+w)
@@ -336,4 +345,31 @@ func IsSensitive(sensitive []string, key string) bool {
 		}
 	}
 	return false
+}
+
+// writeOutputs writes the output values, as Terraform's "Changes to Outputs".
+func writeOutputs(out *writer, p *reconcile.Plan, st styler) {
+	if len(p.Outputs) == 0 {
+		return
+	}
+	width := 0
+	for _, o := range p.Outputs {
+		width = max(width, utf8.RuneCountInString(o.Name))
+	}
+	out.printf("%s\n", st.style(bold, "Outputs:"))
+	for _, o := range p.Outputs {
+		out.printf("  %s = %s\n", pad(o.Name, width, false), OutputText(o))
+	}
+	out.printf("\n")
+}
+
+// OutputText is an output's value as plans show it.
+func OutputText(o reconcile.Output) string {
+	switch {
+	case o.Sensitive:
+		return "(sensitive value)"
+	case !o.Known:
+		return "(not known in this plan)"
+	}
+	return compactJSON(o.Value)
 }
