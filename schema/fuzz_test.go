@@ -68,3 +68,60 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// FuzzVarFile: no variable file makes LoadWith or WriteDiagnostics panic, and no diagnostic
+// points outside the file it names. Run: go test -run='^$' -fuzz=FuzzVarFile -fuzztime=1m ./schema
+func FuzzVarFile(f *testing.F) {
+	for _, s := range []string{"site = \"hq\"\n", "floors = { \"41\" = 1 }\nsite = null\n", "site = var.x\n",
+		"token = 12\n", "{\"site\": \"hq\"}", "block {}\n", "site = \"unterminated\n"} {
+		f.Add([]byte(s))
+	}
+	dir := f.TempDir()
+	cfgPath := filepath.Join(dir, "main.hcl")
+	src := `
+variable "site" {
+  type = string
+  validation {
+    condition     = length(var.site) < 10
+    error_message = "short"
+  }
+}
+variable "floors" {
+  type    = map(number)
+  default = {}
+}
+variable "token" {
+  default   = "t"
+  sensitive = true
+}
+twin "t" {
+  for_each = var.floors
+  target   = "tags.site = ${quote(var.site)}"
+  desired  = { floor = each.value }
+}`
+	if err := os.WriteFile(cfgPath, []byte(src), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, vars []byte) {
+		name := filepath.Join(dir, "fuzz.vars")
+		if strings.HasPrefix(strings.TrimSpace(string(vars)), "{") {
+			name += ".json"
+		}
+		if err := os.WriteFile(name, vars, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(name)
+		cfg, diags := LoadWith([]string{cfgPath}, Options{Args: []VarArg{{File: name}}, NoAutoVars: true})
+		for _, d := range diags {
+			if d.Subject == nil || cfg.Files[d.Subject.Filename] == nil {
+				continue
+			}
+			if s, n := d.Subject, len(cfg.Files[d.Subject.Filename].Bytes); s.Start.Byte < 0 || s.Start.Byte > s.End.Byte || s.End.Byte > n+1 {
+				t.Errorf("%s: subject %v outside the file (%d bytes)", d.Summary, s, n)
+			}
+		}
+		if err := WriteDiagnostics(io.Discard, cfg.Files, diags, 80, false); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

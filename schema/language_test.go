@@ -560,3 +560,17 @@ method "n" {
 	wantDiag(t, diags, "Unsupported attribute", `Did you mean "target"?`)
 	wantDiag(t, diags, "Invalid reference", `Did you mean "var"?`)
 }
+
+// TestBuildingsExample: examples/buildings validates without values and loads with its
+// variable file into one twin per building and the module's.
+func TestBuildingsExample(t *testing.T) {
+	dir := filepath.Join("..", "examples", "buildings")
+	if _, diags := LoadWith([]string{dir}, Options{Validate: true}); len(diags) > 0 {
+		t.Fatalf("validate: %s", diagText(diags))
+	}
+	cfg := mustLoad(t, []string{dir}, Options{Args: []VarArg{{File: filepath.Join(dir, "prod.vars")}}})
+	want := []string{"module.site.twin.owner", `twin.floor["41"]`, `twin.floor["42"]`, `twin.floor["43"]`}
+	if got := cfg.Addresses(); !reflect.DeepEqual(got, want) {
+		t.Errorf("addresses %q", got)
+	}
+}

@@ -75,10 +75,25 @@ func (ps *planSession) Close(ctx context.Context) {
 }
 
 // planOptions are the hub's plan options with the state to plan from.
-func (ps *planSession) planOptions(destroy bool) reconcile.PlanOptions {
+func (ps *planSession) planOptions(destroy bool, targets []string) reconcile.PlanOptions {
 	o := ps.hub.planOptions()
-	o.Prior, o.StateName, o.Destroy = ps.state, ps.store.Name(), destroy
+	o.Prior, o.StateName, o.Destroy, o.Targets = ps.state, ps.store.Name(), destroy, targets
 	return o
+}
+
+// registerTargets adds -target to a plan, apply or destroy command.
+func registerTargets(fs *pflag.FlagSet, targets *[]string) {
+	fs.StringArrayVar(targets, "target", nil, "plan only the resources this address selects: twin.NAME, twin.NAME[\"KEY\"], module.NAME... (repeatable; for exceptional use)")
+}
+
+// checkTargets checks -target addresses before anything is read.
+func checkTargets(targets []string) error {
+	for _, t := range targets {
+		if err := schema.ParseTarget(t); err != nil {
+			return &flagError{err}
+		}
+	}
+	return nil
 }
 
 // Begin records an apply in the state before its first job.

@@ -10,7 +10,7 @@ import (
 func TestVarFlagErrorsNeverEchoTheValue(t *testing.T) {
 	const secret = "HostName=h;SharedAccessKeyName=o;SharedAccessKey=c2VjcmV0LWtleQ=="
 	for _, arg := range []string{"=" + secret, " =" + secret} {
-		f := configFlags{vars: []string{arg}}
+		f := configFlags{vars: []rawVar{{text: arg}}}
 		_, err := f.variables()
 		if err == nil {
 			t.Fatalf("-var %q accepted", arg)
@@ -20,7 +20,7 @@ func TestVarFlagErrorsNeverEchoTheValue(t *testing.T) {
 		}
 	}
 	// Without "=", the argument is only a name: naming it helps and reveals no value.
-	f := configFlags{vars: []string{"novalue"}}
+	f := configFlags{vars: []rawVar{{text: "novalue"}}}
 	if _, err := f.variables(); err == nil || !strings.Contains(err.Error(), `"novalue"`) {
 		t.Errorf("-var novalue: %v", err)
 	}
