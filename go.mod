@@ -3,6 +3,7 @@ module github.com/iotplan/iotplan
 go 1.26.0
 
 require (
+	github.com/agext/levenshtein v1.2.1
 	github.com/amenzhinsky/iothub v0.9.1
 	github.com/eclipse/paho.mqtt.golang v1.3.5
 	github.com/google/uuid v1.6.0
@@ -12,15 +13,16 @@ require (
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.0.10
 	github.com/zclconf/go-cty v1.20.0
+	github.com/zclconf/go-cty-yaml v1.1.0
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/term v0.48.0
 )
 
 require (
 	github.com/Azure/go-amqp v0.18.1 // indirect
-	github.com/agext/levenshtein v1.2.1 // indirect
 	github.com/apparentlymart/go-textseg/v15 v15.0.0 // indirect
 	github.com/apparentlymart/go-textseg/v17 v17.0.1 // indirect
+	github.com/google/go-cmp v0.6.0 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/mitchellh/go-wordwrap v1.0.1 // indirect
 	github.com/rs/xid v1.4.0 // indirect
