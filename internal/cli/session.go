@@ -53,7 +53,7 @@ func openPlanSession(ctx context.Context, s Streams, hf hubFlags, lf lockFlags, 
 		return nil, err
 	}
 	if lf.lock {
-		if ps.lock, err = lockState(ctx, s, ps.store, state.LockRequest{Operation: op, Version: Version}, lf.timeout); err != nil {
+		if ps.lock, err = lockState(ctx, s, ps.store, state.LockRequest{Operation: op, Version: iotplanVersion()}, lf.timeout); err != nil {
 			hs.Close()
 			return nil, err
 		}

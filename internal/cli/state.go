@@ -283,7 +283,7 @@ func runStateRm(ctx context.Context, s Streams, f *stateFlags, addrs []string, l
 	}
 	write := ss.store.WriteUnlocked
 	if lf.lock {
-		l, err := lockState(ctx, s, ss.store, state.LockRequest{Operation: "state rm", Version: Version, Info: strings.Join(addrs, " ")}, lf.timeout)
+		l, err := lockState(ctx, s, ss.store, state.LockRequest{Operation: "state rm", Version: iotplanVersion(), Info: strings.Join(addrs, " ")}, lf.timeout)
 		if err != nil {
 			return err
 		}

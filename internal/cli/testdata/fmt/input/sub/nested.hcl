@@ -1,0 +1,3 @@
+twin "nested" {
+target = "*"
+}
