@@ -22,15 +22,17 @@ type applyOptions struct {
 	config      configFlags
 	hub         hubFlags
 	lock        lockFlags
+	output      outputFlags
 	autoApprove bool
 	slotTimeout time.Duration
 	destroy     bool
+	targets     []string
 }
 
 func newApplyCmd(s Streams) *cobra.Command {
 	o := &applyOptions{}
 	cmd := &cobra.Command{
-		Use:   "apply [-auto-approve] [-destroy] [-no-color] [-var name=value] [-dev] [-state NAME] [-lock=false] [-lock-timeout D] [-job-slot-timeout D] [PLANFILE | PATH...]",
+		Use:   "apply [-auto-approve] [-destroy] [-json] [-input=false] [-compact-warnings] [-no-color] [-var name=value] [-dev] [-state NAME] [-lock=false] [-lock-timeout D] [-job-slot-timeout D] [PLANFILE | PATH...]",
 		Short: "Change the fleet as planned, with IoT Hub jobs",
 		Long: `Plans (or loads a plan saved with 'plan -out'), shows it, asks for 'yes', then
 schedules the IoT Hub jobs — scheduleUpdateTwin on exactly the drifted devices,
@@ -46,8 +48,13 @@ cancels the apply's jobs.
 A saved plan is applied without asking, and refused, changing nothing, when the
 state or the fleet moved since it was made.
 
+-json writes JSON Lines events on stdout instead of text, for scripts
+(docs/json.md): the plan, each job's progress, every failed device, the outcome.
+With -json or -input=false nothing is asked: -auto-approve or a saved plan is
+required.
+
 Exit codes: 0 every targeted device succeeded (or nothing to do), 1 otherwise.`,
-		RunE: func(cmd *cobra.Command, args []string) error { return runApply(cmd, s, o, args) },
+		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd, s, args) },
 	}
 	o.register(cmd)
 	return cmd
@@ -57,20 +64,27 @@ Exit codes: 0 every targeted device succeeded (or nothing to do), 1 otherwise.`,
 func newDestroyCmd(s Streams) *cobra.Command {
 	o := &applyOptions{destroy: true}
 	cmd := &cobra.Command{
-		Use:   "destroy [-auto-approve] [-no-color] [-var name=value] [-dev] [-state NAME] [-lock=false] [-lock-timeout D] [PATH...]",
+		Use:   "destroy [-auto-approve] [-json] [-input=false] [-compact-warnings] [-no-color] [-var name=value] [-dev] [-state NAME] [-lock=false] [-lock-timeout D] [PATH...]",
 		Short: "Remove from the fleet everything the state manages",
 		Long: `Plans the removal of every key iotplan set (from the devices that still hold the
 value it set; resources with lifecycle { keep_on_removal = true } are only
 forgotten), shows it, asks for 'yes', and applies it: the same as 'apply -destroy'.`,
-		RunE: func(cmd *cobra.Command, args []string) error { return runApply(cmd, s, o, args) },
+		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd, s, args) },
 	}
 	o.register(cmd)
 	return cmd
 }
 
+// run is apply and destroy, with the JSON stream of -json.
+func (o *applyOptions) run(cmd *cobra.Command, s Streams, args []string) error {
+	ui := o.output.stream(s)
+	return endJSON(ui, runApply(cmd, s, o, args, ui))
+}
+
 func (o *applyOptions) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	o.config.register(fs)
+	o.output.register(fs, true)
 	o.hub.register(fs)
 	o.lock.register(fs)
 	fs.BoolVar(&o.autoApprove, "auto-approve", false, "apply without asking for confirmation")
@@ -78,14 +92,23 @@ func (o *applyOptions) register(cmd *cobra.Command) {
 	if !o.destroy {
 		fs.BoolVar(&o.destroy, "destroy", false, "remove everything the state manages")
 	}
+	registerTargets(fs, &o.targets)
 }
 
-func runApply(cmd *cobra.Command, s Streams, o *applyOptions, args []string) error {
-	if len(args) >= 1 && isPlanFile(args[0]) {
-		return runApplySaved(cmd.Context(), s, o, args)
+// runApply applies; ui is the JSON stream with -json (nil otherwise).
+func runApply(cmd *cobra.Command, s Streams, o *applyOptions, args []string, ui *render.JSONUI) error {
+	saved := len(args) >= 1 && isPlanFile(args[0])
+	if err := o.checkApproval(saved); err != nil {
+		return err
+	}
+	if err := checkTargets(o.targets); err != nil {
+		return err
+	}
+	if saved {
+		return runApplySaved(cmd.Context(), s, o, args, ui)
 	}
 	ctx := cmd.Context()
-	cfg, err := loadConfig(s, args, &o.config)
+	cfg, err := loadConfigReporting(args, &o.config, o.output.reporter(s, ui, &o.config))
 	if err != nil {
 		return err
 	}
@@ -95,17 +118,23 @@ func runApply(cmd *cobra.Command, s Streams, o *applyOptions, args []string) err
 	}
 	defer ps.Close(ctx)
 	if ps.state.Apply != nil {
-		return resumeApply(ctx, s, o, ps)
+		return resumeApply(ctx, s, o, ps, ui)
 	}
-	p, err := reconcile.MakePlan(ctx, ps.hub.client, reconcile.FromSchema(cfg), ps.planOptions(o.destroy))
+	p, err := reconcile.MakePlan(ctx, ps.hub.client, reconcile.FromSchema(cfg), ps.planOptions(o.destroy, o.targets))
 	if err != nil {
 		return fmt.Errorf("reading the fleet from %s: %w", ps.hub.name, err)
 	}
-	if err := render.Plan(s.Out, p, render.Options{Color: colorOn(s.OutTTY, &o.config)}); err != nil {
+	if diags := planOutputs(cfg, p); len(diags) > 0 {
+		o.output.reporter(s, ui, &o.config)(cfg.Files, diags)
+		if diags.HasErrors() {
+			return &silentError{exitError}
+		}
+	}
+	if err := showPlan(s, ui, p, operation(o.destroy), &o.config); err != nil {
 		return err
 	}
 	if !p.HasChanges() {
-		return recordOnly(ctx, s, ps, p)
+		return recordOnly(ctx, s, ps, p, ui, operation(o.destroy))
 	}
 	if !o.autoApprove {
 		ok, err := confirm(s, ps.hub.name)
@@ -117,7 +146,7 @@ func runApply(cmd *cobra.Command, s Streams, o *applyOptions, args []string) err
 			return &silentError{exitError}
 		}
 	}
-	return executeApply(ctx, s, o, ps, p)
+	return executeApply(ctx, s, o, ps, p, ui)
 }
 
 func operation(destroy bool) string {
@@ -129,29 +158,37 @@ func operation(destroy bool) string {
 
 // recordOnly writes the plan's records when the fleet needs no change but the state does
 // (resources new to the state that already match, or records of removed ones to forget).
-func recordOnly(ctx context.Context, s Streams, ps *planSession, p *reconcile.Plan) error {
+// With -json it ends with the apply_summary of an apply with nothing to do.
+func recordOnly(ctx context.Context, s Streams, ps *planSession, p *reconcile.Plan, ui *render.JSONUI, op string) (err error) {
+	if ui != nil {
+		defer func() {
+			if err == nil {
+				ui.ApplyResult(&reconcile.ApplyResult{}, false, false, op)
+			}
+		}()
+	}
 	if !recordsChanged(p.Records, ps.state) {
 		return nil
 	}
 	if err := ps.Finish(ctx, p.Records); err != nil {
 		return fmt.Errorf("recording the resources in the state: %w", err)
 	}
-	fmt.Fprintf(s.Out, "\nThe state %q now records %d resources (serial %d).\n", ps.store.Name(), len(p.Records), ps.state.Serial)
+	say(s, ui, render.LevelInfo, fmt.Sprintf("\nThe state %q now records %d resources (serial %d).\n", ps.store.Name(), len(p.Records), ps.state.Serial))
 	return nil
 }
 
 // runApplySaved applies a plan saved with 'plan -out': the hub block comes from the
 // configuration the plan was made from, and the plan is refused, changing nothing, when the
 // state or the fleet moved since.
-func runApplySaved(ctx context.Context, s Streams, o *applyOptions, args []string) error {
-	if len(args) > 1 || len(o.config.vars) > 0 || o.destroy {
-		return flagErrorf("a saved plan is applied as it is: give it alone, without configuration paths, -var or -destroy (they were fixed when it was made)")
+func runApplySaved(ctx context.Context, s Streams, o *applyOptions, args []string, ui *render.JSONUI) error {
+	if len(args) > 1 || len(o.config.vars) > 0 || o.destroy || len(o.targets) > 0 {
+		return flagErrorf("a saved plan is applied as it is: give it alone, without configuration paths, -var, -var-file, -destroy or -target (they were fixed when it was made)")
 	}
 	p, err := reconcile.LoadPlan(args[0])
 	if err != nil {
 		return fmt.Errorf("loading the plan %s: %w", args[0], err)
 	}
-	cfg, err := planConfig(s, p)
+	cfg, err := planConfig(p, o.output.reporter(s, ui, &o.config))
 	if err != nil {
 		return err
 	}
@@ -163,18 +200,18 @@ func runApplySaved(ctx context.Context, s Streams, o *applyOptions, args []strin
 	if err := checkSaved(ctx, ps, p, o.hub.dev); err != nil {
 		return err
 	}
-	if err := render.Plan(s.Out, p, render.Options{Color: colorOn(s.OutTTY, &o.config)}); err != nil {
+	if err := showPlan(s, ui, p, "apply", &o.config); err != nil {
 		return err
 	}
 	if !p.HasChanges() {
-		return recordOnly(ctx, s, ps, p)
+		return recordOnly(ctx, s, ps, p, ui, "apply")
 	}
-	return executeApply(ctx, s, o, ps, p)
+	return executeApply(ctx, s, o, ps, p, ui)
 }
 
 // planConfig reads the hub block of the configuration a saved plan was made from; no
 // configuration (a plan from elsewhere) is fine: the environment then names the hub.
-func planConfig(s Streams, p *reconcile.Plan) (*schema.Config, error) {
+func planConfig(p *reconcile.Plan, report diagReporter) (*schema.Config, error) {
 	if len(p.Config) == 0 {
 		return nil, nil
 	}
@@ -183,7 +220,7 @@ func planConfig(s Streams, p *reconcile.Plan) (*schema.Config, error) {
 			return nil, nil
 		}
 	}
-	cfg, err := loadConfig(s, p.Config, &configFlags{})
+	cfg, err := loadConfigReporting(p.Config, &configFlags{}, report)
 	if err != nil {
 		return nil, fmt.Errorf("reading the hub block from %s, where the plan was made: %w", strings.Join(p.Config, ", "), err)
 	}
@@ -209,35 +246,38 @@ func checkSaved(ctx context.Context, ps *planSession, p *reconcile.Plan, dev boo
 
 // resumeApply finishes the apply the state records as unfinished, and only that: changes made
 // since are for the next apply.
-func resumeApply(ctx context.Context, s Streams, o *applyOptions, ps *planSession) error {
+func resumeApply(ctx context.Context, s Streams, o *applyOptions, ps *planSession, ui *render.JSONUI) error {
 	rec := ps.state.Apply
-	fmt.Fprintf(s.Out, "Resuming the apply %s (%s since %s): reattaching to the jobs it created, creating the others.\n\n",
-		rec.ID, rec.Operation, reconcile.TimeText(rec.Started))
-	view := render.NewApplyView(s.Err, render.ApplyOptions{Options: render.Options{Color: colorOn(s.ErrTTY, &o.config)}, TTY: s.ErrTTY})
-	res, err := reconcile.Resume(ctx, rec, ps.hub.client, view, reconcile.WithTier(ps.hub.tier),
+	say(s, ui, render.LevelWarn, fmt.Sprintf("Resuming the apply %s (%s since %s): reattaching to the jobs it created, creating the others.\n\n",
+		rec.ID, rec.Operation, reconcile.TimeText(rec.Started)))
+	res, err := reconcile.Resume(ctx, rec, ps.hub.client, applyHook(s, ui, &o.config), reconcile.WithTier(ps.hub.tier),
 		reconcile.WithSlotTimeout(o.slotTimeout), reconcile.WithJournal(ps))
-	if err := finishApply(ctx, s, o, ps, res, err); err != nil {
+	if err := finishApply(ctx, s, o, ps, res, err, ui); err != nil {
 		return err
 	}
-	fmt.Fprintln(s.Out, "Run 'iotplan apply' again for changes made since that apply began.")
+	say(s, ui, render.LevelInfo, "Run 'iotplan apply' again for changes made since that apply began.\n")
 	return nil
 }
 
-func executeApply(ctx context.Context, s Streams, o *applyOptions, ps *planSession, p *reconcile.Plan) error {
-	fmt.Fprintln(s.Out)
-	view := render.NewApplyView(s.Err, render.ApplyOptions{Options: render.Options{Color: colorOn(s.ErrTTY, &o.config)}, TTY: s.ErrTTY})
+func executeApply(ctx context.Context, s Streams, o *applyOptions, ps *planSession, p *reconcile.Plan, ui *render.JSONUI) error {
+	if ui == nil {
+		fmt.Fprintln(s.Out)
+	}
+	view := applyHook(s, ui, &o.config)
 	tierOpt := reconcile.WithTier(ps.hub.tier)
 	if ps.hub.tierAssumed {
 		tierOpt = reconcile.WithTier(p.HubTier()) // the tier the plan was sized for
 	}
 	res, err := reconcile.Apply(ctx, p, ps.hub.client, view, tierOpt, reconcile.WithSlotTimeout(o.slotTimeout), reconcile.WithJournal(ps))
-	return finishApply(ctx, s, o, ps, res, err)
+	return finishApply(ctx, s, o, ps, res, err, ui)
 }
 
 // finishApply reports an apply's result and maps it to the exit: an interrupt is handled as
 // Terraform users expect (see interrupted).
-func finishApply(ctx context.Context, s Streams, o *applyOptions, ps *planSession, res *reconcile.ApplyResult, applyErr error) error {
-	if res != nil {
+func finishApply(ctx context.Context, s Streams, o *applyOptions, ps *planSession, res *reconcile.ApplyResult, applyErr error, ui *render.JSONUI) error {
+	if res != nil && ui != nil {
+		ui.ApplyResult(res, applyErr != nil, ctx.Err() != nil, operation(o.destroy))
+	} else if res != nil {
 		if err := render.ApplyResult(s.Out, res, applyErr != nil, render.ApplyOptions{
 			Options: render.Options{Color: colorOn(s.OutTTY, &o.config)}, Interrupted: ctx.Err() != nil}); err != nil {
 			return err

@@ -78,11 +78,13 @@ or a hub block), or, with -dev, to the built-in local IoT Hub.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
-	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err} })
 	root.AddCommand(newPlanCmd(s), newApplyCmd(s), newDestroyCmd(s), newValidateCmd(s), newDevCmd(s), newJobsCmd(s))
 	root.AddCommand(newStateCmd(s))
 	root.AddCommand(newForceUnlockCmd(s))
+	root.AddCommand(newShowCmd(s))
+	root.AddCommand(newFmtCmd(s), newQueryCmd(s), newVersionCmd(s))
+	setupCompletion(root) // last: it completes the arguments of every command added above
 	return root
 }
 
@@ -96,7 +98,9 @@ var longFlags = map[string]bool{
 	"tier": true, "units": true, "policies": true, "regenerate-key": true,
 	"hub-tier": true, "hub-units": true, "job-slot-timeout": true, "query-dialect": true,
 	"state": true, "lock": true, "lock-timeout": true, "destroy": true, "json": true,
-	"force": true, "config": true,
+	"force": true, "config": true, "target": true,
+	"check": true, "diff": true, "recursive": true, "list": true, "write": true, "top": true,
+	"input": true, "compact-warnings": true, "format": true,
 }
 
 func normalizeArgs(args []string) []string {

@@ -16,15 +16,17 @@ type planOptions struct {
 	config           configFlags
 	hub              hubFlags
 	lock             lockFlags
+	output           outputFlags
 	out              string
 	detailedExitCode bool
 	destroy          bool
+	targets          []string
 }
 
 func newPlanCmd(s Streams) *cobra.Command {
 	o := &planOptions{}
 	cmd := &cobra.Command{
-		Use:   "plan [-out FILE] [-detailed-exitcode] [-destroy] [-no-color] [-var name=value] [-dev] [-state NAME] [-lock=false] [-lock-timeout D] [PATH...]",
+		Use:   "plan [-out FILE] [-detailed-exitcode] [-destroy] [-json] [-compact-warnings] [-no-color] [-var name=value] [-dev] [-state NAME] [-lock=false] [-lock-timeout D] [PATH...]",
 		Short: "Show what apply would change on the fleet",
 		Long: `Reads the fleet's current twins with aggregation queries (GROUP BY the managed
 keys, COUNT, TOP samples: the number of hub calls does not grow with the fleet)
@@ -35,23 +37,36 @@ the removal of everything the state manages.
 
 PATH is a .hcl file or a directory of them (default: the current directory).
 
+-json writes JSON Lines events on stdout instead of text, for scripts
+(docs/json.md); -input=false is accepted for scripts written for Terraform (plan
+never prompts).
+
 Exit codes: 0 success, 1 error; with -detailed-exitcode, 0 no changes,
 1 error, 2 changes present.`,
-		RunE: func(cmd *cobra.Command, args []string) error { return runPlan(cmd, s, o, args) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ui := o.output.stream(s)
+			return endJSON(ui, runPlan(cmd, s, o, args, ui))
+		},
 	}
 	fs := cmd.Flags()
 	o.config.register(fs)
+	o.output.register(fs, true)
 	o.hub.register(fs)
 	o.lock.register(fs)
 	fs.StringVar(&o.out, "out", "", "save the plan to FILE, for 'iotplan apply FILE'")
 	fs.BoolVar(&o.detailedExitCode, "detailed-exitcode", false, "exit 2 when the plan has changes")
 	fs.BoolVar(&o.destroy, "destroy", false, "plan the removal of everything the state manages")
+	registerTargets(fs, &o.targets)
 	return cmd
 }
 
-func runPlan(cmd *cobra.Command, s Streams, o *planOptions, args []string) error {
+// runPlan plans; ui is the JSON stream with -json (nil otherwise).
+func runPlan(cmd *cobra.Command, s Streams, o *planOptions, args []string, ui *render.JSONUI) error {
 	ctx := cmd.Context()
-	cfg, err := loadConfig(s, args, &o.config)
+	if err := checkTargets(o.targets); err != nil {
+		return err
+	}
+	cfg, err := loadConfigReporting(args, &o.config, o.output.reporter(s, ui, &o.config))
 	if err != nil {
 		return err
 	}
@@ -61,21 +76,27 @@ func runPlan(cmd *cobra.Command, s Streams, o *planOptions, args []string) error
 	}
 	defer ps.Close(ctx)
 	if rec := ps.state.Apply; rec != nil {
-		fmt.Fprintf(s.Out, "%s\n\n", unfinishedText(rec))
+		say(s, ui, render.LevelWarn, unfinishedText(rec)+"\n\n")
 	}
-	p, err := reconcile.MakePlan(ctx, ps.hub.client, reconcile.FromSchema(cfg), ps.planOptions(o.destroy))
+	p, err := reconcile.MakePlan(ctx, ps.hub.client, reconcile.FromSchema(cfg), ps.planOptions(o.destroy, o.targets))
 	if err != nil {
 		return fmt.Errorf("reading the fleet from %s: %w", ps.hub.name, err)
 	}
 	p.Config = configPaths(args)
-	if err := render.Plan(s.Out, p, render.Options{Color: colorOn(s.OutTTY, &o.config)}); err != nil {
+	if diags := planOutputs(cfg, p); len(diags) > 0 {
+		o.output.reporter(s, ui, &o.config)(cfg.Files, diags)
+		if diags.HasErrors() {
+			return &silentError{exitError}
+		}
+	}
+	if err := showPlan(s, ui, p, "plan", &o.config); err != nil {
 		return err
 	}
 	if o.out != "" {
 		if err := reconcile.SavePlan(o.out, p); err != nil {
 			return fmt.Errorf("saving the plan: %w", err)
 		}
-		fmt.Fprintf(s.Out, "\nSaved the plan to %s. To perform exactly these actions, run:\n  iotplan apply %s\n", o.out, o.out)
+		say(s, ui, render.LevelInfo, fmt.Sprintf("\nSaved the plan to %s. To perform exactly these actions, run:\n  iotplan apply %s\n", o.out, o.out))
 	}
 	if o.detailedExitCode && p.HasChanges() {
 		return &silentError{exitChanges}

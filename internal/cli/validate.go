@@ -7,12 +7,22 @@ import (
 )
 
 func newValidateCmd(s Streams) *cobra.Command {
-	cf := &configFlags{}
+	cf := &configFlags{validate: true}
+	of := &outputFlags{}
 	cmd := &cobra.Command{
-		Use:   "validate [PATH...]",
+		Use:   "validate [-json] [-compact-warnings] [PATH...]",
 		Short: "Check the configuration without contacting a hub",
+		Long: `Loads and checks the configuration without contacting a hub, and reports every
+problem with its file, line and column.
+
+-json writes one JSON document instead (docs/json.md):
+  {"format_version":"1.0","valid":…,"error_count":…,"warning_count":…,"diagnostics":[…]}
+Exit codes: 0 valid, 1 invalid.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(s, args, cf)
+			if of.json {
+				return validateJSON(s, args, cf)
+			}
+			cfg, err := loadConfigReporting(args, cf, of.reporter(s, nil, cf))
 			if err != nil {
 				return err
 			}
@@ -21,5 +31,6 @@ func newValidateCmd(s Streams) *cobra.Command {
 		},
 	}
 	cf.register(cmd.Flags())
+	of.register(cmd.Flags(), false)
 	return cmd
 }

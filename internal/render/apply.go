@@ -198,11 +198,8 @@ func ApplyResult(w io.Writer, res *reconcile.ApplyResult, stopped bool, opts App
 	if maxListed <= 0 {
 		maxListed = 20
 	}
-	failed, devices := 0, 0
 	for i := range res.Jobs {
 		j := &res.Jobs[i]
-		failed += j.Stats.FailedCount + len(j.MethodErrors)
-		devices += j.Stats.DeviceCount
 		if len(j.Failures) == 0 && len(j.MethodErrors) == 0 && j.MoreFailures == 0 && len(j.Notes) == 0 {
 			continue
 		}
@@ -253,45 +250,79 @@ func ApplyResult(w io.Writer, res *reconcile.ApplyResult, stopped bool, opts App
 			}
 		}
 	}()
-	switch {
-	case stopped && opts.Interrupted:
-		out.printf("\n%s\n", st.style(bold+yellow, fmt.Sprintf("Apply interrupted: %s finished before the interrupt.", plural(len(res.Jobs), "job", "jobs"))))
-	case stopped:
-		out.printf("\n%s\n", st.style(bold+red, fmt.Sprintf("Apply stopped after an error: %s ran.", plural(len(res.Jobs), "job", "jobs"))))
-	case len(res.Jobs) == 0 && len(res.NotRun) == 0 && len(res.Refused) == 0:
-		out.printf("\n%s\n", st.style(bold+green, "Apply complete! Nothing to do."))
-	case res.Success():
-		var twinJobs, twinDevices, methodJobs, methodDevices, later int
-		for i := range res.Jobs {
-			j := &res.Jobs[i]
-			switch {
-			case j.Scheduled:
-				later++
-			case j.Step == reconcile.StepMark || j.Step == reconcile.StepUnmark:
-				// bookkeeping of run-once methods, not a change the user asked for
-			case j.Type == hubapi.JobTypeDeviceMethod:
-				methodJobs++
-				methodDevices += j.Stats.SucceededCount
-			default:
-				twinJobs++
-				twinDevices += j.Stats.SucceededCount
-			}
-		}
-		var parts []string
-		if twinJobs > 0 {
-			parts = append(parts, fmt.Sprintf("%s on %s", plural(twinJobs, "twin update", "twin updates"), plural(twinDevices, "device", "devices")))
-		}
-		if methodJobs > 0 {
-			parts = append(parts, fmt.Sprintf("%s on %s", plural(methodJobs, "method invocation", "method invocations"), plural(methodDevices, "device", "devices")))
-		}
-		if later > 0 {
-			parts = append(parts, plural(later, "job", "jobs")+" scheduled to start later")
-		}
-		out.printf("\n%s\n", st.style(bold+green, "Apply complete! "+strings.Join(parts, ", ")+"."))
-	default:
-		out.printf("\n%s\n", st.style(bold+red, "Apply finished with failures: "+failureSummary(res, failed, devices)+"."))
-	}
+	kind, line := Outcome(res, stopped, opts.Interrupted)
+	out.printf("\n%s\n", st.style(outcomeStyle[kind], line))
 	return out.err
+}
+
+// Outcomes: how an apply ended, as its closing line says (and the apply_summary event's
+// "result").
+const (
+	OutcomeInterrupted = "interrupted"   // an interrupt stopped apply's wait
+	OutcomeStopped     = "stopped"       // an error stopped apply
+	OutcomeNothing     = "nothing_to_do" // no job to run
+	OutcomeComplete    = "complete"      // every job completed on every device
+	OutcomeFailures    = "failures"      // it ran to the end, and something failed
+)
+
+var outcomeStyle = map[string]string{OutcomeInterrupted: bold + yellow, OutcomeStopped: bold + red,
+	OutcomeNothing: bold + green, OutcomeComplete: bold + green, OutcomeFailures: bold + red}
+
+// Outcome is how an apply ended and its closing line; stopped says apply ended with an error,
+// so the line never claims completion.
+func Outcome(res *reconcile.ApplyResult, stopped, interrupted bool) (kind, line string) {
+	t := tallyApply(res)
+	switch {
+	case stopped && interrupted:
+		return OutcomeInterrupted, fmt.Sprintf("Apply interrupted: %s finished before the interrupt.", plural(len(res.Jobs), "job", "jobs"))
+	case stopped:
+		return OutcomeStopped, fmt.Sprintf("Apply stopped after an error: %s ran.", plural(len(res.Jobs), "job", "jobs"))
+	case len(res.Jobs) == 0 && len(res.NotRun) == 0 && len(res.Refused) == 0:
+		return OutcomeNothing, "Apply complete! Nothing to do."
+	case !res.Success():
+		return OutcomeFailures, "Apply finished with failures: " + failureSummary(res, t.failed, t.devices) + "."
+	}
+	var parts []string
+	if t.twinJobs > 0 {
+		parts = append(parts, fmt.Sprintf("%s on %s", plural(t.twinJobs, "twin update", "twin updates"), plural(t.twinDevices, "device", "devices")))
+	}
+	if t.methodJobs > 0 {
+		parts = append(parts, fmt.Sprintf("%s on %s", plural(t.methodJobs, "method invocation", "method invocations"), plural(t.methodDevices, "device", "devices")))
+	}
+	if t.later > 0 {
+		parts = append(parts, plural(t.later, "job", "jobs")+" scheduled to start later")
+	}
+	return OutcomeComplete, "Apply complete! " + strings.Join(parts, ", ") + "."
+}
+
+// applyTally counts an apply's jobs and devices as its closing line states them.
+type applyTally struct {
+	twinJobs, twinDevices, methodJobs, methodDevices int // succeeded devices of the changes asked for
+	later                                            int // jobs scheduled to start later
+	// failed and devices are counted per job: a device in two jobs counts twice.
+	failed, devices int
+}
+
+func tallyApply(res *reconcile.ApplyResult) applyTally {
+	var t applyTally
+	for i := range res.Jobs {
+		j := &res.Jobs[i]
+		t.failed += j.Stats.FailedCount + len(j.MethodErrors)
+		t.devices += j.Stats.DeviceCount
+		switch {
+		case j.Scheduled:
+			t.later++
+		case j.Step == reconcile.StepMark || j.Step == reconcile.StepUnmark:
+			// bookkeeping of run-once methods, not a change the user asked for
+		case j.Type == hubapi.JobTypeDeviceMethod:
+			t.methodJobs++
+			t.methodDevices += j.Stats.SucceededCount
+		default:
+			t.twinJobs++
+			t.twinDevices += j.Stats.SucceededCount
+		}
+	}
+	return t
 }
 
 // failureSummary says what went wrong, stating device counts only where the hub reported them:

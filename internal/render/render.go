@@ -1,7 +1,9 @@
 // Package render writes iotplan's human output: plans (Terraform style), apply progress and
-// apply results. It only formats: every function writes to an io.Writer it is given and reads
-// the inert data of internal/reconcile, so what is shown is exactly what apply will do.
-// Imports: internal/reconcile, internal/hubapi, stdlib.
+// apply results; and their machine-readable form, JSON Lines events and the JSON of a saved
+// plan (json.go, json_plan.go; docs/json.md). It only formats: every function writes to an
+// io.Writer it is given and reads the inert data of internal/reconcile, so what is shown is
+// exactly what apply will do. Imports: internal/reconcile, internal/hubapi, schema (its
+// JSON diagnostics), stdlib.
 package render
 
 import (
