@@ -32,7 +32,7 @@ type applyOptions struct {
 func newApplyCmd(s Streams) *cobra.Command {
 	o := &applyOptions{}
 	cmd := &cobra.Command{
-		Use:   "apply [-auto-approve] [-destroy] [-json] [-input=false] [-compact-warnings] [-no-color] [-var name=value] [-dev] [-state NAME] [-lock=false] [-lock-timeout D] [-job-slot-timeout D] [PLANFILE | PATH...]",
+		Use:   "apply [-auto-approve] [-destroy] [-json] [-input=false] [-compact-warnings] [-no-color] [-var name=value] [-var-file FILE] [-target ADDR] [-dev] [-state NAME] [-lock=false] [-lock-timeout D] [-job-slot-timeout D] [PLANFILE | PATH...]",
 		Short: "Change the fleet as planned, with IoT Hub jobs",
 		Long: `Plans (or loads a plan saved with 'plan -out'), shows it, asks for 'yes', then
 schedules the IoT Hub jobs — scheduleUpdateTwin on exactly the drifted devices,
@@ -64,7 +64,7 @@ Exit codes: 0 every targeted device succeeded (or nothing to do), 1 otherwise.`,
 func newDestroyCmd(s Streams) *cobra.Command {
 	o := &applyOptions{destroy: true}
 	cmd := &cobra.Command{
-		Use:   "destroy [-auto-approve] [-json] [-input=false] [-compact-warnings] [-no-color] [-var name=value] [-dev] [-state NAME] [-lock=false] [-lock-timeout D] [PATH...]",
+		Use:   "destroy [-auto-approve] [-json] [-input=false] [-compact-warnings] [-no-color] [-var name=value] [-var-file FILE] [-target ADDR] [-dev] [-state NAME] [-lock=false] [-lock-timeout D] [PATH...]",
 		Short: "Remove from the fleet everything the state manages",
 		Long: `Plans the removal of every key iotplan set (from the devices that still hold the
 value it set; resources with lifecycle { keep_on_removal = true } are only

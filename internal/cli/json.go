@@ -36,7 +36,7 @@ func (f *outputFlags) stream(s Streams) *render.JSONUI {
 	if !f.json {
 		return nil
 	}
-	return render.NewJSONUI(s.Out, render.JSONOptions{Version: Version})
+	return render.NewJSONUI(s.Out, render.JSONOptions{Version: iotplanVersion()})
 }
 
 // endJSON ends a -json run: an error becomes an error diagnostic on the stream, as with

@@ -26,7 +26,7 @@ type planOptions struct {
 func newPlanCmd(s Streams) *cobra.Command {
 	o := &planOptions{}
 	cmd := &cobra.Command{
-		Use:   "plan [-out FILE] [-detailed-exitcode] [-destroy] [-json] [-compact-warnings] [-no-color] [-var name=value] [-dev] [-state NAME] [-lock=false] [-lock-timeout D] [PATH...]",
+		Use:   "plan [-out FILE] [-detailed-exitcode] [-destroy] [-json] [-compact-warnings] [-no-color] [-var name=value] [-var-file FILE] [-target ADDR] [-dev] [-state NAME] [-lock=false] [-lock-timeout D] [PATH...]",
 		Short: "Show what apply would change on the fleet",
 		Long: `Reads the fleet's current twins with aggregation queries (GROUP BY the managed
 keys, COUNT, TOP samples: the number of hub calls does not grow with the fleet)
@@ -36,6 +36,13 @@ it plans, so keys that left the configuration show as removals; -destroy plans
 the removal of everything the state manages.
 
 PATH is a .hcl file or a directory of them (default: the current directory).
+Variables: -var name=value and -var-file FILE (HCL attribute syntax, like
+.tfvars), in the order given, over iotplan.vars and *.auto.vars next to the
+configuration, over IOTPLAN_VAR_name, over defaults.
+
+-target ADDR (repeatable) plans only the resources ADDR selects: twin.NAME,
+twin.NAME["KEY"], method.NAME[0], module.NAME... Removals of other resources are
+not planned and their state records are kept. It is for exceptional use.
 
 -json writes JSON Lines events on stdout instead of text, for scripts
 (docs/json.md); -input=false is accepted for scripts written for Terraform (plan

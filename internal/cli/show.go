@@ -56,7 +56,7 @@ func runShow(s Streams, o *showOptions, path string) error {
 	}
 	switch format {
 	case "json":
-		return render.ShowJSON(s.Out, p, Version)
+		return render.ShowJSON(s.Out, p, iotplanVersion())
 	case "markdown":
 		return writePlanMarkdown(s.Out, p)
 	}

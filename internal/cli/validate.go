@@ -10,10 +10,13 @@ func newValidateCmd(s Streams) *cobra.Command {
 	cf := &configFlags{validate: true}
 	of := &outputFlags{}
 	cmd := &cobra.Command{
-		Use:   "validate [-json] [-compact-warnings] [PATH...]",
+		Use:   "validate [-json] [-compact-warnings] [-var name=value] [-var-file FILE] [PATH...]",
 		Short: "Check the configuration without contacting a hub",
 		Long: `Loads and checks the configuration without contacting a hub, and reports every
-problem with its file, line and column.
+problem with its file, line and column. Like terraform validate, it needs no
+variable values: a variable without one is unknown, and everything that does not
+depend on it is checked in full. Values given (-var, -var-file, iotplan.vars,
+*.auto.vars, IOTPLAN_VAR_name, defaults) are used and checked.
 
 -json writes one JSON document instead (docs/json.md):
   {"format_version":"1.0","valid":…,"error_count":…,"warning_count":…,"diagnostics":[…]}
