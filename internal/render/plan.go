@@ -74,7 +74,7 @@ const TargetingWarning = "Resource targeting is in effect: this plan covers only
 // writeWarnings writes the resources' warnings, as Terraform does, after the actions.
 func writeWarnings(out *writer, p *reconcile.Plan, st styler) {
 	if len(p.Targets) > 0 {
-		out.printf("%s %s\n  -target %s\n", st.style(bold+yellow, "Warning:"), TargetingWarning, strings.Join(p.Targets, "\n  -target "))
+		out.printf("%s %s\n  -target %s\n\n", st.style(bold+yellow, "Warning:"), TargetingWarning, strings.Join(p.Targets, "\n  -target "))
 	}
 	for _, r := range p.Resources {
 		for _, w := range r.Warnings {

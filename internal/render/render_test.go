@@ -313,3 +313,29 @@ func TestPlanShowsSplitJobsAndRefusals(t *testing.T) {
 	}
 	golden(t, "plan_split_refused", b.Bytes())
 }
+
+// TestPlanTargetsAndOutputsGolden: instance addresses, Terraform's targeting warning and the
+// outputs (known, sensitive, not known in a targeted plan).
+func TestPlanTargetsAndOutputsGolden(t *testing.T) {
+	p := &reconcile.Plan{FormatVersion: reconcile.FormatVersion, Hub: "h", HubCalls: map[string]int{"query": 3},
+		Targets: []string{`twin.floor["43"]`, "module.site"},
+		Resources: []reconcile.ResourceChange{{
+			Addr: `twin.floor["43"]`, Kind: reconcile.KindTwin, Action: reconcile.Update,
+			Target: "tags.building = '43'", TargetedDevices: 110, Devices: 64,
+			Transitions: []reconcile.Transition{{Key: "desired.floor", Op: reconcile.OpChange, From: raw(`1`), To: raw(`3`), Devices: 64, SampleDeviceIDs: []string{"door-00005"}}},
+			Jobs: []reconcile.PlannedJob{{Request: hubapi.JobRequest{JobID: "iotplan-floor-43-bb98dc5f", Type: hubapi.JobTypeUpdateTwin, QueryCondition: "…",
+				UpdateTwin: &hubapi.TwinPatch{ETag: "*"}, MaxExecutionTimeInSeconds: 3600}, Devices: 64}},
+		}},
+		Outputs: []reconcile.Output{
+			{Name: "doors_changing", Known: true, Value: raw(`64`)},
+			{Name: "all_changing", Known: false},
+			{Name: "token", Sensitive: true, Known: true},
+			{Name: "targets", Known: true, Value: raw(`["tags.building = '43'"]`)},
+		},
+	}
+	var b bytes.Buffer
+	if err := Plan(&b, p, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "plan_targets_outputs", b.Bytes())
+}
