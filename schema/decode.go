@@ -222,6 +222,12 @@ func (l *loader) eachInstance(b *hcl.Block, sch *hcl.BodySchema, ph phase, ctx *
 	}
 	l.repeat = repeat
 	defer func() { l.repeat = "" }()
+	if len(insts) == 0 {
+		// No instance (count = 0, for_each = {}): the body is still checked against the
+		// schema, so a mistake does not wait for the first instance to show.
+		_, diags := b.Body.Content(sch)
+		l.diags = append(l.diags, diags...)
+	}
 	for i, inst := range insts {
 		content, diags := dynblock.Expand(b.Body, inst.ctx).Content(sch)
 		if i == 0 {

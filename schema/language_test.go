@@ -324,6 +324,12 @@ twin "typo" {
   target   = "tags.x = ${quote(each.val)}"
   tags     = { x = count.index }
 }
+twin "none" {
+  count  = 0
+  target = "*"
+  tags   = { x = 1 }
+  depends_on = []
+}
 twin "negative" {
   count  = -1
   target = "*"
@@ -338,6 +344,7 @@ twin "negative" {
 	wantDiag(t, diags, "Invalid reference", `Did you mean "value"?`)
 	wantDiag(t, diags, `Reference to "count" in a block without count`, "")
 	wantDiag(t, diags, "Invalid count argument", "whole number")
+	wantDiag(t, diags, "Unsupported argument", "depends_on")
 }
 
 func TestDynamicBlocks(t *testing.T) {
@@ -449,11 +456,15 @@ module "missing" {
 module "self" {
   source = "./"
 }
+module "empty" {
+  source = "./empty"
+}
 twin "t" {
   target = module.b.x
   tags   = { x = 1 }
 }
 `,
+		"empty/README.md": "no configuration here",
 		"m/main.hcl": `
 variable "site" {}
 hub { tier = "S1" }
@@ -470,6 +481,9 @@ twin "t" {
 	wantDiag(t, diags, "Invalid module source", "local directories only")
 	wantDiag(t, diags, "Module not found", "nope")
 	wantDiag(t, diags, "Module calls itself", "root module")
+	if d := wantDiag(t, diags, "No configuration files", "empty"); d.Subject == nil {
+		t.Error("an empty module directory is reported without a location")
+	}
 	wantDiag(t, diags, "Reference to undeclared module", `Did you mean module.a?`)
 }
 

@@ -81,6 +81,11 @@ func (l *loader) loadModule(b *hcl.Block, inst instance, attrs hcl.Attributes, s
 	child.addr = strings.TrimPrefix(l.addr+".module."+b.Labels[0]+inst.keyText, ".")
 	child.parse([]string{dir})
 	if child.diags.HasErrors() {
+		for _, d := range child.diags {
+			if d.Subject == nil {
+				d.Subject = attrs["source"].Expr.Range().Ptr() // "No configuration files" in the module's directory
+			}
+		}
 		l.diags = append(l.diags, child.diags...)
 		return nil
 	}
