@@ -179,21 +179,49 @@ func connectionStringProblem(cs string) string {
 // decodeTwins decodes every twin block's instances and publishes twin.<name> for the later
 // phases.
 func (l *loader) decodeTwins() {
-	for _, b := range l.twinBlocks {
-		l.twinVals[b.Labels[0]] = cty.DynamicVal
+	l.decodeResources("twin", l.twinBlocks, twinSchema, phaseTwins, l.twinVals, func(b *hcl.Block, inst instance, content *hcl.BodyContent, ok bool) (string, cty.Value, bool) {
+		t := l.decodeTwin(b, inst, content, ok)
+		if t == nil {
+			return "", cty.NilVal, false
+		}
+		l.cfg.Twins = append(l.cfg.Twins, t)
+		return t.Addr, targetValue(t.TargetSrc, t.TargetSensitive), true
+	})
+}
+
+// decodeMethods decodes every method block's instances and publishes method.<name> for
+// the output phase.
+func (l *loader) decodeMethods() {
+	l.decodeResources("method", l.methodBlocks, methodSchema, phaseMethods, l.methodVals, func(b *hcl.Block, inst instance, content *hcl.BodyContent, ok bool) (string, cty.Value, bool) {
+		m := l.decodeMethod(b, inst, content, ok)
+		if m == nil {
+			return "", cty.NilVal, false
+		}
+		l.cfg.Methods = append(l.cfg.Methods, m)
+		return m.Addr, targetValue(m.TargetSrc, m.TargetSensitive), true
+	})
+}
+
+// decodeResources decodes the instances of every block of one kind (twin, method) with
+// decode, which returns a decoded instance's address and target, and publishes
+// <kind>.<name> in vals: unknown while the blocks are decoded, so that a reference to a
+// broken one is skipped without a second report.
+func (l *loader) decodeResources(kind string, blocks []*hcl.Block, sch *hcl.BodySchema, ph phase, vals map[string]cty.Value,
+	decode func(*hcl.Block, instance, *hcl.BodyContent, bool) (string, cty.Value, bool)) {
+	for _, b := range blocks {
+		vals[b.Labels[0]] = cty.DynamicVal
 	}
-	ctx := l.evalContext(phaseTwins)
-	for _, b := range l.twinBlocks {
-		r := l.eachInstance(b, twinSchema, phaseTwins, ctx, func(inst instance, content *hcl.BodyContent, ok bool) cty.Value {
-			t := l.decodeTwin(b, inst, content, ok)
-			if t == nil {
+	ctx := l.evalContext(ph)
+	for _, b := range blocks {
+		r := l.eachInstance(b, sch, ph, ctx, func(inst instance, content *hcl.BodyContent, ok bool) cty.Value {
+			addr, target, good := decode(b, inst, content, ok)
+			if !good {
 				return cty.DynamicVal
 			}
-			l.cfg.Twins = append(l.cfg.Twins, t)
-			return l.resourceObject(t.Addr, targetValue(t.TargetSrc, t.TargetSensitive))
+			return l.resourceObject(addr, target)
 		})
-		l.resources["twin."+b.Labels[0]] = r
-		l.twinVals[b.Labels[0]] = r.value()
+		l.resources[kind+"."+b.Labels[0]] = r
+		vals[b.Labels[0]] = r.value()
 	}
 }
 
@@ -383,27 +411,6 @@ func (l *loader) twinSectionValue(a *hcl.Attribute, section string, maxBytes int
 		})
 	}
 	return out, marked, true, true
-}
-
-// decodeMethods decodes every method block's instances and publishes method.<name> for
-// the output phase.
-func (l *loader) decodeMethods() {
-	for _, b := range l.methodBlocks {
-		l.methodVals[b.Labels[0]] = cty.DynamicVal
-	}
-	ctx := l.evalContext(phaseMethods)
-	for _, b := range l.methodBlocks {
-		r := l.eachInstance(b, methodSchema, phaseMethods, ctx, func(inst instance, content *hcl.BodyContent, ok bool) cty.Value {
-			m := l.decodeMethod(b, inst, content, ok)
-			if m == nil {
-				return cty.DynamicVal
-			}
-			l.cfg.Methods = append(l.cfg.Methods, m)
-			return l.resourceObject(m.Addr, targetValue(m.TargetSrc, m.TargetSensitive))
-		})
-		l.resources["method."+b.Labels[0]] = r
-		l.methodVals[b.Labels[0]] = r.value()
-	}
 }
 
 // lifecycle decodes a twin block's lifecycle blocks (at most one).

@@ -98,12 +98,8 @@ func (l *loader) forEachInstances(a *hcl.Attribute, ph phase, ctx *hcl.EvalConte
 		l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid for_each argument", Detail: detail, Subject: a.Expr.Range().Ptr()})
 		return nil, false
 	}
-	if !l.checkRefs(a.Expr, ph) {
-		return nil, false
-	}
-	v, diags := a.Expr.Value(ctx)
-	l.diags = append(l.diags, diags...)
-	if diags.HasErrors() {
+	v, ok := l.evalMeta(a, ph, ctx)
+	if !ok {
 		return nil, false
 	}
 	if hasMark(v, sensitiveMark) {
@@ -148,14 +144,21 @@ func (l *loader) forEachInstances(a *hcl.Attribute, ph phase, ctx *hcl.EvalConte
 	return out, true
 }
 
-// countInstances expands count: a whole number from 0 to MaxInstances.
-func (l *loader) countInstances(a *hcl.Attribute, ph phase, ctx *hcl.EvalContext) ([]instance, bool) {
+// evalMeta evaluates for_each or count: unlike eval, an unknown value is returned for the
+// caller to judge (validate without values expands one unknown instance).
+func (l *loader) evalMeta(a *hcl.Attribute, ph phase, ctx *hcl.EvalContext) (cty.Value, bool) {
 	if !l.checkRefs(a.Expr, ph) {
-		return nil, false
+		return cty.DynamicVal, false
 	}
 	v, diags := a.Expr.Value(ctx)
 	l.diags = append(l.diags, diags...)
-	if diags.HasErrors() {
+	return v, !diags.HasErrors()
+}
+
+// countInstances expands count: a whole number from 0 to MaxInstances.
+func (l *loader) countInstances(a *hcl.Attribute, ph phase, ctx *hcl.EvalContext) ([]instance, bool) {
+	v, ok := l.evalMeta(a, ph, ctx)
+	if !ok {
 		return nil, false
 	}
 	v, _ = v.UnmarkDeep()

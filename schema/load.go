@@ -277,14 +277,23 @@ func errText(err error) string {
 }
 
 func (l *loader) parseFile(name string) {
+	if f := l.readHCL(name, "configuration"); f != nil && f.Body != nil {
+		l.files = append(l.files, f)
+	}
+}
+
+// readHCL reads and parses one file, in HCL's JSON syntax when its name ends in .json,
+// reporting what cannot be read or parsed ("Failed to read <what>"). The file, nil when it
+// could not be read, may hold a partial body after syntax errors.
+func (l *loader) readHCL(name, what string) *hcl.File {
 	src, err := os.ReadFile(name)
 	if err != nil {
 		l.diags = append(l.diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
-			Summary:  "Failed to read configuration",
+			Summary:  "Failed to read " + what,
 			Detail:   fmt.Sprintf("Cannot read %s: %s.", name, errText(err)),
 		})
-		return
+		return nil
 	}
 	var f *hcl.File
 	var diags hcl.Diagnostics
@@ -294,9 +303,7 @@ func (l *loader) parseFile(name string) {
 		f, diags = l.parser.ParseHCL(src, name)
 	}
 	l.diags = append(l.diags, diags...)
-	if f != nil && f.Body != nil {
-		l.files = append(l.files, f)
-	}
+	return f
 }
 
 // collect sorts the top-level blocks of every file by type and rejects

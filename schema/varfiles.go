@@ -85,24 +85,9 @@ func autoVarFiles(dir string) []string {
 // readVarFile reads one variable file (HCL native syntax, or JSON when the name ends in
 // .json). Its values must be constants: a variable file cannot refer to anything.
 func (l *loader) readVarFile(name, from string) {
-	src, err := os.ReadFile(name)
-	if err != nil {
-		l.diags = append(l.diags, &hcl.Diagnostic{
-			Severity: hcl.DiagError,
-			Summary:  "Failed to read variable file",
-			Detail:   fmt.Sprintf("Cannot read %s: %s.", name, errText(err)),
-		})
-		return
-	}
-	var f *hcl.File
-	var diags hcl.Diagnostics
-	if strings.HasSuffix(name, ".json") {
-		f, diags = l.parser.ParseJSON(src, name)
-	} else {
-		f, diags = l.parser.ParseHCL(src, name)
-	}
-	l.diags = append(l.diags, diags...)
-	if diags.HasErrors() || f == nil {
+	before := len(l.diags)
+	f := l.readHCL(name, "variable file")
+	if f == nil || l.diags[before:].HasErrors() {
 		return
 	}
 	attrs, diags := f.Body.JustAttributes()

@@ -91,7 +91,7 @@ func writePlanMarkdown(w io.Writer, p *reconcile.Plan) error {
 				continue
 			}
 			action := string(r.Action)
-			if m := methodOf(r); m != "" {
+			if m := r.MethodName(); m != "" {
 				action += " " + markdownEscape(m)
 			}
 			fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s | %s |\n", r.Action.Symbol(), r.Addr, action, render.Count(r.Devices), render.Count(r.TargetedDevices))
@@ -105,15 +105,6 @@ func writePlanMarkdown(w io.Writer, p *reconcile.Plan) error {
 	return err
 }
 
-// methodOf is the direct method a resource invokes ("" for a twin).
-func methodOf(r reconcile.ResourceChange) string {
-	for _, j := range r.Jobs {
-		if m := j.Request.CloudToDeviceMethod; m != nil {
-			return m.MethodName
-		}
-	}
-	return ""
-}
 
 // markdownEscape keeps text (a method name, a hub name) from being read as Markdown or HTML.
 var markdownEscape = strings.NewReplacer(`\`, `\\`, "`", "\\`", "*", `\*`, "_", `\_`, "|", `\|`, "<", "&lt;", ">", "&gt;", "[", `\[`).Replace

@@ -116,6 +116,16 @@ type Plan struct {
 	HubWait *HubWait `json:"hub_wait,omitempty"`
 }
 
+// MethodName is the direct method the resource's jobs invoke; "" for a twin resource.
+func (r *ResourceChange) MethodName() string {
+	for _, pj := range r.Jobs {
+		if m := pj.Request.CloudToDeviceMethod; m != nil {
+			return m.MethodName
+		}
+	}
+	return ""
+}
+
 // Output is an output block's value in a plan. A sensitive output's value is never kept.
 type Output struct {
 	Name      string          `json:"name"`

@@ -210,7 +210,7 @@ func changeMessage(r reconcile.ResourceChange) string {
 	case reconcile.Remove:
 		s = fmt.Sprintf("%s: remove its keys from %s", r.Addr, plural(r.Devices, "device", "devices"))
 	case reconcile.Invoke:
-		s = fmt.Sprintf("%s: invoke %s on %s", r.Addr, methodName(r), plural(r.Devices, "device", "devices"))
+		s = fmt.Sprintf("%s: invoke %s on %s", r.Addr, r.MethodName(), plural(r.Devices, "device", "devices"))
 	default:
 		s = r.Addr + ": no changes"
 	}
@@ -220,15 +220,6 @@ func changeMessage(r reconcile.ResourceChange) string {
 	return s
 }
 
-// methodName is the direct method a resource's jobs invoke ("" for a twin).
-func methodName(r reconcile.ResourceChange) string {
-	for _, pj := range r.Jobs {
-		if m := pj.Request.CloudToDeviceMethod; m != nil {
-			return m.MethodName
-		}
-	}
-	return ""
-}
 
 // jsonOutput is an output value of the configuration, evaluated with the plan's device
 // counts: Value is absent when it is sensitive or not known in the plan.
