@@ -105,7 +105,6 @@ func writePlanMarkdown(w io.Writer, p *reconcile.Plan) error {
 	return err
 }
 
-
 // markdownEscape keeps text (a method name, a hub name) from being read as Markdown or HTML.
 var markdownEscape = strings.NewReplacer(`\`, `\\`, "`", "\\`", "*", `\*`, "_", `\_`, "|", `\|`, "<", "&lt;", ">", "&gt;", "[", `\[`).Replace
 

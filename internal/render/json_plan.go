@@ -220,7 +220,6 @@ func changeMessage(r reconcile.ResourceChange) string {
 	return s
 }
 
-
 // jsonOutput is an output value of the configuration, evaluated with the plan's device
 // counts: Value is absent when it is sensitive or not known in the plan.
 type jsonOutput struct {
