@@ -105,3 +105,34 @@ func KindOf(addr string) string {
 	}
 	return kind
 }
+
+// Selectors lists the addresses that select addr, shortest first: its modules, its resource
+// without the instance key, and addr itself (`module.a.twin.b["k"]` → module.a,
+// module.a.twin.b, `module.a.twin.b["k"]`). Suggestions for mistyped addresses choose
+// among them.
+func Selectors(addr string) []string {
+	tr, diags := hclsyntax.ParseTraversalAbs([]byte(addr), "address", hcl.InitialPos)
+	if diags.HasErrors() {
+		return []string{addr}
+	}
+	var out []string
+	add := func(step hcl.Traverser) {
+		if end := step.SourceRange().End.Byte; end > 0 && end <= len(addr) {
+			out = append(out, addr[:end])
+		}
+	}
+	// kind, name, [index]; kind, name, [index]; ...
+	for i := 1; i < len(tr); i += 2 {
+		add(tr[i])
+		if i+1 < len(tr) {
+			if _, isIndex := tr[i+1].(hcl.TraverseIndex); isIndex {
+				i++
+				add(tr[i])
+			}
+		}
+	}
+	if len(out) == 0 || out[len(out)-1] != addr {
+		out = append(out, addr)
+	}
+	return out
+}

@@ -1,6 +1,9 @@
 package schema
 
-import "testing"
+import (
+	"reflect"
+	"testing"
+)
 
 func TestParseTarget(t *testing.T) {
 	for _, ok := range []string{"twin.doors", `twin.building["41"]`, "method.reboot[0]", "module.site",
@@ -50,6 +53,22 @@ func TestKindOf(t *testing.T) {
 	} {
 		if got := KindOf(addr); got != want {
 			t.Errorf("KindOf(%s) = %q, want %q", addr, got, want)
+		}
+	}
+}
+
+func TestSelectors(t *testing.T) {
+	got := Selectors(`module.a["x"].twin.b["k"]`)
+	want := []string{"module.a", `module.a["x"]`, `module.a["x"].twin.b`, `module.a["x"].twin.b["k"]`}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Selectors = %q, want %q", got, want)
+	}
+	if got := Selectors("twin.b"); !reflect.DeepEqual(got, []string{"twin.b"}) {
+		t.Errorf("Selectors(twin.b) = %q", got)
+	}
+	for _, g := range got {
+		if ParseTarget(g) != nil {
+			t.Errorf("Selectors gives %q, which is no address", g)
 		}
 	}
 }

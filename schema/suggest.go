@@ -25,6 +25,10 @@ func suggestion(name string, candidates []string) string {
 	return best
 }
 
+// Suggestion is the candidate closest to name, "" when none is close enough to be a likely
+// typo (for addresses and names outside the configuration, such as the state's).
+func Suggestion(name string, candidates []string) string { return suggestion(name, candidates) }
+
 // didYouMean is " Did you mean \"x\"?" for a likely typo of name, else "".
 func didYouMean(name string, candidates []string) string {
 	if s := suggestion(name, candidates); s != "" {

@@ -105,8 +105,22 @@ func TestLanguageEndToEnd(t *testing.T) {
 		}
 	}
 
+	// state show and rm take addresses that select instances, like -target.
+	if r := mustRun(t, "state", "show", "-dev", "-data", data, "twin.site"); !strings.Contains(r.out, `twin.site["hq"]`) || !strings.Contains(r.out, `twin.site["lab"]`) {
+		t.Errorf("state show twin.site:\n%s", r.out)
+	}
+	if r := iotplan(t, "state", "rm", "-dev", "-data", data, "twin.sit"); r.code != 1 || !strings.Contains(r.err, "did you mean twin.site") {
+		t.Errorf("state rm twin.sit: exit %d\n%s", r.code, r.err)
+	}
+	if r := mustRun(t, "state", "rm", "-dev", "-data", data, "module.owner"); !strings.Contains(r.out, "Removed module.owner.twin.owner") || !strings.Contains(r.out, "Removed 1 resource") {
+		t.Errorf("state rm module.owner:\n%s", r.out)
+	}
+	if r := mustRun(t, "state", "list", "-dev", "-data", data); strings.Contains(r.out, "module.owner") || !strings.Contains(r.out, `twin.site["lab"]`) {
+		t.Errorf("state after rm module.owner:\n%s", r.out)
+	}
+
 	// A target that selects nothing, or is no address, is refused before anything runs.
-	if r := iotplan(t, "plan", "-dev", "-data", data, "-var-file", vars, "-target", "twin.sit", cfg); r.code != 1 || !strings.Contains(r.err, "selects no resource") {
+	if r := iotplan(t, "plan", "-dev", "-data", data, "-var-file", vars, "-target", "twin.sit", cfg); r.code != 1 || !strings.Contains(r.err, "selects no resource") || !strings.Contains(r.err, "did you mean twin.site?") {
 		t.Errorf("-target twin.sit: exit %d\n%s", r.code, r.err)
 	}
 	if r := iotplan(t, "plan", "-dev", "-data", data, "-target", "var.floors", cfg); r.code != 1 || !strings.Contains(r.err, "expected module, twin or method") {

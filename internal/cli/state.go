@@ -144,14 +144,19 @@ shown as "(sensitive value)" in both.`,
 				return err
 			}
 			if len(args) == 1 {
-				r := st.Resource(args[0])
-				if r == nil {
-					return fmt.Errorf("no resource %s in the state %q", args[0], st.Name)
+				rs := selected(st, args)
+				if len(rs) == 0 {
+					return fmt.Errorf("no resource %s in the state %q%s", args[0], st.Name, addrHint(st, args[0]))
 				}
-				if asJSON {
-					return writeJSON(s.Out, masked(*r))
+				for i := range rs {
+					if asJSON {
+						if err := writeJSON(s.Out, masked(rs[i])); err != nil {
+							return err
+						}
+						continue
+					}
+					showResource(s.Out, &rs[i])
 				}
-				showResource(s.Out, r)
 				return nil
 			}
 			if asJSON {
@@ -297,7 +302,8 @@ func runStateRm(ctx context.Context, s Streams, f *stateFlags, addrs []string, l
 	if err := missingAddresses(st, addrs); err != nil {
 		return err
 	}
-	drop := func(r state.Resource) bool { return slices.Contains(addrs, r.Addr) }
+	removed := selected(st, addrs)
+	drop := func(r state.Resource) bool { return schema.SelectsAny(addrs, r.Addr) }
 	st.Resources = slices.DeleteFunc(st.Resources, drop)
 	if st.Apply != nil {
 		st.Apply.Resources = slices.DeleteFunc(st.Apply.Resources, drop)
@@ -306,11 +312,11 @@ func runStateRm(ctx context.Context, s Streams, f *stateFlags, addrs []string, l
 	if err != nil {
 		return err
 	}
-	for _, a := range addrs {
-		fmt.Fprintf(s.Out, "Removed %s\n", a)
+	for _, r := range removed {
+		fmt.Fprintf(s.Out, "Removed %s\n", r.Addr)
 	}
 	fmt.Fprintf(s.Out, "Removed %d resource(s) from the state %q (now at serial %d). The devices were not changed: their twins keep the values iotplan set, which it no longer manages.\n",
-		len(addrs), out.Name, out.Serial)
+		len(removed), out.Name, out.Serial)
 	return nil
 }
 
@@ -322,12 +328,37 @@ func checkAddresses(ctx context.Context, store *state.Store, addrs []string) err
 	return missingAddresses(st, addrs)
 }
 
+// missingAddresses refuses addresses that select no resource of the state (an address
+// selects itself, its instances and what a module holds: schema.Selects).
 func missingAddresses(st *state.State, addrs []string) error {
-	missing := slices.DeleteFunc(slices.Clone(addrs), func(a string) bool { return st.Resource(a) != nil })
+	missing := slices.DeleteFunc(slices.Clone(addrs), func(a string) bool { return len(selected(st, []string{a})) > 0 })
 	if len(missing) > 0 {
-		return fmt.Errorf("no resource %s in the state %q: nothing was removed", strings.Join(missing, ", "), st.Name)
+		return fmt.Errorf("no resource %s in the state %q: nothing was removed%s", strings.Join(missing, ", "), st.Name, addrHint(st, missing[0]))
 	}
 	return nil
+}
+
+// selected are the state's resources the addresses select, in state order.
+func selected(st *state.State, addrs []string) []state.Resource {
+	var out []state.Resource
+	for _, r := range st.Resources {
+		if schema.SelectsAny(addrs, r.Addr) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// addrHint suggests the state's closest address to a mistyped one ("" when none is close).
+func addrHint(st *state.State, addr string) string {
+	var have []string
+	for _, r := range st.Resources {
+		have = append(have, schema.Selectors(r.Addr)...)
+	}
+	if s := schema.Suggestion(addr, have); s != "" {
+		return fmt.Sprintf(" (did you mean %s?)", s)
+	}
+	return ""
 }
 
 // lockState takes the state's lock, saying so when it takes over one left by a process of

@@ -40,17 +40,24 @@ func checkTargets(cfg *Config, opts PlanOptions) error {
 		if err := schema.ParseTarget(target); err != nil {
 			return err
 		}
-		found := false
-		for _, a := range configAddrs(cfg) {
-			found = found || schema.Selects(target, a)
-		}
+		addrs := configAddrs(cfg)
 		if opts.Prior != nil {
 			for _, r := range opts.Prior.Resources {
-				found = found || schema.Selects(target, r.Addr)
+				addrs = append(addrs, r.Addr)
 			}
 		}
+		found := false
+		var selectors []string
+		for _, a := range addrs {
+			found = found || schema.Selects(target, a)
+			selectors = append(selectors, schema.Selectors(a)...)
+		}
 		if !found {
-			return fmt.Errorf("%w: %s", ErrTargetMatchesNothing, target)
+			hint := ""
+			if s := schema.Suggestion(target, selectors); s != "" {
+				hint = fmt.Sprintf(" (did you mean %s?)", s)
+			}
+			return fmt.Errorf("%w: %s%s", ErrTargetMatchesNothing, target, hint)
 		}
 	}
 	return nil
