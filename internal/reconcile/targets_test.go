@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/iotplan/iotplan/internal/query"
@@ -54,8 +55,17 @@ func TestTargets(t *testing.T) {
 		t.Errorf("module.m: resources %v, records %d", p.Resources, len(p.Records))
 	}
 
+	// destroy -target module.m removes the module's keys only.
+	p, err = MakePlan(context.Background(), fleet, full, PlanOptions{Now: planTime, Prior: prior, Destroy: true, Targets: []string{"module.m"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Resources) != 1 || p.Resources[0].Addr != "module.m.twin.c" || p.Resources[0].Action == NoOp || len(p.Records) != 2 {
+		t.Errorf("destroy module.m: resources %v, records %d", p.Resources, len(p.Records))
+	}
+
 	_, err = MakePlan(context.Background(), fleet, full, PlanOptions{Now: planTime, Prior: prior, Targets: []string{"twin.sites"}})
-	if !errors.Is(err, ErrTargetMatchesNothing) {
+	if !errors.Is(err, ErrTargetMatchesNothing) || !strings.Contains(err.Error(), "did you mean twin.site?") {
 		t.Errorf("twin.sites: %v", err)
 	}
 }
