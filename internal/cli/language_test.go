@@ -61,7 +61,7 @@ func TestLanguageEndToEnd(t *testing.T) {
 	vars := filepath.Join(cfg, "prod.vars")
 
 	// validate needs no values.
-	if r := mustRun(t, "validate", cfg); !strings.Contains(r.out, "valid") {
+	if r := mustRun(t, "validate", cfg); !strings.Contains(r.out, "valid, checked without values for var.floors") {
 		t.Errorf("validate: %s", r.out)
 	}
 	// plan without values fails, naming the ways to give one.
@@ -154,5 +154,13 @@ func TestBuildingsExamplePlans(t *testing.T) {
 	r = mustRun(t, "plan", "-dev", "-data", data, "-var-file", vars, "-target", `twin.floor["43"]`, dir)
 	if strings.Contains(r.out, `twin.floor["41"]`) || !strings.Contains(r.out, `twin.floor["43"]`) || !strings.Contains(r.out, "(not known in this plan)") {
 		t.Errorf("targeted plan:\n%s", r.out)
+	}
+}
+
+func TestValidateCountsInstancesWithValues(t *testing.T) {
+	cfg := writeConfigTree(t, languageTree)
+	r := mustRun(t, "validate", "-var-file", filepath.Join(cfg, "prod.vars"), cfg)
+	if strings.TrimSpace(r.out) != "Success! The configuration is valid: 3 twin resources and 0 method resources." {
+		t.Errorf("validate with values: %q", r.out)
 	}
 }

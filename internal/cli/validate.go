@@ -2,8 +2,12 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/iotplan/iotplan/internal/render"
+	"github.com/iotplan/iotplan/schema"
 )
 
 func newValidateCmd(s Streams) *cobra.Command {
@@ -29,11 +33,27 @@ Exit codes: 0 valid, 1 invalid.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(s.Out, "The configuration is valid: %d twin and %d method resources.\n", len(cfg.Twins), len(cfg.Methods))
+			fmt.Fprintln(s.Out, validText(cfg))
 			return nil
 		},
 	}
 	cf.register(cmd.Flags())
 	of.register(cmd.Flags(), false)
 	return cmd
+}
+
+// validText is validate's verdict: the resource instances known, or, when variables had no
+// value, which ones (their values decide instances and targets, so no count is given).
+func validText(cfg *schema.Config) string {
+	var unset []string
+	for _, v := range cfg.Variables {
+		if !v.Value.IsWhollyKnown() {
+			unset = append(unset, "var."+v.Name)
+		}
+	}
+	if len(unset) > 0 {
+		return fmt.Sprintf("Success! The configuration is valid, checked without values for %s.", strings.Join(unset, ", "))
+	}
+	return fmt.Sprintf("Success! The configuration is valid: %s and %s.",
+		render.Plural(len(cfg.Twins), "twin resource", "twin resources"), render.Plural(len(cfg.Methods), "method resource", "method resources"))
 }

@@ -61,7 +61,9 @@ func Count(n int) string {
 	return b.String()
 }
 
-// plural returns "1 device" / "2 devices" with a formatted count.
+// Plural returns "1 device" / "2 devices" with a formatted count.
+func Plural(n int, one, many string) string { return plural(n, one, many) }
+
 func plural(n int, one, many string) string {
 	if n == 1 {
 		return Count(n) + " " + one
