@@ -150,6 +150,9 @@ type Section string
 const (
 	SectionDesired Section = "desired"
 	SectionTags    Section = "tags"
+	// SectionReported is what devices report: iotplan never writes it, and reads it to see
+	// whether devices took the desired properties (convergence, status).
+	SectionReported Section = "reported"
 )
 
 // Leaf is one managed key: a leaf of the declared desired/tags objects (nested objects merge,
@@ -166,12 +169,27 @@ func (l Leaf) Name() string { return string(l.Section) + "." + strings.Join(l.Ke
 // Path is the key's path in a twin document (and in queries).
 func (l Leaf) Path() query.Path {
 	var p query.Path
-	if l.Section == SectionDesired {
+	switch l.Section {
+	case SectionDesired:
 		p = query.P("properties", "desired")
-	} else {
+	case SectionReported:
+		p = query.P("properties", "reported")
+	default:
 		p = query.P("tags")
 	}
 	return append(p, l.Keys...)
+}
+
+// ReportedLeaves are the reported counterparts of the desired leaves among leaves: the
+// properties a device reports once it has taken the desired ones (tags are not reported).
+func ReportedLeaves(leaves []Leaf) []Leaf {
+	var out []Leaf
+	for _, l := range leaves {
+		if l.Section == SectionDesired {
+			out = append(out, Leaf{Section: SectionReported, Keys: l.Keys, Value: l.Value})
+		}
+	}
+	return out
 }
 
 // Leaves flattens canonical desired and tags objects into their managed leaves, sorted by name
