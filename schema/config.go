@@ -181,6 +181,12 @@ type Twin struct {
 	MaxExecution time.Duration
 	StartTime    time.Time
 
+	// Rollout (a rollout block) applies the change in waves; nil = to every device at once.
+	// Converge (a converge block) makes apply wait, after each wave, until devices report
+	// the desired values; nil = no waiting.
+	Rollout  *Rollout
+	Converge *Converge
+
 	// KeepOnRemoval (lifecycle { keep_on_removal = true }): when the block or one of its keys
 	// leaves the configuration, iotplan forgets the keys instead of removing them from the
 	// devices.
@@ -220,7 +226,49 @@ type Method struct {
 	Triggers          any
 	TriggersSet       bool
 	TriggersSensitive bool
+
+	// Rollout (a rollout block) invokes the method in waves; nil = on every device at once.
+	Rollout *Rollout
 }
+
+// Rollout is a rollout block: the change reaches the devices in waves, each one job over the
+// next slice of the devices the resource changes, stopping when a wave fails too much.
+type Rollout struct {
+	// Waves are cumulative shares of the devices the resource changes, in order: a percentage
+	// (Percent > 0, "10%") or a device count (Count > 0, "50"). The last is "100%".
+	Waves []Wave
+	// MaxFailureRatio aborts the rollout when a wave's failed devices ÷ attempted devices
+	// exceed it (0..1); negative = not set. MaxFailures aborts it when a wave has more failed
+	// devices than that; negative = not set.
+	MaxFailureRatio float64
+	MaxFailures     int
+	Pause           time.Duration // between waves
+	DeclRange       hcl.Range
+}
+
+// Wave is one cumulative step of a rollout.
+type Wave struct {
+	Text    string  // as written: "10%", "50"
+	Percent float64 // 0 < Percent ≤ 100, or 0 for a count
+	Count   int     // > 0 for a count, else 0
+}
+
+// Converge is a converge block: after each wave, apply waits until the share MinRatio of the
+// targeted devices report the desired values (properties.reported equals properties.desired
+// for the managed keys), or Timeout passes.
+type Converge struct {
+	Timeout   time.Duration
+	MinRatio  float64
+	DeclRange hcl.Range
+}
+
+// Defaults of rollout and converge blocks.
+const (
+	DefaultConvergeTimeout  = 30 * time.Minute
+	DefaultConvergeMinRatio = 0.95
+	// MaxWaves bounds a rollout: each wave is one job, and jobs run one at a time on S1.
+	MaxWaves = 20
+)
 
 // Defaults and hub limits for method blocks.
 const (

@@ -305,6 +305,18 @@ func (l *loader) decodeTwin(b *hcl.Block, inst instance, content *hcl.BodyConten
 	}
 	ok = l.jobTiming(content, phaseTwins, ctx, &t.MaxExecution, &t.StartTime) && ok
 	ok = l.lifecycle(content, ctx, t) && ok
+	rollout, good := l.rolloutBlock(content, phaseTwins, ctx)
+	t.Rollout, ok = rollout, ok && good
+	converge, good := l.convergeBlock(content, ctx)
+	t.Converge, ok = converge, ok && good
+	if t.Converge != nil && t.Desired == nil && desiredSet {
+		ok = false // desired failed to evaluate: reported.
+	} else if t.Converge != nil && t.Desired == nil {
+		l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Nothing to converge",
+			Detail:  "converge waits until devices report the desired properties, but this twin manages tags only: remove the converge block.",
+			Subject: t.Converge.DeclRange.Ptr()})
+		ok = false
+	}
 	if !desiredSet && !tagsSet {
 		l.diags = append(l.diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
@@ -540,6 +552,8 @@ func (l *loader) decodeMethod(b *hcl.Block, inst instance, content *hcl.BodyCont
 		ok = ok && good
 	}
 	ok = l.jobTiming(content, phaseMethods, ctx, &m.MaxExecution, &m.StartTime) && ok
+	rollout, good := l.rolloutBlock(content, phaseMethods, ctx)
+	m.Rollout, ok = rollout, ok && good
 	if !ok {
 		return nil
 	}

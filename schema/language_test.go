@@ -588,3 +588,87 @@ func TestBuildingsExample(t *testing.T) {
 		t.Errorf("addresses %q", got)
 	}
 }
+
+func TestRolloutAndConverge(t *testing.T) {
+	dir := writeTree(t, map[string]string{"main.hcl": `
+twin "doors" {
+  target  = "*"
+  desired = { floor = 3 }
+  rollout {
+    waves             = ["1%", "50", "10%", "100%"]
+    max_failure_ratio = 0.05
+    max_failures      = 10
+    pause             = "10m"
+  }
+  converge {
+    reported  = true
+    timeout   = "20m"
+    min_ratio = 0.99
+  }
+}
+method "reboot" {
+  target = "*"
+  method = "reboot"
+  rollout { waves = ["100%"] }
+}
+`})
+	cfg := mustLoad(t, []string{dir}, Options{})
+	r := cfg.Twins[0].Rollout
+	want := []Wave{{Text: "1%", Percent: 1}, {Text: "50", Count: 50}, {Text: "10%", Percent: 10}, {Text: "100%", Percent: 100}}
+	if r == nil || !reflect.DeepEqual(r.Waves, want) || r.MaxFailureRatio != 0.05 || r.MaxFailures != 10 || r.Pause.Minutes() != 10 {
+		t.Fatalf("rollout %+v", r)
+	}
+	if c := cfg.Twins[0].Converge; c == nil || c.Timeout.Minutes() != 20 || c.MinRatio != 0.99 {
+		t.Errorf("converge %+v", c)
+	}
+	if m := cfg.Methods[0].Rollout; m == nil || m.MaxFailureRatio != -1 || m.MaxFailures != -1 || len(m.Waves) != 1 {
+		t.Errorf("method rollout %+v", m)
+	}
+
+	dir = writeTree(t, map[string]string{"main.hcl": `
+twin "a" {
+  target = "*"
+  desired = { x = 1 }
+  rollout { waves = ["10%", "5%", "100%"] }
+}
+twin "b" {
+  target = "*"
+  desired = { x = 1 }
+  rollout { waves = ["10%", "50%"] }
+}
+twin "c" {
+  target = "*"
+  desired = { x = 1 }
+  rollout {
+    waves = ["ten", "100%"]
+    max_failure_ratio = 1.5
+  }
+}
+twin "d" {
+  target = "*"
+  tags   = { x = 1 }
+  converge {}
+}
+twin "e" {
+  target = "*"
+  desired = { x = 1 }
+  rollout { waves = ["100%"] }
+  rollout { waves = ["100%"] }
+  converge { reported = false }
+}
+method "m" {
+  target = "*"
+  method = "m"
+  converge {}
+}
+`})
+	_, diags := LoadWith([]string{dir}, Options{})
+	wantDiag(t, diags, "Invalid waves", "cumulative")
+	wantDiag(t, diags, "Invalid waves", `The last wave must be "100%"`)
+	wantDiag(t, diags, "Invalid waves", `"ten" is neither`)
+	wantDiag(t, diags, "Incorrect attribute value type", "number from 0 to 1")
+	wantDiag(t, diags, "Nothing to converge", "tags only")
+	wantDiag(t, diags, "Duplicate rollout block", "")
+	wantDiag(t, diags, "Unsupported converge mode", "")
+	wantDiag(t, diags, "Unsupported block type", "converge")
+}

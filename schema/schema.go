@@ -68,7 +68,24 @@ var twinSchema = &hcl.BodySchema{
 		{Name: "for_each"},
 		{Name: "count"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "lifecycle"}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "lifecycle"}, {Type: "rollout"}, {Type: "converge"}},
+}
+
+var rolloutSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "waves", Required: true},
+		{Name: "max_failure_ratio"},
+		{Name: "max_failures"},
+		{Name: "pause"},
+	},
+}
+
+var convergeSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "reported"},
+		{Name: "timeout"},
+		{Name: "min_ratio"},
+	},
 }
 
 var lifecycleSchema = &hcl.BodySchema{
@@ -90,4 +107,5 @@ var methodSchema = &hcl.BodySchema{
 		{Name: "for_each"},
 		{Name: "count"},
 	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "rollout"}},
 }

@@ -82,6 +82,9 @@ type ApplyResult struct {
 	// HubWait is what apply spent waiting on a throttling hub (nil: nothing throttled, or the
 	// runner does not measure it).
 	HubWait *HubWait
+	// Aborted is the rollout (or convergence wait) that stopped the apply: its later waves,
+	// and the resources after it, did not run (NotRun).
+	Aborted *RolloutAbort
 }
 
 // RefusedChange is a resource apply did not run, and why.
@@ -92,7 +95,7 @@ type RefusedChange struct {
 
 // Success reports whether every job completed and every targeted device succeeded.
 func (r *ApplyResult) Success() bool {
-	if len(r.NotRun) > 0 || len(r.Refused) > 0 {
+	if len(r.NotRun) > 0 || len(r.Refused) > 0 || r.Aborted != nil {
 		return false
 	}
 	for i := range r.Jobs {
@@ -130,6 +133,8 @@ type JobResult struct {
 	// Notes are things the reader must know about the result (e.g. a check that could not run).
 	Notes   []string
 	Elapsed time.Duration
+	// Wave is the rollout wave of the job (PlannedJob.Wave).
+	Wave int
 }
 
 // Success reports whether the job completed and every one of its devices succeeded — or, for a
@@ -263,11 +268,18 @@ func Apply(ctx context.Context, plan *Plan, runner JobRunner, hook Hook, opts ..
 // later (a future start time) keeps the apply open: the next apply resumes it.
 func execute(ctx context.Context, units []*ResourceChange, runner JobRunner, cfg applyConfig, res *ApplyResult, records []state.Resource) error {
 	for i, rc := range units {
-		if err := runResource(ctx, rc, runner, cfg, res); err != nil {
+		err := runResource(ctx, rc, runner, cfg, res)
+		if err != nil || res.Aborted != nil {
 			for _, rest := range units[i+1:] {
 				res.NotRun = append(res.NotRun, rest.Addr)
 			}
+		}
+		if err != nil {
 			return err
+		}
+		if res.Aborted != nil {
+			recordAbort(records, rc, res.Aborted)
+			break
 		}
 	}
 	for _, j := range res.Jobs {
@@ -286,9 +298,11 @@ func execute(ctx context.Context, units []*ResourceChange, runner JobRunner, cfg
 }
 
 func runResource(ctx context.Context, rc *ResourceChange, runner JobRunner, cfg applyConfig, res *ApplyResult) error {
+	first := len(res.Jobs)
 	for j := range rc.Jobs {
 		jr, err := runJob(ctx, rc, &rc.Jobs[j], runner, cfg)
 		if jr != nil {
+			jr.Wave = rc.Jobs[j].Wave
 			res.Jobs = append(res.Jobs, *jr)
 		}
 		if err != nil {
@@ -298,6 +312,12 @@ func runResource(ctx context.Context, rc *ResourceChange, runner JobRunner, cfg 
 			if err := unmarkFailed(ctx, rc, jr, runner, cfg, res); err != nil {
 				return err
 			}
+		}
+		if !waveEnds(rc, j) {
+			continue
+		}
+		if err := endWave(ctx, rc, rc.Jobs[j].Wave, runner, cfg, res, res.Jobs[first:]); err != nil || res.Aborted != nil {
+			return err
 		}
 	}
 	return nil

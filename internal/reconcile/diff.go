@@ -40,6 +40,8 @@ type TwinObserved struct {
 	Jobs []JobObserved `json:"jobs,omitempty"`
 	// Samples holds example device ids by transition identity (see transitionID).
 	Samples map[string][]string `json:"samples,omitempty"`
+	// Rollout is the resource's waves, when it declares a rollout and differs.
+	Rollout *RolloutObserved `json:"rollout,omitempty"`
 }
 
 // KeyObserved is one managed key's GROUP BY.
@@ -70,6 +72,8 @@ type MethodObserved struct {
 	// its triggers, selected by MarkCondition (methods.go).
 	Pending       int    `json:"pending,omitempty"`
 	MarkCondition string `json:"mark_condition,omitempty"`
+	// Rollout is the resource's waves, when it declares a rollout and has devices to run on.
+	Rollout *RolloutObserved `json:"rollout,omitempty"`
 }
 
 // Diff turns what Read observed into a plan. It does no I/O: the same inputs give the same
@@ -237,6 +241,9 @@ func diffTwin(t Twin, o *TwinObserved, p *Plan, opts PlanOptions) (ResourceChang
 		}
 	}
 	rc.Devices = changedDevices(o, jobs)
+	if err := twinWaves(&rc, t, pt, o, p, opts); err != nil {
+		return rc, err
+	}
 	if len(rc.Jobs) == 0 && rc.Refused == "" {
 		// The groups showed drift but the conditions selected nothing: the fleet changed
 		// between the reads (Azure's queries are eventually consistent).
@@ -388,6 +395,20 @@ func patchOf(leaves []Leaf, names []string) (desired, tags map[string]any) {
 }
 
 func diffMethod(m Method, o *MethodObserved, p *Plan, opts PlanOptions) (ResourceChange, error) {
+	rc, err := diffMethodJobs(m, o, p, opts)
+	if err != nil || o.Rollout == nil || rc.Action != Invoke || len(rc.Jobs) == 0 {
+		return rc, err
+	}
+	return rc, waveJobs(&rc, rolloutPlan(m.Rollout, o.Rollout), func(pj PlannedJob) error {
+		tail := methodTail(m)
+		if pj.Step == StepMark {
+			tail = 0
+		}
+		return addJob(&rc, pj, m.Addr, m.MaxExecution, tail, p, opts)
+	})
+}
+
+func diffMethodJobs(m Method, o *MethodObserved, p *Plan, opts PlanOptions) (ResourceChange, error) {
 	rc := ResourceChange{
 		Addr: m.Addr, Kind: KindMethod, Action: NoOp,
 		Target: query.Format(normTarget(m.Target)), TargetedDevices: o.Targeted, SampleDeviceIDs: o.Samples,

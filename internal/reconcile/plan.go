@@ -174,6 +174,10 @@ type ResourceChange struct {
 	SensitiveKeys    []string `json:"sensitive_keys,omitempty"`
 	SensitiveTarget  bool     `json:"sensitive_target,omitempty"`
 	SensitivePayload bool     `json:"sensitive_payload,omitempty"`
+	// Rollout is the resource's waves (waves.go); Converge what apply waits for after each
+	// wave (or after the resource's jobs without a rollout). nil = none.
+	Rollout  *RolloutPlan  `json:"rollout,omitempty"`
+	Converge *ConvergePlan `json:"converge,omitempty"`
 }
 
 // PlannedJob is one job of a resource: the request apply sends (StartTime nil means "when
@@ -190,6 +194,8 @@ type PlannedJob struct {
 	// ExpectedSeconds is how long the hub needs to reach Devices at the plan's tier; 0 when
 	// the hub is unlimited.
 	ExpectedSeconds int64 `json:"expected_seconds,omitempty"`
+	// Wave is the rollout wave the job belongs to (1, 2, …); 0 without a rollout.
+	Wave int `json:"wave,omitempty"`
 }
 
 // Transition is one distinct change of one key: From (absent for OpAdd) becomes To (absent for

@@ -64,6 +64,9 @@ func Read(ctx context.Context, q Querier, cfg *Config, opts PlanOptions) (*Obser
 	if err := readResources(ctx, m, live, obs, opts); err != nil {
 		return nil, err
 	}
+	if err := readRollouts(ctx, m, live, obs, opts); err != nil {
+		return nil, err
+	}
 	if err := readRemovals(ctx, m, cfg, obs, opts); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/iotplan/iotplan/internal/query"
 	"github.com/iotplan/iotplan/internal/state"
 	"github.com/iotplan/iotplan/internal/tier"
+	"github.com/iotplan/iotplan/schema"
 )
 
 // Config is what the planner reconciles: the declared twin and method resources. It is
@@ -36,6 +37,10 @@ type Twin struct {
 	// KeepOnRemoval: when the resource or one of its keys leaves the configuration, forget
 	// the keys instead of removing them from the devices.
 	KeepOnRemoval bool
+	// Rollout applies the change in waves (rollout.go); Converge waits after each wave until
+	// devices report the desired values (converge.go). nil = neither.
+	Rollout  *schema.Rollout
+	Converge *schema.Converge
 }
 
 // Method is a method resource: the direct method is invoked on every device its target
@@ -57,6 +62,8 @@ type Method struct {
 	// successful run, recorded in a tag on the device (methods.go).
 	Triggers    any
 	TriggersSet bool
+	// Rollout invokes the method in waves (rollout.go); nil = on every device at once.
+	Rollout *schema.Rollout
 }
 
 // PlanOptions tune planning. The zero value is usable.

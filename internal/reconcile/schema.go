@@ -11,7 +11,8 @@ func FromSchema(c *schema.Config) *Config {
 	for _, t := range c.Twins {
 		out.Twins = append(out.Twins, Twin{Addr: t.Addr, Target: t.Target, Desired: t.Desired, Tags: t.Tags,
 			MaxExecution: t.MaxExecution, StartTime: t.StartTime,
-			Sensitive: t.Sensitive, TargetSensitive: t.TargetSensitive, KeepOnRemoval: t.KeepOnRemoval})
+			Sensitive: t.Sensitive, TargetSensitive: t.TargetSensitive, KeepOnRemoval: t.KeepOnRemoval,
+			Rollout: t.Rollout, Converge: t.Converge})
 	}
 	for _, m := range c.Methods {
 		out.Methods = append(out.Methods, Method{
@@ -19,7 +20,7 @@ func FromSchema(c *schema.Config) *Config {
 			ResponseTimeout: m.ResponseTimeout, ConnectTimeout: m.ConnectTimeout,
 			MaxExecution: m.MaxExecution, StartTime: m.StartTime,
 			PayloadSensitive: m.PayloadSensitive, TargetSensitive: m.TargetSensitive,
-			Triggers: m.Triggers, TriggersSet: m.TriggersSet,
+			Triggers: m.Triggers, TriggersSet: m.TriggersSet, Rollout: m.Rollout,
 		})
 	}
 	return out

@@ -48,6 +48,10 @@ type State struct {
 	Serial    int64        `json:"serial"`  // bumped by every write
 	Resources []Resource   `json:"resources"`
 	Apply     *ApplyRecord `json:"apply,omitempty"` // an apply that has not finished: resume it
+	// LastApply is the last apply that finished, and Drift what 'iotplan drift' last found
+	// (history.go).
+	LastApply *LastApply   `json:"last_apply,omitempty"`
+	Drift     *DriftRecord `json:"drift,omitempty"`
 }
 
 // Resource is one managed resource as last applied.
@@ -67,6 +71,19 @@ type Resource struct {
 	Triggers        string   `json:"triggers,omitempty"` // hash of a method's triggers
 	RunTag          string   `json:"run_tag,omitempty"`  // tag key recording a method's runs on devices
 	Serial          int64    `json:"serial"`             // state serial when last applied
+	// Rollout records how far the resource's rollout got when an apply stopped it; nil when
+	// it has none or it completed.
+	Rollout *RolloutRecord `json:"rollout,omitempty"`
+}
+
+// RolloutRecord is a rollout stopped by its abort rule (or an interrupted apply): the next
+// plan of the same change resumes it at wave Completed+1, with the same deviceId bounds, and
+// never runs the completed waves again.
+type RolloutRecord struct {
+	Key       string   `json:"key"`       // what the resource sets (reconcile's rollout key)
+	Bounds    []string `json:"bounds"`    // the waves' exclusive upper deviceId bounds, but the last
+	Completed int      `json:"completed"` // waves that completed
+	Aborted   string   `json:"aborted,omitempty"`
 }
 
 // ApplyRecord is an apply in progress: the jobs it sends and what the state holds once it
