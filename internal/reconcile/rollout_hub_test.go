@@ -207,8 +207,10 @@ type waveRecorder struct {
 func (w *waveRecorder) ConvergeProgress(_ *reconcile.ResourceChange, p reconcile.ConvergeProgress) {
 	w.polls = append(w.polls, p)
 }
-func (w *waveRecorder) WaveDone(_ *reconcile.ResourceChange, r reconcile.WaveResult) { w.waves = append(w.waves, r) }
-func (w *waveRecorder) Pausing(*reconcile.ResourceChange, int, time.Duration)     { w.pauses++ }
+func (w *waveRecorder) WaveDone(_ *reconcile.ResourceChange, r reconcile.WaveResult) {
+	w.waves = append(w.waves, r)
+}
+func (w *waveRecorder) Pausing(*reconcile.ResourceChange, int, time.Duration) { w.pauses++ }
 
 // convergeFleet: 40 devices that echo desired properties into reported ones, 5 that never
 // connect.
