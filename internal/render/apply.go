@@ -228,8 +228,15 @@ func ApplyResult(w io.Writer, res *reconcile.ApplyResult, stopped bool, opts App
 	for _, r := range res.Refused {
 		out.printf("%s\n", st.style(red, r.Addr+": refused — "+r.Reason))
 	}
+	if a := res.Aborted; a != nil {
+		out.printf("%s\n", st.style(red, AbortText(a)))
+	}
+	why := "stopped after an earlier error"
+	if res.Aborted != nil {
+		why = "the rollout of " + res.Aborted.Addr + " stopped the apply"
+	}
 	for _, a := range res.NotRun {
-		out.printf("%s\n", st.style(red, a+": not applied (stopped after an earlier error)"))
+		out.printf("%s\n", st.style(red, a+": not applied ("+why+")"))
 	}
 	switch {
 	case res.UnmarkedAll:
@@ -350,6 +357,9 @@ func failureSummary(res *reconcile.ApplyResult, failed, devices int) string {
 	for _, status := range pending {
 		parts = append(parts, fmt.Sprintf("%s still %s", plural(byStatus[status], "job", "jobs"), status))
 	}
+	if a := res.Aborted; a != nil {
+		parts = append(parts, fmt.Sprintf("the rollout of %s stopped at wave %d", a.Addr, a.Wave))
+	}
 	if n := len(res.Refused); n > 0 {
 		parts = append(parts, plural(n, "resource", "resources")+" refused")
 	}
@@ -383,4 +393,12 @@ func failureText(f reconcile.DeviceFailure) string {
 		return s
 	}
 	return "(the hub gave no reason)"
+}
+
+// AbortText says which wave stopped an apply, why, and what the next apply does.
+func AbortText(a *reconcile.RolloutAbort) string {
+	if a.Wave == 0 {
+		return fmt.Sprintf("%s: its convergence wait failed: %s.", a.Addr, a.Reason)
+	}
+	return fmt.Sprintf("%s: stopped at wave %d: %s. Later waves did not run; the next apply of the same change resumes the rollout at this wave.", a.Addr, a.Wave, a.Reason)
 }

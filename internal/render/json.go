@@ -37,6 +37,10 @@ const (
 	EventJobCompleted  = "job_completed"
 	EventDeviceFailed  = "device_failed"
 	EventApplySummary  = "apply_summary"
+	// Rollouts and convergence (waves.go).
+	EventConvergeProgress = "converge_progress"
+	EventWaveCompleted    = "wave_completed"
+	EventRolloutPaused    = "rollout_paused"
 )
 
 // Levels of events, Terraform's names.
@@ -353,6 +357,14 @@ type jsonOutcome struct {
 	RerunAll          bool           `json:"rerun_all"`
 	HubCalls          map[string]int `json:"hub_calls"`
 	HubWait           *jsonWait      `json:"hub_wait,omitempty"`
+	Aborted           *jsonAbort     `json:"aborted,omitempty"`
+}
+
+// jsonAbort is the rollout wave that stopped an apply.
+type jsonAbort struct {
+	Address string `json:"address"`
+	Wave    int    `json:"wave"`
+	Reason  string `json:"reason"`
 }
 
 type jsonRefused struct {
@@ -371,6 +383,9 @@ func (u *JSONUI) ApplyResult(res *reconcile.ApplyResult, stopped, interrupted bo
 		Open: res.Open, RerunDevices: res.Unmarked, RerunAll: res.UnmarkedAll, HubCalls: nonNilMap(res.HubCalls), HubWait: waitJSON(res.HubWait)}
 	for _, r := range res.Refused {
 		o.Refused = append(o.Refused, jsonRefused{r.Addr, r.Reason})
+	}
+	if a := res.Aborted; a != nil {
+		o.Aborted = &jsonAbort{a.Addr, a.Wave, a.Reason}
 	}
 	level := LevelInfo
 	if !o.Success {

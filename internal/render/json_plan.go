@@ -37,6 +37,25 @@ type jsonChange struct {
 	Refused         string           `json:"refused,omitempty"`
 	Notes           []string         `json:"notes"`
 	Warnings        []string         `json:"warnings"`
+	Rollout         *jsonRollout     `json:"rollout,omitempty"`
+	Converge        *jsonConverge    `json:"converge,omitempty"`
+}
+
+// jsonRollout is a resource's waves; bounds are deviceId bounds (device ids are not secrets).
+type jsonRollout struct {
+	Waves           []reconcile.PlannedWave `json:"waves"`
+	MaxFailureRatio *float64                `json:"max_failure_ratio"`
+	MaxFailures     *int                    `json:"max_failures"`
+	PauseSeconds    int64                   `json:"pause_seconds"`
+	Resumed         int                     `json:"resumed"`
+	Queries         int                     `json:"queries"`
+}
+
+// jsonConverge is what apply waits for after each wave. Its conditions are left out: they
+// hold the desired values, which may be sensitive.
+type jsonConverge struct {
+	TimeoutSeconds int64   `json:"timeout_seconds"`
+	MinRatio       float64 `json:"min_ratio"`
 }
 
 // jsonTransition is one distinct change of one key: From → To on Devices devices.
@@ -68,6 +87,7 @@ type jsonPlannedJob struct {
 	JobID               string   `json:"job_id"`
 	Type                string   `json:"type"`
 	Step                string   `json:"step,omitempty"`
+	Wave                int      `json:"wave,omitempty"`
 	Devices             int      `json:"devices"`
 	Keys                []string `json:"keys,omitempty"`
 	ExpectedSeconds     int64    `json:"expected_seconds"`
@@ -91,6 +111,13 @@ func changeJSON(r reconcile.ResourceChange) jsonChange {
 	}
 	if r.RunTag != "" {
 		c.RunOnce = &jsonRunOnce{RunTag: r.RunTag, AlreadyRan: r.AlreadyRan}
+	}
+	if ro := r.Rollout; ro != nil {
+		c.Rollout = &jsonRollout{Waves: ro.Waves, MaxFailureRatio: ro.MaxFailureRatio, MaxFailures: ro.MaxFailures,
+			PauseSeconds: ro.PauseSeconds, Resumed: ro.Resumed, Queries: ro.Queries}
+	}
+	if cv := r.Converge; cv != nil {
+		c.Converge = &jsonConverge{TimeoutSeconds: cv.TimeoutSeconds, MinRatio: cv.MinRatio}
 	}
 	for _, pj := range r.Jobs {
 		c.Jobs = append(c.Jobs, plannedJobJSON(pj))
@@ -122,7 +149,7 @@ func transitionJSON(r reconcile.ResourceChange, t reconcile.Transition) jsonTran
 }
 
 func plannedJobJSON(pj reconcile.PlannedJob) jsonPlannedJob {
-	j := jsonPlannedJob{JobID: pj.Request.JobID, Type: pj.Request.Type, Step: pj.Step, Devices: pj.Devices, Keys: pj.Keys,
+	j := jsonPlannedJob{JobID: pj.Request.JobID, Type: pj.Request.Type, Step: pj.Step, Wave: pj.Wave, Devices: pj.Devices, Keys: pj.Keys,
 		ExpectedSeconds: pj.ExpectedSeconds, MaxExecutionSeconds: pj.Request.MaxExecutionTimeInSeconds}
 	if s := pj.Request.StartTime; s != nil {
 		j.StartTime = timeJSON(*s)

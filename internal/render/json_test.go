@@ -44,6 +44,11 @@ var eventSchema = map[string]map[string]string{
 		"outcome.method_devices": "number", "outcome.scheduled_jobs": "number", "outcome.devices": "number",
 		"outcome.failed_devices": "number", "outcome.refused": "array", "outcome.not_run": "array", "outcome.open": "bool",
 		"outcome.hub_calls": "object"},
+	EventConvergeProgress: {"converge.address": "string", "converge.wave": "number", "converge.targeted": "number",
+		"converge.converged": "number", "converge.pending": "number", "converge.not_reporting": "number",
+		"converge.elapsed_seconds": "number", "converge.done": "bool", "converge.met": "bool", "converge.sample_device_ids": "array"},
+	EventWaveCompleted: {"wave.address": "string", "wave.wave": "number", "wave.waves": "number", "wave.attempted": "number", "wave.failed": "number"},
+	EventRolloutPaused: {"pause.address": "string", "pause.next_wave": "number", "pause.pause_seconds": "number"},
 }
 
 // transitionSchema is the shape of each item of a planned change's transitions.
@@ -169,6 +174,9 @@ func jsonApplyRun(u *JSONUI, p *reconcile.Plan) {
 	twinDone := &reconcile.JobResult{Addr: twin.Addr, JobID: twinJob, Type: hubapi.JobTypeUpdateTwin, Status: "completed",
 		Stats: hubapi.DeviceJobStatistics{DeviceCount: 9815, SucceededCount: 9815}, Elapsed: 65 * time.Second}
 	u.JobDone(twin, twinDone)
+	u.ConvergeProgress(twin, reconcile.ConvergeProgress{Wave: 1, Targeted: 100, Converged: 90, NotReporting: 4, Elapsed: 30 * time.Second})
+	u.WaveDone(twin, reconcile.WaveResult{Wave: 1, Attempted: 100, Failed: 1})
+	u.Pausing(twin, 2, 10*time.Minute)
 	m := methodResult()
 	m.Type = hubapi.JobTypeDeviceMethod
 	u.JobCreated(method, hubapi.JobResponse{JobID: m.JobID, Type: hubapi.JobTypeDeviceMethod, Status: "queued", StartTime: method.Jobs[0].Request.StartTime})

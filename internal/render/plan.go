@@ -237,6 +237,11 @@ func writeTwin(out *writer, p *reconcile.Plan, r reconcile.ResourceChange, st st
 // writeJobs shows what the hub will spend on the resource's jobs: their start time, their
 // expected duration at the plan's tier, and, when there are several, each with its keys.
 func writeJobs(out *writer, p *reconcile.Plan, r reconcile.ResourceChange, st styler) {
+	defer writeConverge(out, r, st)
+	if r.Rollout != nil {
+		writeRollout(out, p, r, st)
+		return
+	}
 	if len(r.Jobs) == 0 {
 		return
 	}
@@ -372,4 +377,83 @@ func OutputText(o reconcile.Output) string {
 		return "(not known in this plan)"
 	}
 	return compactJSON(o.Value)
+}
+
+// writeRollout shows a resource's waves: each with its devices and its job's expected time.
+func writeRollout(out *writer, p *reconcile.Plan, r reconcile.ResourceChange, st styler) {
+	ro := r.Rollout
+	out.printf("      %s\n", st.style(dim, "# "+RolloutText(ro)))
+	width := 0
+	for _, w := range ro.Waves {
+		width = max(width, runeLen(w.Wave))
+	}
+	for _, w := range ro.Waves {
+		line := fmt.Sprintf("wave %d  %s%s  ", w.Number, w.Wave, strings.Repeat(" ", width-runeLen(w.Wave)))
+		switch {
+		case w.Done:
+			line += "done in an earlier apply"
+		case w.Devices == 0:
+			line += "no device (nothing to run)"
+		default:
+			line += plural(w.Devices, "device", "devices")
+			if j := waveJob(r, w.Number); j != nil {
+				line += ": " + jobTimeText(p, *j)
+			}
+		}
+		out.printf("      %s\n", st.style(dim, "#   "+line))
+	}
+}
+
+// RolloutText says how a rollout runs: its waves, what aborts it and the pause.
+func RolloutText(ro *reconcile.RolloutPlan) string {
+	s := fmt.Sprintf("rollout in %d waves", len(ro.Waves))
+	var rules []string
+	if ro.MaxFailureRatio != nil {
+		rules = append(rules, fmt.Sprintf("more than %g%% of a wave's devices fail", 100**ro.MaxFailureRatio))
+	}
+	if ro.MaxFailures != nil {
+		rules = append(rules, fmt.Sprintf("more than %s fail", plural(*ro.MaxFailures, "device", "devices")))
+	}
+	if len(rules) > 0 {
+		s += ", stopping when " + strings.Join(rules, " or ")
+	} else {
+		s += " (no abort rule: failures are reported, later waves still run)"
+	}
+	if ro.PauseSeconds > 0 {
+		s += fmt.Sprintf(", %s between waves", reconcile.Duration(time.Duration(ro.PauseSeconds)*time.Second))
+	}
+	if ro.Resumed > 0 {
+		s += fmt.Sprintf("; resumes at wave %d", ro.Resumed+1)
+	}
+	return s + fmt.Sprintf(" (sliced with %s):", plural(ro.Queries, "query", "queries"))
+}
+
+// waveJob is the job of wave n that invokes or updates (a run-once method's mark job aside).
+func waveJob(r reconcile.ResourceChange, n int) *reconcile.PlannedJob {
+	var found *reconcile.PlannedJob
+	for i := range r.Jobs {
+		if r.Jobs[i].Wave == n {
+			found = &r.Jobs[i]
+		}
+	}
+	return found
+}
+
+// writeConverge says what apply waits for after each wave.
+func writeConverge(out *writer, r reconcile.ResourceChange, st styler) {
+	if c := r.Converge; c != nil {
+		out.printf("      %s\n", st.style(dim, "# "+ConvergeText(r)))
+	}
+}
+
+// ConvergeText is e.g. "after each wave, waits up to 30m until 95% of the targeted devices
+// report the desired values".
+func ConvergeText(r reconcile.ResourceChange) string {
+	when := "after its job"
+	if r.Rollout != nil {
+		when = "after each wave"
+	}
+	c := r.Converge
+	return fmt.Sprintf("%s, waits up to %s until %g%% of the targeted devices report the desired values",
+		when, reconcile.Duration(time.Duration(c.TimeoutSeconds)*time.Second), 100*c.MinRatio)
 }
