@@ -281,6 +281,7 @@ func execute(ctx context.Context, units []*ResourceChange, runner JobRunner, cfg
 			recordAbort(records, rc, res.Aborted)
 			break
 		}
+		clearRollout(records, rc.Addr)
 	}
 	for _, j := range res.Jobs {
 		if j.Scheduled {
@@ -300,6 +301,9 @@ func execute(ctx context.Context, units []*ResourceChange, runner JobRunner, cfg
 func runResource(ctx context.Context, rc *ResourceChange, runner JobRunner, cfg applyConfig, res *ApplyResult) error {
 	first := len(res.Jobs)
 	for j := range rc.Jobs {
+		if stop, err := unjudgedWave(ctx, rc, j, runner, res); stop || err != nil {
+			return err
+		}
 		jr, err := runJob(ctx, rc, &rc.Jobs[j], runner, cfg)
 		if jr != nil {
 			jr.Wave = rc.Jobs[j].Wave

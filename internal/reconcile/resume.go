@@ -23,19 +23,30 @@ func (p *Plan) Record(now time.Time) *state.ApplyRecord {
 	}
 	rec := &state.ApplyRecord{ID: p.ApplyID, Started: now.UTC(), PlanSerial: p.StateSerial, Operation: op}
 	refused := map[string]bool{}
+	rollouts := map[string]*RolloutPlan{}
 	for _, r := range p.Resources {
 		if r.Refused != "" {
 			refused[r.Addr] = true
 			continue
 		}
+		if r.Rollout != nil && len(r.Jobs) > 0 {
+			rollouts[r.Addr] = r.Rollout
+		}
 		for _, j := range r.Jobs {
-			rec.Jobs = append(rec.Jobs, state.RecordedJob{Addr: r.Addr, Step: j.Step, Request: j.Request})
+			rec.Jobs = append(rec.Jobs, state.RecordedJob{Addr: r.Addr, Step: j.Step, Request: j.Request, Wave: j.Wave})
 		}
 	}
 	for _, r := range p.Records {
-		if !refused[r.Addr] {
-			rec.Resources = append(rec.Resources, r)
+		if refused[r.Addr] {
+			continue
 		}
+		// A rollout under way is recorded as not yet past its resumed waves: an apply that
+		// stops (abort, interruption) leaves the next plan a record to resume from; one that
+		// completes clears it (execute).
+		if rp := rollouts[r.Addr]; rp != nil {
+			r.Rollout = &state.RolloutRecord{Key: rp.Key, Bounds: rp.Bounds(), Completed: rp.Resumed}
+		}
+		rec.Resources = append(rec.Resources, r)
 	}
 	for _, r := range p.Kept {
 		if refused[r.Addr] {
@@ -76,7 +87,7 @@ func recordUnits(rec *state.ApplyRecord) []*ResourceChange {
 			units = append(units, &ResourceChange{Addr: j.Addr, Kind: kind, Action: action, RunTag: runTags[j.Addr]})
 		}
 		u := units[len(units)-1]
-		u.Jobs = append(u.Jobs, PlannedJob{Step: j.Step, Request: j.Request})
+		u.Jobs = append(u.Jobs, PlannedJob{Step: j.Step, Request: j.Request, Wave: j.Wave})
 	}
 	return units
 }

@@ -90,6 +90,11 @@ func readRollout(ctx context.Context, m *memo, s query.Expr, total int, r *schem
 				return nil, err
 			}
 		}
+		if !w.Done && w.Upper != "" {
+			// The bound's count joins the plan's checks: a saved plan whose waves moved is stale.
+			rows := []map[string]any{{aliasCount: float64(w.Cumulative)}}
+			m.check(countStatement(query.And(s, query.Lt(query.P("deviceId"), w.Upper))), 0, rows)
+		}
 		if !w.Done {
 			if i == ro.Resumed && ro.Resumed > 0 && !retry {
 				if below, err = sl.countBelow(ro.Waves[i-1].Upper); err != nil {

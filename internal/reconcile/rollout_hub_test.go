@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/iotplan/iotplan/internal/hub/hubtest"
+	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/query"
 	"github.com/iotplan/iotplan/internal/reconcile"
 	"github.com/iotplan/iotplan/internal/state"
@@ -278,5 +279,66 @@ func TestConvergeOverLocalHub(t *testing.T) {
 	p := rec.polls[len(rec.polls)-1]
 	if !p.Done || p.Met || p.NotReporting == 0 || len(p.Samples) == 0 || !strings.HasPrefix(p.Samples[0], "off-") {
 		t.Fatalf("timed-out poll: %+v", p)
+	}
+}
+
+// cancelOnWave cancels the apply's context once a job of wave n is created.
+type cancelOnWave struct {
+	reconcile.NopHook
+	wave   int
+	cancel context.CancelFunc
+}
+
+func (h *cancelOnWave) JobCreated(rc *reconcile.ResourceChange, job hubapi.JobResponse) {
+	for _, j := range rc.Jobs {
+		if j.Request.JobID == job.JobID && j.Wave == h.wave {
+			h.cancel()
+		}
+	}
+}
+
+// TestResumeStopsAtAnUnjudgedWave: an apply interrupted while wave 2's job ran is resumed
+// from the state's record: the job of wave 2 is reattached to, but wave 3 is not created —
+// the resumed apply cannot judge wave 2 (it has no plan) — and the record says the rollout
+// resumes at wave 2. The next plan does so with the recorded bounds.
+func TestResumeStopsAtAnUnjudgedWave(t *testing.T) {
+	t.Parallel()
+	h, c, _ := hubtest.StartAudited(t, rolloutFleet)
+	ctx := context.Background()
+	cfg := &reconcile.Config{Methods: []reconcile.Method{{Addr: "method.lock", Target: mustTarget(t, "tags.site = 'hq'"), Method: "lockDoor",
+		ResponseTimeout: 10 * time.Second, Triggers: map[string]any{"rev": 2.0}, TriggersSet: true,
+		Rollout: &schema.Rollout{Waves: waves("10%", "50%", "100%"), MaxFailureRatio: 1, MaxFailures: -1}}}}
+	prior := &state.State{Format: state.Format, Name: state.DefaultName, Lineage: "l", Serial: 1}
+	p, err := reconcile.MakePlan(ctx, c, cfg, reconcile.PlanOptions{Hub: c.HostName(), Prior: prior})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &memJournal{}
+	stop, cancel := context.WithCancel(ctx)
+	if _, err := reconcile.Apply(stop, p, c, &cancelOnWave{wave: 2, cancel: cancel}, reconcile.WithJournal(j)); err == nil || j.rec == nil {
+		t.Fatalf("interrupted apply: %v", err)
+	}
+	res, err := reconcile.Resume(ctx, j.rec, c, nil, reconcile.WithJournal(j))
+	if err != nil || j.done != 1 || res.Aborted == nil || res.Aborted.Wave != 2 {
+		t.Fatalf("resume: %v, aborted %+v, journal %+v", err, res.Aborted, j)
+	}
+	calls := 0
+	for i := range 150 {
+		calls += h.Sim().Calls(fmt.Sprintf("c-%03d", i), "lockDoor")
+	}
+	if calls > 50 {
+		t.Errorf("wave 3 ran: lockDoor on %d c- devices (wave 2 holds 50)", calls)
+	}
+	rec := j.records[0].Rollout
+	if rec == nil || rec.Completed != 1 || len(rec.Bounds) != 2 {
+		t.Fatalf("recorded rollout %+v", rec)
+	}
+	prior = &state.State{Format: state.Format, Name: state.DefaultName, Lineage: "l", Serial: 2, Resources: j.records}
+	p, err = reconcile.MakePlan(ctx, c, cfg, reconcile.PlanOptions{Hub: c.HostName(), Prior: prior})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ro := p.Resources[0].Rollout; ro == nil || ro.Resumed != 1 || !ro.Waves[0].Done || ro.Waves[1].Upper != rec.Bounds[1] {
+		t.Fatalf("the next plan does not resume at wave 2: %+v", ro)
 	}
 }

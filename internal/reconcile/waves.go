@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/query"
 	"github.com/iotplan/iotplan/internal/state"
 	"github.com/iotplan/iotplan/schema"
@@ -258,15 +259,45 @@ func rolloutWave(rc *ResourceChange, w int) *PlannedWave {
 	return rc.Rollout.Wave(w)
 }
 
+// unjudgedWave stops a resumed apply (which has the recorded jobs but not the plan's abort
+// rule, convergence or pause) before it would create the first job of a wave: that wave's
+// predecessor ended without being judged. The jobs of a wave that exist on the hub were
+// created after their predecessor was judged, so they are reattached to. The next plan
+// resumes the rollout at the unjudged wave.
+func unjudgedWave(ctx context.Context, rc *ResourceChange, j int, runner JobRunner, res *ApplyResult) (bool, error) {
+	w := rc.Jobs[j].Wave
+	if rc.Rollout != nil || w <= 1 || (j > 0 && rc.Jobs[j-1].Wave == w) {
+		return false, nil
+	}
+	_, err := runner.GetJob(ctx, rc.Jobs[j].Request.JobID)
+	if hubapi.CodeOf(err) != hubapi.CodeJobNotFound {
+		return false, err
+	}
+	res.Aborted = &RolloutAbort{Addr: rc.Addr, Wave: w - 1,
+		Reason: "the interrupted apply did not judge this wave (its failures, convergence and pause); the next plan resumes the rollout here"}
+	return true, nil
+}
+
+// clearRollout forgets the rollout record of a resource whose waves all ran.
+func clearRollout(records []state.Resource, addr string) {
+	for i := range records {
+		if records[i].Addr == addr {
+			records[i].Rollout = nil
+		}
+	}
+}
+
 // recordAbort records in rc's state record how far its rollout got, so that the next plan
 // of the same change resumes it at the failed wave with the same bounds.
 func recordAbort(records []state.Resource, rc *ResourceChange, a *RolloutAbort) {
-	if rc.Rollout == nil {
-		return
-	}
 	for i := range records {
-		if records[i].Addr == rc.Addr {
-			records[i].Rollout = &state.RolloutRecord{Key: rc.Rollout.Key, Bounds: rc.Rollout.Bounds(), Completed: a.Wave - 1, Aborted: a.Reason}
+		r := &records[i]
+		switch {
+		case r.Addr != rc.Addr:
+		case rc.Rollout != nil:
+			r.Rollout = &state.RolloutRecord{Key: rc.Rollout.Key, Bounds: rc.Rollout.Bounds(), Completed: a.Wave - 1, Aborted: a.Reason}
+		case r.Rollout != nil: // a resumed apply: the record of the plan it came from
+			r.Rollout.Completed, r.Rollout.Aborted = max(r.Rollout.Completed, a.Wave-1), a.Reason
 		}
 	}
 }

@@ -102,6 +102,7 @@ type RecordedJob struct {
 	Addr    string            `json:"address"`
 	Step    string            `json:"step,omitempty"` // e.g. "mark", "invoke", "unmark"
 	Request hubapi.JobRequest `json:"request"`
+	Wave    int               `json:"wave,omitempty"` // the rollout wave (0: none)
 }
 
 // Resource returns the resource with address addr, or nil.
