@@ -178,47 +178,90 @@ func (s *slicer) minMax() (lo, hi string, err error) {
 
 // bound finds a string b with COUNT(cond AND deviceId < b) within tolerance of want (total
 // is the devices of cond; lo and hi are cond's least and greatest ids), or the closest one
-// maxSliceSteps COUNTs found.
+// maxSliceSteps steps found. Each step reads the bracket [loB, hiB) in a number space of its
+// own (the digits after the bracket's common prefix), so precision follows the search into
+// clusters of ids that share long prefixes; and each step's answer moves the bracket's ends
+// onto actual ids (the greatest id below a candidate comes with its COUNT; the least id at
+// or above it is asked for when the candidate fell into a gap), so empty stretches of the id
+// space cost no steps.
 func (s *slicer) bound(want, total int, lo, hi string) (string, int, error) {
-	sp := newIDSpace(lo, hi)
-	xl, cl := sp.num(lo), 0 // nothing is below the least id
-	xh := new(big.Int).Add(sp.num(hi), big.NewInt(1))
-	ch := total // below just above the greatest id: every device
 	switch {
 	case want <= 0:
 		return lo, 0, nil
 	case want >= total:
-		return sp.str(xh), total, nil
+		return above(hi), total, nil
 	}
-	best, bestN := sp.str(xh), -1
+	loB, cl := lo, 0            // nothing is below the least id
+	hiB, ch := above(hi), total // every device is below this
+	best, bestN := hiB, total
 	for step := 0; step < maxSliceSteps; step++ {
-		x := sp.next(xl, cl, xh, ch, want, step%2 == 1)
+		sp := newIDSpace(loB, hiB)
+		x := sp.next(sp.num(loB), cl, sp.num(hiB), ch, want, step%2 == 1)
 		if x == nil {
 			break
 		}
 		b := sp.str(x)
-		n, err := s.countBelow(b)
+		n, below, err := s.countBelow2(b)
 		if err != nil {
 			return "", 0, err
 		}
-		if bestN < 0 || abs(n-want) < abs(bestN-want) {
+		if abs(n-want) < abs(bestN-want) {
 			best, bestN = b, n
 		}
-		if abs(n-want) <= tolerance(want) {
-			break
+		switch {
+		case abs(n-want) <= tolerance(want):
+			return best, bestN, nil
+		case n >= want:
+			hiB, ch = above(below), n // the same devices are below the greatest of them
+		case n == cl:
+			if loB, err = s.leastFrom(b); err != nil { // b fell into a gap: jump over it
+				return "", 0, err
+			}
+		default:
+			loB, cl = b, n
 		}
-		if n < want {
-			xl, cl = x, n
-		} else {
-			xh, ch = x, n
-		}
-	}
-	if bestN < 0 {
-		n, err := s.countBelow(best)
-		return best, n, err
 	}
 	return best, bestN, nil
 }
+
+// countBelow2 counts the devices of cond below bound and reads the greatest id among them.
+func (s *slicer) countBelow2(bound string) (n int, greatest string, err error) {
+	s.queries++
+	id := query.P("deviceId")
+	stmt := query.Select(query.Devices).Count(aliasCount).Max(id, "hi").Where(query.And(s.cond, query.Lt(id, bound))).String()
+	rows, _, err := s.m.q.QueryRows(s.ctx, stmt, 0)
+	if err == nil && len(rows) == 1 {
+		n, err = intField(rows[0], aliasCount)
+		greatest, _ = rows[0]["hi"].(string)
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("%s: slicing the rollout: %w", s.m.addr, err)
+	}
+	return n, greatest, nil
+}
+
+// leastFrom reads the least id of cond at or above bound.
+func (s *slicer) leastFrom(bound string) (string, error) {
+	s.queries++
+	id := query.P("deviceId")
+	stmt := query.Select(query.Devices).Min(id, "lo").Where(query.And(s.cond, query.Ge(id, bound))).String()
+	rows, _, err := s.m.q.QueryRows(s.ctx, stmt, 0)
+	if err != nil {
+		return "", fmt.Errorf("%s: slicing the rollout: %w", s.m.addr, err)
+	}
+	least := ""
+	if len(rows) == 1 {
+		least, _ = rows[0]["lo"].(string)
+	}
+	if least == "" {
+		return "", fmt.Errorf("%s: slicing the rollout: no device id at or above a bound", s.m.addr)
+	}
+	return least, nil
+}
+
+// above is the least string of the id space greater than id: id followed by the least
+// character ("door-7" → "door-7 ").
+func above(id string) string { return id + " " }
 
 func abs(n int) int {
 	if n < 0 {

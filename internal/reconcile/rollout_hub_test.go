@@ -214,7 +214,7 @@ func (w *waveRecorder) WaveDone(_ *reconcile.ResourceChange, r reconcile.WaveRes
 func (w *waveRecorder) Pausing(*reconcile.ResourceChange, int, time.Duration) { w.pauses++ }
 
 // convergeFleet: 40 devices that echo desired properties into reported ones, 5 that never
-// connect.
+// connect (their ids sort last, so the first wave holds echoing devices only).
 const convergeFleet = `
 group "ok" {
   count               = 40
@@ -226,7 +226,7 @@ group "ok" {
 }
 group "off" {
   count            = 5
-  id               = format("off-%d", index)
+  id               = format("zz-off-%d", index)
   tags             = { site = "hq" }
   desired          = { floor = 1 }
   reported         = { floor = 1 }
@@ -277,7 +277,7 @@ func TestConvergeOverLocalHub(t *testing.T) {
 		t.Fatalf("min_ratio 1: aborted %+v", res.Aborted)
 	}
 	p := rec.polls[len(rec.polls)-1]
-	if !p.Done || p.Met || p.NotReporting == 0 || len(p.Samples) == 0 || !strings.HasPrefix(p.Samples[0], "off-") {
+	if !p.Done || p.Met || p.NotReporting == 0 || len(p.Samples) == 0 || !strings.HasPrefix(p.Samples[0], "zz-off-") {
 		t.Fatalf("timed-out poll: %+v", p)
 	}
 }
