@@ -83,6 +83,7 @@ or a hub block), or, with -dev, to the built-in local IoT Hub.`,
 	root.AddCommand(newStateCmd(s))
 	root.AddCommand(newForceUnlockCmd(s))
 	root.AddCommand(newShowCmd(s))
+	root.AddCommand(newStatusCmd(s), newDriftCmd(s))
 	root.AddCommand(newFmtCmd(s), newQueryCmd(s), newVersionCmd(s))
 	setupCompletion(root) // last: it completes the arguments of every command added above
 	return root

@@ -103,9 +103,14 @@ func (ps *planSession) Begin(ctx context.Context, rec *state.ApplyRecord) error 
 	return ps.write(ctx, &st)
 }
 
-// Finish records a finished apply: the state holds records from now on.
+// Finish records a finished apply: the state holds records from now on, and remembers the
+// apply's jobs as the last apply (read by 'iotplan status'). Without an apply record (records
+// written when the fleet needed no job) the last apply stays the one it was.
 func (ps *planSession) Finish(ctx context.Context, records []state.Resource) error {
 	st := *ps.state
+	if rec := ps.state.Apply; rec != nil {
+		st.LastApply = state.LastApplyOf(rec, time.Now())
+	}
 	st.Resources, st.Apply = stamp(records, ps.state), nil
 	return ps.write(ctx, &st)
 }

@@ -113,13 +113,16 @@ func (r *DriftReport) Record() *state.DriftRecord {
 // Aliases of the drift query.
 const aliasTime = "t"
 
-// Drift checks every twin resource of prior (see above).
+// Drift checks every twin resource of prior (see above); a nil prior records none.
 func Drift(ctx context.Context, q Querier, prior *state.State, opts DriftOptions) (*DriftReport, error) {
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}
 	if opts.SamplesPerKey == 0 {
 		opts.SamplesPerKey = 3
+	}
+	if prior == nil {
+		prior = &state.State{Name: state.DefaultName}
 	}
 	rep := &DriftReport{Hub: opts.Hub, StateName: prior.Name, Observed: opts.Now.UTC()}
 	since := meter(q)
@@ -202,6 +205,8 @@ func metaPath(l Leaf) (query.Path, bool) {
 	return append(p, "$lastUpdated"), true
 }
 
+// driftKey checks one key: the devices not holding iotplan's value, then, when there are
+// some, when it changed and example devices (see Drift).
 func driftKey(ctx context.Context, sr *statusReader, addr string, target query.Expr, targeted int, l Leaf, opts DriftOptions) (*KeyDrift, error) {
 	kd := &KeyDrift{Key: l.Name(), Value: rawJSON(l.Value)}
 	holding, drifted, ok := keyHoldingTerms(l)
@@ -213,11 +218,12 @@ func driftKey(ctx context.Context, sr *statusReader, addr string, target query.E
 		return kd, nil
 	}
 	held, err := sr.count(ctx, addr, query.And(target, holding))
-	if err != nil || !held.Known() {
-		if held != nil {
-			kd.NotChecked = held.NA
-		}
-		return kd, err
+	switch {
+	case err != nil:
+		return nil, err
+	case !held.Known():
+		kd.NotChecked = held.NA
+		return kd, nil
 	}
 	if kd.Devices = max(0, targeted-held.Devices); kd.Devices == 0 {
 		return kd, nil

@@ -15,12 +15,12 @@ import (
 	"github.com/iotplan/iotplan/internal/state"
 )
 
-// TestKeyHoldingTermsPartition: for every kind of managed key, the holding term selects
+// TestDriftKeyHoldingTermsPartition: for every kind of managed key, the holding term selects
 // exactly the devices holding iotplan's value (typed: 3 is not "3"; a key declared absent is
 // held where it is missing), and the drift term every other device except those holding an
 // object or an array where a scalar was set (no documented condition compares them) — never
 // both. Evaluated by the query engine with the hub's semantics.
-func TestKeyHoldingTermsPartition(t *testing.T) {
+func TestDriftKeyHoldingTermsPartition(t *testing.T) {
 	values := []any{"missing", "43", "3", "true", "", 43.0, 3.0, 0.0, -1.5, true, false, nil,
 		map[string]any{"a": 1.0}, []any{"43"}, map[string]any{}}
 	for _, want := range []any{"43", 3.0, true, false, nil} {
@@ -71,7 +71,7 @@ func TestKeyHoldingTermsPartition(t *testing.T) {
 	}
 }
 
-func TestMetaPathAndRanCondition(t *testing.T) {
+func TestDriftMetaPathAndStatusRanCondition(t *testing.T) {
 	p, ok := metaPath(Leaf{Section: SectionDesired, Keys: []string{"location", "my room"}})
 	if !ok || query.Format(query.IsDefined(p)) != "IS_DEFINED(properties.desired.$metadata.location.[[my room]].$lastUpdated)" {
 		t.Errorf("metaPath = %v %v", p, ok)
@@ -85,7 +85,7 @@ func TestMetaPathAndRanCondition(t *testing.T) {
 	}
 }
 
-func TestLastUpdated(t *testing.T) {
+func TestDriftLastUpdated(t *testing.T) {
 	at, why := lastUpdated("2026-05-01T09:30:00.1234567Z")
 	if at == nil || why != "" || !at.Equal(time.Date(2026, 5, 1, 9, 30, 0, 123456700, time.UTC)) {
 		t.Errorf("lastUpdated = %v %q", at, why)
