@@ -32,7 +32,9 @@ type waveMeter struct {
 	polls int
 }
 
-func (w *waveMeter) ConvergeProgress(*reconcile.ResourceChange, reconcile.ConvergeProgress) { w.polls++ }
+func (w *waveMeter) ConvergeProgress(*reconcile.ResourceChange, reconcile.ConvergeProgress) {
+	w.polls++
+}
 func (w *waveMeter) WaveDone(*reconcile.ResourceChange, reconcile.WaveResult) {
 	w.at, w.times = append(w.at, w.calls()), append(w.times, time.Now())
 }
