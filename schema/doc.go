@@ -11,9 +11,11 @@
 //	locals { name = expr ... }
 //	module "name" { source = "./dir", for_each | count, <input> = expr ... }
 //	twin "name"   { for_each | count, target, desired, tags, max_execution, start_time,
-//	                lifecycle { keep_on_removal }, dynamic "lifecycle" {...} }
+//	                lifecycle { keep_on_removal }, dynamic "lifecycle" {...},
+//	                rollout { waves, max_failure_ratio, max_failures, pause },
+//	                converge { reported, timeout, min_ratio } }
 //	method "name" { for_each | count, target, method, payload, response_timeout,
-//	                connect_timeout, max_execution, start_time, triggers }
+//	                connect_timeout, max_execution, start_time, triggers, rollout {...} }
 //	output "name" { value, description, sensitive }
 //
 // LoadWith evaluates each module in phases, each seeing only what earlier
