@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 	"time"
 
@@ -88,21 +89,31 @@ func (l *loader) hubTier(content *hcl.BodyContent, hub *Hub) bool {
 
 // intAttr evaluates an attribute that must be a whole number.
 func (l *loader) intAttr(a *hcl.Attribute, ph phase, ctx *hcl.EvalContext) (int, bool) {
+	bf, ok := l.numberAttr(a, ph, ctx)
+	if ok && bf != nil && bf.IsInt() {
+		if n, acc := bf.Int64(); acc == 0 && n >= -1<<31 && n < 1<<31 {
+			return int(n), true
+		}
+	}
+	if ok {
+		l.diags = append(l.diags, attrTypeDiag(a, "whole number"))
+	}
+	return 0, false
+}
+
+// numberAttr evaluates an attribute that must be a number: nil (reported as the caller's
+// type) when it is something else; ok is false when it could not be evaluated (reported).
+func (l *loader) numberAttr(a *hcl.Attribute, ph phase, ctx *hcl.EvalContext) (*big.Float, bool) {
 	v, ok := l.eval(a.Expr, ph, ctx)
 	if !ok {
-		return 0, false
+		return nil, false
 	}
 	v, _ = v.UnmarkDeep()
 	nv, err := convert.Convert(v, cty.Number)
-	if err == nil && !nv.IsNull() {
-		if bf := nv.AsBigFloat(); bf.IsInt() {
-			if n, acc := bf.Int64(); acc == 0 && n >= -1<<31 && n < 1<<31 {
-				return int(n), true
-			}
-		}
+	if err != nil || nv.IsNull() {
+		return nil, true
 	}
-	l.diags = append(l.diags, attrTypeDiag(a, "whole number"))
-	return 0, false
+	return nv.AsBigFloat(), true
 }
 
 // hubConnectionString decodes connection_string. Diagnostics about it point at the block

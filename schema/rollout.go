@@ -138,18 +138,15 @@ func parseWave(s string) (Wave, string) {
 
 // ratioAttr evaluates a number from 0 to 1.
 func (l *loader) ratioAttr(a *hcl.Attribute, ph phase, ctx *hcl.EvalContext) (float64, bool) {
-	v, ok := l.eval(a.Expr, ph, ctx)
-	if !ok {
-		return 0, false
-	}
-	v, _ = v.UnmarkDeep()
-	nv, err := convert.Convert(v, cty.Number)
-	if err == nil && !nv.IsNull() {
-		if f, _ := nv.AsBigFloat().Float64(); f >= 0 && f <= 1 {
+	bf, ok := l.numberAttr(a, ph, ctx)
+	if ok && bf != nil {
+		if f, _ := bf.Float64(); f >= 0 && f <= 1 {
 			return f, true
 		}
 	}
-	l.diags = append(l.diags, attrTypeDiag(a, "number from 0 to 1"))
+	if ok {
+		l.diags = append(l.diags, attrTypeDiag(a, "number from 0 to 1"))
+	}
 	return 0, false
 }
 

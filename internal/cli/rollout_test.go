@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/iotplan/iotplan/internal/hub/hubtest"
 )
 
 // TestRolloutExampleEndToEnd applies examples/rollout.hcl to the default fleet of the local
@@ -41,39 +43,11 @@ func TestRolloutExampleEndToEnd(t *testing.T) {
 	}
 }
 
-// rolloutFleet: 200 devices answering lockDoor in id order: 20 succeed, 30 answer 500, 150
-// succeed.
-const rolloutFleet = `
-group "a" {
-  count = 20
-  id    = format("a-%03d", index)
-  tags  = { site = "hq" }
-  method "lockDoor" {
-    status = 200
-  }
-}
-group "b" {
-  count = 30
-  id    = format("b-%03d", index)
-  tags  = { site = "hq" }
-  method "lockDoor" {
-    status = 500
-  }
-}
-group "c" {
-  count = 150
-  id    = format("c-%03d", index)
-  tags  = { site = "hq" }
-  method "lockDoor" {
-    status = 200
-  }
-}`
-
 // TestRolloutAbortAndResumeCLI: wave 2 fails above max_failure_ratio, so apply stops (exit 1)
 // without starting wave 3 and says how the next apply goes on; the state records it, and the
 // next plan resumes at wave 2 with wave 1 shown done.
 func TestRolloutAbortAndResumeCLI(t *testing.T) {
-	h, data := testHub(t, writeFile(t, "fleet.hcl", rolloutFleet))
+	h, data := testHub(t, writeFile(t, "fleet.hcl", hubtest.RolloutFleet))
 	cfg := writeFile(t, "lock.hcl", `
 method "lock" {
   target   = "tags.site = 'hq'"

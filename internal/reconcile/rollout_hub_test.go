@@ -104,34 +104,6 @@ group "done" {
 	}
 }
 
-// rolloutFleet: 200 devices answering lockDoor, in id order: 20 that succeed, 30 that answer
-// 500, 150 that succeed.
-const rolloutFleet = `
-group "a" {
-  count = 20
-  id    = format("a-%03d", index)
-  tags  = { site = "hq" }
-  method "lockDoor" {
-    status = 200
-  }
-}
-group "b" {
-  count = 30
-  id    = format("b-%03d", index)
-  tags  = { site = "hq" }
-  method "lockDoor" {
-    status = 500
-  }
-}
-group "c" {
-  count = 150
-  id    = format("c-%03d", index)
-  tags  = { site = "hq" }
-  method "lockDoor" {
-    status = 200
-  }
-}`
-
 // TestRolloutAbortsAndResumes: a run-once method rolled out in waves of 10%, 50% and 100%
 // stops after wave 2, where 30 of 80 devices fail (more than max_failure_ratio 0.1): wave 3
 // never starts and the state records the progress. With the ratio raised to 1 (the failing devices are known), the next plan
@@ -139,7 +111,7 @@ group "c" {
 // retries its failures — and completes.
 func TestRolloutAbortsAndResumes(t *testing.T) {
 	t.Parallel()
-	h, c, _ := hubtest.StartAudited(t, rolloutFleet)
+	h, c, _ := hubtest.StartAudited(t, hubtest.RolloutFleet)
 	ctx := context.Background()
 	cfg := func(ratio float64) *reconcile.Config {
 		return &reconcile.Config{Methods: []reconcile.Method{{Addr: "method.lock", Target: mustTarget(t, "tags.site = 'hq'"), Method: "lockDoor",
@@ -303,7 +275,7 @@ func (h *cancelOnWave) JobCreated(rc *reconcile.ResourceChange, job hubapi.JobRe
 // resumes at wave 2. The next plan does so with the recorded bounds.
 func TestResumeStopsAtAnUnjudgedWave(t *testing.T) {
 	t.Parallel()
-	h, c, _ := hubtest.StartAudited(t, rolloutFleet)
+	h, c, _ := hubtest.StartAudited(t, hubtest.RolloutFleet)
 	ctx := context.Background()
 	cfg := &reconcile.Config{Methods: []reconcile.Method{{Addr: "method.lock", Target: mustTarget(t, "tags.site = 'hq'"), Method: "lockDoor",
 		ResponseTimeout: 10 * time.Second, Triggers: map[string]any{"rev": 2.0}, TriggersSet: true,
