@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"time"
 
 	"github.com/iotplan/iotplan/internal/query"
@@ -68,7 +69,13 @@ type ConvergeProgress struct {
 	Elapsed                           time.Duration
 	Done                              bool     // the last poll: met, or timed out
 	Met                               bool     // Converged ≥ MinRatio × Targeted
-	Samples                           []string // a few devices that did not converge (Done && !Met)
+	Samples                           []PendingDevice // a few devices that did not converge (Done && !Met)
+}
+
+// PendingDevice is a device that did not report the desired values in time.
+type PendingDevice struct {
+	DeviceID     string `json:"device_id"`
+	Disconnected bool   `json:"disconnected"`
 }
 
 // Pending is how many targeted devices have not reported the desired values.
@@ -101,7 +108,7 @@ func waitConverged(ctx context.Context, rc *ResourceChange, wave int, upper stri
 		p.Met = p.Converged >= c.needed(p.Targeted)
 		p.Done = p.Met || p.Elapsed >= timeout
 		if p.Done && !p.Met {
-			p.Samples, _ = sampleIDs(ctx, q, scoped(c.Pending), 5)
+			p.Samples, _ = pendingSamples(ctx, q, scoped(c.Pending))
 		}
 		if wh, ok := cfg.hook.(WaveHook); ok {
 			wh.ConvergeProgress(rc, p)
@@ -145,4 +152,21 @@ func countByConnection(ctx context.Context, q Querier, addr string, where query.
 		}
 	}
 	return total, disconnected, nil
+}
+
+// pendingSamples reads a few devices that did not converge, and whether they are connected.
+func pendingSamples(ctx context.Context, q Querier, where query.Expr) ([]PendingDevice, error) {
+	const k = 5
+	stmt := query.Select(query.Devices).Top(k).Project(query.P("deviceId"), aliasID).Project(query.P("connectionState"), "s").Where(where).String()
+	rows, _, err := q.QueryRows(ctx, stmt, k)
+	if err != nil {
+		return nil, err
+	}
+	var out []PendingDevice
+	for _, r := range rows {
+		id, _ := r[aliasID].(string)
+		out = append(out, PendingDevice{DeviceID: id, Disconnected: r["s"] == "Disconnected"})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].DeviceID < out[j].DeviceID })
+	return out, nil
 }

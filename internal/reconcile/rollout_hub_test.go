@@ -249,7 +249,7 @@ func TestConvergeOverLocalHub(t *testing.T) {
 		t.Fatalf("min_ratio 1: aborted %+v", res.Aborted)
 	}
 	p := rec.polls[len(rec.polls)-1]
-	if !p.Done || p.Met || p.NotReporting == 0 || len(p.Samples) == 0 || !strings.HasPrefix(p.Samples[0], "zz-off-") {
+	if !p.Done || p.Met || p.NotReporting == 0 || len(p.Samples) == 0 || !strings.HasPrefix(p.Samples[0].DeviceID, "zz-off-") || !p.Samples[0].Disconnected {
 		t.Fatalf("timed-out poll: %+v", p)
 	}
 }

@@ -46,7 +46,7 @@ var eventSchema = map[string]map[string]string{
 		"outcome.hub_calls": "object"},
 	EventConvergeProgress: {"converge.address": "string", "converge.wave": "number", "converge.targeted": "number",
 		"converge.converged": "number", "converge.pending": "number", "converge.not_reporting": "number",
-		"converge.elapsed_seconds": "number", "converge.done": "bool", "converge.met": "bool", "converge.sample_device_ids": "array"},
+		"converge.elapsed_seconds": "number", "converge.done": "bool", "converge.met": "bool", "converge.pending_devices": "array"},
 	EventWaveCompleted: {"wave.address": "string", "wave.wave": "number", "wave.waves": "number", "wave.attempted": "number", "wave.failed": "number"},
 	EventRolloutPaused: {"pause.address": "string", "pause.next_wave": "number", "pause.pause_seconds": "number"},
 }

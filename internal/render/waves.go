@@ -33,8 +33,20 @@ func (v *ApplyView) ConvergeProgress(rc *reconcile.ResourceChange, p reconcile.C
 	v.endLive()
 	v.out.printf("%s\n", line)
 	if p.Done && !p.Met && len(p.Samples) > 0 {
-		v.out.printf("  not converged: %s\n", examples(p.Samples, p.Pending()))
+		v.out.printf("  not converged: %s\n", examples(pendingText(p.Samples), p.Pending()))
 	}
+}
+
+// pendingText lists pending devices, marking the disconnected ones.
+func pendingText(ds []reconcile.PendingDevice) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.DeviceID
+		if d.Disconnected {
+			out[i] += " (disconnected)"
+		}
+	}
+	return out
 }
 
 // convergeText is e.g. "wave 1: 95 of 100 devices report the desired values, 5 pending (2 not
@@ -94,16 +106,16 @@ var _ reconcile.WaveHook = (*JSONUI)(nil)
 
 // jsonConvergeProgress is one poll of a wave's convergence.
 type jsonConvergeProgress struct {
-	Address        string   `json:"address"`
-	Wave           int      `json:"wave"`
-	Targeted       int      `json:"targeted"`
-	Converged      int      `json:"converged"`
-	Pending        int      `json:"pending"`
-	NotReporting   int      `json:"not_reporting"`
-	ElapsedSeconds float64  `json:"elapsed_seconds"`
-	Done           bool     `json:"done"`
-	Met            bool     `json:"met"`
-	Samples        []string `json:"sample_device_ids"`
+	Address        string                    `json:"address"`
+	Wave           int                       `json:"wave"`
+	Targeted       int                       `json:"targeted"`
+	Converged      int                       `json:"converged"`
+	Pending        int                       `json:"pending"`
+	NotReporting   int                       `json:"not_reporting"`
+	ElapsedSeconds float64                   `json:"elapsed_seconds"`
+	Done           bool                      `json:"done"`
+	Met            bool                      `json:"met"`
+	Samples        []reconcile.PendingDevice `json:"pending_devices"`
 }
 
 // ConvergeProgress implements reconcile.WaveHook: a converge_progress event per poll.
