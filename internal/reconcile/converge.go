@@ -67,8 +67,8 @@ type ConvergeProgress struct {
 	// the desired values; NotReporting the disconnected ones among the others.
 	Targeted, Converged, NotReporting int
 	Elapsed                           time.Duration
-	Done                              bool     // the last poll: met, or timed out
-	Met                               bool     // Converged ≥ MinRatio × Targeted
+	Done                              bool            // the last poll: met, or timed out
+	Met                               bool            // Converged ≥ MinRatio × Targeted
 	Samples                           []PendingDevice // a few devices that did not converge (Done && !Met)
 }
 
