@@ -61,6 +61,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/iotplan/iotplan/internal/hub/huberr"
+	"github.com/iotplan/iotplan/internal/hub/registry"
 	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/query"
 )
@@ -89,10 +90,18 @@ type Options struct {
 	// OnQuery, if set, is called with every queryCondition a job evaluates when it starts
 	// running and the error that failed the job (nil when it was accepted).
 	OnQuery func(text string, err error)
+	// Ready, when set, is closed once the hub's devices could connect (the simulated fleet
+	// started): method jobs resumed after a restart wait for it before calling devices.
+	Ready <-chan struct{}
 }
 
-// DefaultWorkers is the number of concurrent device operations of one job.
-const DefaultWorkers = 32
+// DefaultWorkers is the number of concurrent device operations of one job. A twin job runs
+// at least TwinWorkers: its writes wait for the registry's group commit, so many in flight
+// share each fsync (internal/hub/registry, commit.go).
+const (
+	DefaultWorkers = 32
+	TwinWorkers    = 512
+)
 
 // Limits from the hub's documentation (hubapi and query hold the numbers).
 const (
@@ -129,6 +138,10 @@ type job struct {
 	rec    record                  // guarded by Manager.mu
 	cancel context.CancelCauseFunc // non-nil while a runner is active
 	done   chan struct{}           // closed when the runner exits
+	// A twin job's patch, prepared once for all its devices (updateTwin).
+	prepareOnce sync.Once
+	prepared    *registry.PreparedPatch
+	prepareErr  error
 }
 
 func (j *job) terminal() bool { return hubapi.JobEnded(j.rec.Job.Status) }

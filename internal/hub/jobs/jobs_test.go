@@ -724,3 +724,56 @@ func TestRestartAfterCrash(t *testing.T) {
 		t.Errorf("cut rows = %v", rows)
 	}
 }
+
+// storeProbe is an Invoker that, when a device is called, reads the device's devices.jobs
+// row straight from the store (not the rows waiting to be flushed).
+type storeProbe struct {
+	db     *bbolt.DB
+	mu     sync.Mutex
+	onDisk map[string]string // device → status stored when it was called
+}
+
+func (p *storeProbe) Invoke(_ context.Context, deviceID string, m hubapi.CloudToDeviceMethod) (hubapi.CloudToDeviceMethodResult, error) {
+	status := ""
+	p.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket([]byte(bucketDeviceJobs)).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if strings.HasSuffix(string(k), "/"+deviceID) {
+				var r hubapi.DeviceJob
+				json.Unmarshal(v, &r)
+				status = r.Status
+			}
+		}
+		return nil
+	})
+	p.mu.Lock()
+	p.onDisk[deviceID] = status
+	p.mu.Unlock()
+	return hubapi.CloudToDeviceMethodResult{Status: 200, Payload: json.RawMessage(`{}`)}, nil
+}
+
+// TestMethodCallIsRecordedBeforeItIsMade: when a method job calls a device, the device's row
+// is already stored as running, so a hub killed during the call finds it at restart and marks
+// it JobInterrupted instead of calling the device a second time.
+func TestMethodCallIsRecordedBeforeItIsMade(t *testing.T) {
+	db := openDB(t, "")
+	tw := newMemTwins()
+	for i := range 50 {
+		tw.add(fmt.Sprintf("d%02d", i), nil, nil)
+	}
+	probe := &storeProbe{db: db, onDisk: map[string]string{}}
+	m := newManager(t, db, tw, probe, Options{})
+	if _, err := m.Create(hubapi.JobRequest{JobID: "call", Type: hubapi.JobTypeDeviceMethod,
+		CloudToDeviceMethod: &hubapi.CloudToDeviceMethod{MethodName: "lockDoor"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, m, "call", hubapi.JobStatusCompleted)
+	if len(probe.onDisk) != 50 {
+		t.Fatalf("%d devices called", len(probe.onDisk))
+	}
+	for id, st := range probe.onDisk {
+		if st != hubapi.DeviceJobRunning {
+			t.Errorf("%s was called while its stored row said %q", id, st)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/iotplan/iotplan/internal/hub/huberr"
+	"github.com/iotplan/iotplan/internal/hub/registry"
 	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/query"
 )
@@ -118,9 +119,21 @@ func (m *Manager) run(ctx context.Context, j *job) {
 		return
 	}
 
+	if selected && m.opts.Ready != nil && j.rec.Job.Type == hubapi.JobTypeDeviceMethod {
+		// A method job resumed after a restart waits until the devices could reconnect, so
+		// that it does not count them offline while the hub is still starting.
+		select {
+		case <-m.opts.Ready:
+		case <-ctx.Done():
+		}
+	}
 	ch := make(chan string)
 	var wg sync.WaitGroup
-	for range min(m.opts.Workers, max(len(todo), 1)) {
+	workers := m.opts.Workers
+	if j.rec.Job.Type == hubapi.JobTypeUpdateTwin {
+		workers = max(workers, TwinWorkers)
+	}
+	for range min(workers, max(len(todo), 1)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -331,20 +344,23 @@ func (m *Manager) process(ctx context.Context, j *job, deviceID string) {
 	now := m.now()
 	row := base
 	row.Status, row.LastUpdatedDateTimeUTC, row.Outcome = hubapi.DeviceJobRunning, &now, &hubapi.DeviceJobOutcome{}
-	m.rows.put(&row)
-
 	var opErr error
 	outcome := &hubapi.DeviceJobOutcome{}
 	if method != nil {
-		res, err := m.inv.Invoke(ctx, deviceID, *method)
-		if err == nil {
-			outcome.DeviceMethodResponse = &res
+		// Marked running on disk before the call (see putDurable): at most one call per device
+		// and job, whatever kills the hub.
+		if opErr = m.rows.putDurable(&row); opErr == nil {
+			res, err := m.inv.Invoke(ctx, deviceID, *method)
+			if err == nil {
+				outcome.DeviceMethodResponse = &res
+			}
+			opErr = err
+		} else {
+			opErr = &huberr.Error{Code: huberr.ServerError, Msg: "The hub could not record the call before making it; the device was not called."}
 		}
-		opErr = err
 	} else {
-		patch := *twin
-		patch.DeviceID = nil
-		_, opErr = m.twins.UpdateTwin(deviceID, patch, "*")
+		m.rows.put(&row)
+		opErr = m.updateTwin(j, deviceID, *twin)
 	}
 	if opErr != nil && ctx.Err() != nil {
 		m.settle(ctx, j, deviceID, true)
@@ -431,4 +447,25 @@ func (l *limiter) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// patcher is implemented by a Twins store that applies a prepared patch without copying the
+// twin back (*registry.Registry): a twin job prepares its patch once.
+type patcher interface {
+	ApplyPatch(deviceID string, p *registry.PreparedPatch, ifMatch string) error
+}
+
+// updateTwin applies a twin job's patch to one device.
+func (m *Manager) updateTwin(j *job, deviceID string, patch hubapi.TwinPatch) error {
+	patch.DeviceID = nil
+	p, ok := m.twins.(patcher)
+	if !ok {
+		_, err := m.twins.UpdateTwin(deviceID, patch, "*")
+		return err
+	}
+	j.prepareOnce.Do(func() { j.prepared, j.prepareErr = registry.PreparePatch(patch) })
+	if j.prepareErr != nil {
+		return j.prepareErr
+	}
+	return p.ApplyPatch(deviceID, j.prepared, "*")
 }

@@ -61,6 +61,15 @@ func (s *rowStore) put(row *hubapi.DeviceJob) {
 	}
 }
 
+// putDurable stores row and returns once it is on disk with every row put before it. A
+// method job marks a device running this way before calling it, so that a hub killed during
+// the call finds the row running at restart and never calls the device again for the job.
+// Concurrent callers share flushes: whoever flushes writes every dirty row.
+func (s *rowStore) putDurable(row *hubapi.DeviceJob) error {
+	s.put(row)
+	return s.flush()
+}
+
 func (s *rowStore) loop(ctx context.Context, wg *sync.WaitGroup) {
 	defer wg.Done()
 	t := time.NewTicker(flushEvery)

@@ -215,7 +215,7 @@ func (r *Registry) DeleteModule(deviceID, moduleID, ifMatch string) error {
 		return preconditionFailed()
 	}
 	key := moduleKey(deviceID, moduleID)
-	if err := r.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketModules).Delete([]byte(key)) }); err != nil {
+	if err := r.commit.writeSync(func(tx *bbolt.Tx) error { return tx.Bucket(bucketModules).Delete([]byte(key)) }); err != nil {
 		return storeError(err)
 	}
 	delete(r.mods, key)

@@ -165,8 +165,9 @@ type Options struct {
 
 // Registry holds the devices and twins of one hub.
 type Registry struct {
-	db   *bbolt.DB
-	opts Options
+	db     *bbolt.DB
+	commit *committer // every store write goes through it (commit.go)
+	opts   Options
 
 	mu   sync.RWMutex
 	byID map[string]*entry
@@ -187,7 +188,7 @@ func Open(db *bbolt.DB, opts Options) (*Registry, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	r := &Registry{db: db, opts: opts, byID: map[string]*entry{}, mods: map[string]*entry{}, dirty: map[string]bool{}}
+	r := &Registry{db: db, commit: newCommitter(db), opts: opts, byID: map[string]*entry{}, mods: map[string]*entry{}, dirty: map[string]bool{}}
 	now := ""
 	interned := map[string]map[string]any{}
 	err := db.Update(func(tx *bbolt.Tx) error {
@@ -496,34 +497,57 @@ func putJSON(b *bbolt.Bucket, key string, v any) error {
 	return b.Put([]byte(key), buf)
 }
 
-// persist writes the given entries in one transaction.
+// persist writes the given entries durably, in one transaction; callers hold r.mu, which it
+// keeps while it waits (twinWrite, the hot path, waits without it).
 func (r *Registry) persist(es []*entry, withDevice, withTwin bool) error {
-	err := r.db.Update(func(tx *bbolt.Tx) error {
-		devs, twins := tx.Bucket(bucketDevices), tx.Bucket(bucketTwins)
-		for _, e := range es {
-			if e.mod != nil {
-				if err := putJSON(tx.Bucket(bucketModules), moduleKey(e.dev.DeviceID, e.mod.ModuleID), moduleRecordOf(e)); err != nil {
-					return err
-				}
-				continue
-			}
-			if withDevice {
-				if err := putJSON(devs, e.dev.DeviceID, deviceRecord{Device: e.dev, ETagN: e.devN}); err != nil {
-					return err
-				}
-			}
-			if withTwin {
-				if err := putJSON(twins, e.dev.DeviceID, e.tw); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
+	write, err := records(es, withDevice, withTwin)
+	if err == nil {
+		err = r.commit.writeSync(write)
+	}
 	if err != nil {
 		return storeError(err)
 	}
 	return nil
+}
+
+// records encodes entries now (they change once published) into a store write.
+func records(es []*entry, withDevice, withTwin bool) (func(tx *bbolt.Tx) error, error) {
+	type kv struct {
+		bucket []byte
+		key    string
+		value  []byte
+	}
+	var puts []kv
+	add := func(bucket []byte, key string, v any) error {
+		b, err := json.Marshal(v)
+		puts = append(puts, kv{bucket, key, b})
+		return err
+	}
+	for _, e := range es {
+		var err error
+		switch {
+		case e.mod != nil:
+			err = add(bucketModules, moduleKey(e.dev.DeviceID, e.mod.ModuleID), moduleRecordOf(e))
+		default:
+			if withDevice {
+				err = add(bucketDevices, e.dev.DeviceID, deviceRecord{Device: e.dev, ETagN: e.devN})
+			}
+			if err == nil && withTwin {
+				err = add(bucketTwins, e.dev.DeviceID, e.tw)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return func(tx *bbolt.Tx) error {
+		for _, p := range puts {
+			if err := tx.Bucket(p.bucket).Put([]byte(p.key), p.value); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil
 }
 
 func storeError(err error) error {
@@ -684,7 +708,7 @@ func (r *Registry) DeleteDevice(deviceID, ifMatch string) error {
 	}
 	lo, hi := r.moduleRange(deviceID)
 	modKeys := slices.Clone(r.modKeys[lo:hi])
-	err := r.db.Update(func(tx *bbolt.Tx) error {
+	err := r.commit.writeSync(func(tx *bbolt.Tx) error {
 		if err := tx.Bucket(bucketDevices).Delete([]byte(deviceID)); err != nil {
 			return err
 		}
@@ -850,22 +874,32 @@ func (r *Registry) Flush() error {
 func (r *Registry) twinWrite(deviceID, moduleID, ifMatch string, change func(e *entry, now string) error) (*entry, error) {
 	now := r.now()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	old, err := r.lookupLocked(deviceID, moduleID)
 	if err != nil {
+		r.mu.Unlock()
 		return nil, err
 	}
 	if want := parseIfMatch(ifMatch); want != "" && want != etagString(old.tw.ETag) {
+		r.mu.Unlock()
 		return nil, preconditionFailed()
 	}
 	e := old.clone()
 	if err := change(e, now); err != nil {
+		r.mu.Unlock()
 		return nil, err
 	}
-	if err := r.persist([]*entry{e}, false, true); err != nil {
-		return nil, err
-	}
+	// Reserved in publish order, encoded and waited for without the mutex, so that concurrent
+	// writers share one commit. Readers may see the write a moment before it is durable; it
+	// is acknowledged only after. The encoding reads a copy of the twin state taken before
+	// publish (which drops the entry's section maps); published maps are never changed.
+	op := r.commit.reserve()
+	snapshot := &entry{dev: e.dev, devN: e.devN, mod: e.mod, tw: e.tw}
 	r.publish(e)
+	r.mu.Unlock()
+	op.prepare(records([]*entry{snapshot}, false, true))
+	if err := r.commit.wait(op); err != nil {
+		return nil, storeError(err)
+	}
 	return e, nil
 }
 
@@ -920,10 +954,39 @@ func (r *Registry) UpdateTwin(deviceID string, patch hubapi.TwinPatch, ifMatch s
 }
 
 func (r *Registry) updateTwin(deviceID, moduleID string, patch hubapi.TwinPatch, ifMatch string) (map[string]any, error) {
+	p, err := PreparePatch(patch)
+	if err != nil {
+		return nil, err
+	}
+	e, err := r.applyPatch(deviceID, moduleID, p, ifMatch)
+	if err != nil {
+		return nil, err
+	}
+	return deepCopyMap(e.doc), nil
+}
+
+// PreparedPatch is a twin patch (tags and desired properties) checked and normalised once, so
+// that a job applies it to each of its devices without doing that again (ApplyPatch).
+type PreparedPatch struct{ tags, desired map[string]any }
+
+// PreparePatch checks and normalises a patch as UpdateTwin does.
+func PreparePatch(patch hubapi.TwinPatch) (*PreparedPatch, error) {
 	tags, desired, err := patchSections(patch)
 	if err != nil {
 		return nil, err
 	}
+	return &PreparedPatch{tags: tags, desired: desired}, nil
+}
+
+// ApplyPatch is UpdateTwin of a prepared patch, without the copy of the new twin that
+// UpdateTwin returns (a job has no use for it).
+func (r *Registry) ApplyPatch(deviceID string, p *PreparedPatch, ifMatch string) error {
+	_, err := r.applyPatch(deviceID, "", p, ifMatch)
+	return err
+}
+
+func (r *Registry) applyPatch(deviceID, moduleID string, p *PreparedPatch, ifMatch string) (*entry, error) {
+	tags, desired := p.tags, p.desired
 	var notify map[string]any
 	e, err := r.twinWrite(deviceID, moduleID, ifMatch, func(e *entry, now string) error {
 		if len(tags) == 0 && len(desired) == 0 {
@@ -956,7 +1019,7 @@ func (r *Registry) updateTwin(deviceID, moduleID string, patch hubapi.TwinPatch,
 	if moduleID == "" && notify != nil && r.opts.OnDesired != nil {
 		r.opts.OnDesired(deviceID, deepCopyMap(notify), e.tw.DesiredVersion)
 	}
-	return deepCopyMap(e.doc), nil
+	return e, nil
 }
 
 // ReplaceTwin replaces tags and desired properties (PUT /twins/{id}); an absent section

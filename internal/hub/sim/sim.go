@@ -211,9 +211,14 @@ var _ link.Device = (*device)(nil)
 // f == nil means the remembered fleet, or DefaultFleet for a new hub. ctx bounds the start
 // only; Close stops the devices.
 func Start(ctx context.Context, f *Fleet, db *bbolt.DB, seed Seeder, rep Reporter, l *link.Hub, opts Options) (*Sim, error) {
-	remembered, err := loadRemembered(db)
+	remembered, seeding, err := loadRemembered(db)
 	if err != nil {
 		return nil, err
+	}
+	// A seed a crash interrupted is finished with the same fleet, never mixed with another.
+	if seeding && f != nil && !bytes.Equal(remembered.Source, f.Source) {
+		return nil, fmt.Errorf("%w: the hub's data holds the fleet of %s, half seeded; start it again with that fleet (or none) to finish seeding, or remove the data directory",
+			ErrInterruptedSeed, remembered.Filename)
 	}
 	newHub := seed.DeviceCount() == 0
 	switch {
@@ -225,7 +230,7 @@ func Start(ctx context.Context, f *Fleet, db *bbolt.DB, seed Seeder, rep Reporte
 	default:
 		f = &Fleet{}
 	}
-	same := remembered != nil && bytes.Equal(remembered.Source, f.Source)
+	same := remembered != nil && !seeding && bytes.Equal(remembered.Source, f.Source)
 
 	s := &Sim{fleet: f, devices: make(map[string]*device, f.Size()), done: make(chan struct{}), mqtt: opts.MQTT, log: opts.Logger}
 	if s.log == nil {
@@ -275,16 +280,7 @@ func Start(ctx context.Context, f *Fleet, db *bbolt.DB, seed Seeder, rep Reporte
 			}
 		}
 	}
-	var seedErr error
-	if newHub {
-		seedErr = seedDevices(ctx, f, seed, nil)
-	} else if has, ok := seed.(existence); ok && !same {
-		seedErr = seedDevices(ctx, f, seed, has)
-	}
-	if seedErr == nil && !same && f.Source != nil {
-		seedErr = remember(db, f)
-	}
-	if seedErr != nil {
+	if seedErr := s.seed(ctx, f, db, seed, newHub, same); seedErr != nil {
 		s.Close()
 		return nil, seedErr
 	}
@@ -343,12 +339,43 @@ func seedDevices(ctx context.Context, f *Fleet, seed Seeder, has existence) erro
 	return flush()
 }
 
+// ErrInterruptedSeed: the hub's data holds a fleet whose seeding a crash interrupted, and the
+// hub was started with another fleet.
+var ErrInterruptedSeed = errors.New("seeding of the simulated fleet was interrupted")
+
+// seed imports the fleet's devices the registry lacks. Seeding takes many transactions, so it
+// is bracketed by the remembered fleet: written with Seeding set before the first device, and
+// again without it after the last. A hub that restarts in between finishes the same fleet
+// (Start), so no crash leaves a partial or mixed fleet.
+func (s *Sim) seed(ctx context.Context, f *Fleet, db *bbolt.DB, seed Seeder, newHub, same bool) error {
+	has, canSkip := seed.(existence)
+	if same || (!newHub && !canSkip) {
+		return nil
+	}
+	if f.Source != nil {
+		if err := remember(db, f, true); err != nil {
+			return err
+		}
+	}
+	if newHub {
+		has = nil
+	}
+	if err := seedDevices(ctx, f, seed, has); err != nil {
+		return err
+	}
+	if f.Source != nil {
+		return remember(db, f, false)
+	}
+	return nil
+}
+
 type rememberedFleet struct {
 	Filename string `json:"filename"`
 	Source   []byte `json:"source"`
+	Seeding  bool   `json:"seeding,omitempty"` // its devices are being imported
 }
 
-func loadRemembered(db *bbolt.DB) (*Fleet, error) {
+func loadRemembered(db *bbolt.DB) (*Fleet, bool, error) {
 	var rf *rememberedFleet
 	err := db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketFleet))
@@ -363,17 +390,17 @@ func loadRemembered(db *bbolt.DB) (*Fleet, error) {
 		return json.Unmarshal(v, rf)
 	})
 	if err != nil || rf == nil {
-		return nil, err
+		return nil, false, err
 	}
 	f, diags := ParseFleet(rf.Filename, rf.Source)
 	if diags.HasErrors() {
-		return nil, fmt.Errorf("the fleet remembered in the hub's data (from %s) no longer parses: %s", rf.Filename, diags.Error())
+		return nil, false, fmt.Errorf("the fleet remembered in the hub's data (from %s) no longer parses: %s", rf.Filename, diags.Error())
 	}
-	return f, nil
+	return f, rf.Seeding, nil
 }
 
-func remember(db *bbolt.DB, f *Fleet) error {
-	v, err := json.Marshal(rememberedFleet{Filename: f.Filename, Source: f.Source})
+func remember(db *bbolt.DB, f *Fleet, seeding bool) error {
+	v, err := json.Marshal(rememberedFleet{Filename: f.Filename, Source: f.Source, Seeding: seeding})
 	if err != nil {
 		return err
 	}

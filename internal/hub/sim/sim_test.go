@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -330,5 +331,55 @@ func TestLockDoorJobOverDefaultFleet(t *testing.T) {
 			t.Fatalf("myDeviceId never reported the job's desired properties: %v", rp)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestInterruptedSeedIsFinished: a hub whose seeding stopped half-way (as kill -9 leaves it:
+// the fleet remembered as seeding, some devices imported) finishes the same fleet when started
+// without one, and refuses another fleet with ErrInterruptedSeed instead of mixing them.
+func TestInterruptedSeedIsFinished(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hub.db")
+	f := parse(t, `group "g" {
+  count = 2500
+  id    = "seed-%05d"
+}`)
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.Open(db, registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remember(db, f, true); err != nil {
+		t.Fatal(err)
+	}
+	var first []registry.SeedDevice
+	for i := range 1000 {
+		sd, err := f.Groups[0].Seed(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first = append(first, sd)
+	}
+	if err := reg.Import(first); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	other := parse(t, `device "other" {}`)
+	db, _ = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, NoSync: true})
+	reg, _ = registry.Open(db, registry.Options{})
+	if _, err := Start(context.Background(), other, db, reg, reg, link.New(link.Options{}), Options{}); !errors.Is(err, ErrInterruptedSeed) {
+		t.Fatalf("another fleet after an interrupted seed: %v", err)
+	}
+	db.Close()
+
+	h := startHub(t, path, nil)
+	if n := h.reg.DeviceCount(); n != 2500 {
+		t.Fatalf("%d devices after finishing the seed, want 2500", n)
+	}
+	if _, seeding, err := loadRemembered(h.db); err != nil || seeding {
+		t.Fatalf("still seeding after Start: %v", err)
 	}
 }
