@@ -39,7 +39,7 @@ func TwinSize(v any) int {
 	case map[string]any:
 		n := 0
 		for k, e := range x {
-			if k != "$metadata" && k != "$version" {
+			if !IsTwinMetadataKey(k) {
 				n += len(k) + TwinSize(e)
 			}
 		}
@@ -84,4 +84,35 @@ func TwinKeyProblem(k string) string {
 		}
 	}
 	return ""
+}
+
+// IsTwinMetadataKey reports whether k is one of the keys the hub itself writes into a twin
+// section ($metadata, $version): not the section's values, and not counted in its size.
+func IsTwinMetadataKey(k string) bool { return k == "$metadata" || k == "$version" }
+
+// TwinValues is a twin section (tags, desired, reported) without its $metadata and $version.
+// The result is a new map; the values are shared.
+func TwinValues(sec map[string]any) map[string]any {
+	out := make(map[string]any, len(sec))
+	for k, v := range sec {
+		if !IsTwinMetadataKey(k) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// TwinJSON is v in the JSON data model a twin holds (map[string]any, []any, string, float64,
+// bool, nil), through encoding/json, so that a Go value (an int, a typed map) compares equal
+// to the same value read back from a twin. A value that does not encode is returned as is.
+func TwinJSON(v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return v
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package hubapi
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -37,5 +38,33 @@ func TestTwinSize(t *testing.T) {
 	}
 	if got := TwinSize(map[string]any{"n": json.Number("12"), "i": 7}); got != 2+16 {
 		t.Errorf("TwinSize of json.Number and int = %d, want 18", got)
+	}
+}
+
+// The hub's own keys are not a section's values: TwinValues drops them, TwinSize skips them.
+func TestTwinValuesDropsMetadata(t *testing.T) {
+	sec := map[string]any{"a": 1.0, "$version": 4.0, "$metadata": map[string]any{"a": "x"}}
+	got := TwinValues(sec)
+	if len(got) != 1 || got["a"] != 1.0 {
+		t.Errorf("TwinValues = %v, want only a", got)
+	}
+	if len(sec) != 3 {
+		t.Errorf("TwinValues changed its argument: %v", sec)
+	}
+	if n := TwinSize(sec); n != TwinSize(got) {
+		t.Errorf("TwinSize counts metadata: %d, want %d", n, TwinSize(got))
+	}
+}
+
+// Go values become what a twin holds, so they compare equal to values read from twins.
+func TestTwinJSON(t *testing.T) {
+	in := map[string]any{"n": 3, "l": []string{"x"}, "m": map[string]int{"k": 1}}
+	want := map[string]any{"n": 3.0, "l": []any{"x"}, "m": map[string]any{"k": 1.0}}
+	if got := TwinJSON(in); !reflect.DeepEqual(got, want) {
+		t.Errorf("TwinJSON = %#v, want %#v", got, want)
+	}
+	ch := make(chan int)
+	if got := TwinJSON(ch); got != any(ch) {
+		t.Errorf("TwinJSON of a value JSON cannot encode = %v, want it unchanged", got)
 	}
 }

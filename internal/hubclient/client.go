@@ -24,7 +24,7 @@
 //
 // Failures the hub reports are *Error values; no error of this package contains the key or a
 // token. Imports: internal/clock, internal/hubapi, internal/query, internal/sas,
-// internal/tier, amenzhinsky/iothub/iotservice, stdlib.
+// internal/tier, amenzhinsky/iothub/iotservice, amenzhinsky/iothub/common, stdlib.
 package hubclient
 
 import (

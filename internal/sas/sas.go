@@ -4,7 +4,11 @@
 // by the local hub (to verify them), so both sides agree on one implementation.
 //
 // Secrets: no error from this package ever contains a key, a signature, or the raw connection
-// string, because those errors end up on terminals and in CI logs. Imports: stdlib only.
+// string, because those errors end up on terminals and in CI logs.
+//
+// Every error says which check failed through a sentinel (ErrMalformed, ErrSignature,
+// ErrExpired, ErrNoKey, ErrConnectionString, ErrKey): callers decide with errors.Is, never by
+// the text, which is for people.
 package sas
 
 import (
@@ -18,6 +22,44 @@ import (
 	"strings"
 	"time"
 )
+
+// The checks a token or a connection string can fail. Texts are the start of the messages
+// people see; the hub's REST API passes them on in its 401 messages.
+var (
+	// ErrMalformed: ParseToken found no SharedAccessSignature token, or a broken one.
+	ErrMalformed = errors.New("malformed SharedAccessSignature token")
+	// ErrSignature: no key given to Token.Verify made the token's signature.
+	ErrSignature = errors.New("signature does not match")
+	// ErrExpired: the token was signed with one of the keys but its se time has passed.
+	ErrExpired = errors.New("token has expired")
+	// ErrNoKey: Token.Verify had no usable key (none set, or none valid base64) to check
+	// the signature with: a fault of the verifier's configuration, not of the token.
+	ErrNoKey = errors.New("no valid key to verify the token against")
+	// ErrConnectionString: ParseConnectionString refused its input.
+	ErrConnectionString = errors.New("connection string")
+	// ErrKey: NewToken was given a key that is not base64.
+	ErrKey = errors.New("sas: key is not valid base64")
+)
+
+// failure is an error that reads as msg and matches kind with errors.Is, for messages that
+// do not start with their sentinel's text.
+type failure struct {
+	kind error
+	msg  string
+}
+
+func (f *failure) Error() string { return f.msg }
+func (f *failure) Unwrap() error { return f.kind }
+
+// csError is a ParseConnectionString error: "connection string: <msg>".
+func csError(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrConnectionString}, args...)...)
+}
+
+// tokenError is a ParseToken error: "malformed SharedAccessSignature token: <msg>".
+func tokenError(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+}
 
 // ConnectionString is a parsed IoT Hub connection string: a service one
 // (HostName;SharedAccessKeyName;SharedAccessKey) or a device one (HostName;DeviceId;SharedAccessKey,
@@ -39,7 +81,7 @@ func ParseConnectionString(s string) (ConnectionString, error) {
 	var c ConnectionString
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return c, errors.New("connection string is empty")
+		return c, &failure{ErrConnectionString, "connection string is empty"}
 	}
 	seen := map[string]bool{}
 	n := 0
@@ -51,7 +93,7 @@ func ParseConnectionString(s string) (ConnectionString, error) {
 		n++
 		name, value, ok := strings.Cut(part, "=")
 		if !ok {
-			return ConnectionString{}, fmt.Errorf("connection string: field %d is not of the form Name=value", n)
+			return ConnectionString{}, csError("field %d is not of the form Name=value", n)
 		}
 		canon := ""
 		for _, f := range csFields {
@@ -60,15 +102,15 @@ func ParseConnectionString(s string) (ConnectionString, error) {
 			}
 		}
 		if canon == "" {
-			return ConnectionString{}, fmt.Errorf("connection string: field %d has an unknown name (expected HostName, SharedAccessKeyName, SharedAccessKey, DeviceId or ModuleId)", n)
+			return ConnectionString{}, csError("field %d has an unknown name (expected HostName, SharedAccessKeyName, SharedAccessKey, DeviceId or ModuleId)", n)
 		}
 		if seen[canon] {
-			return ConnectionString{}, fmt.Errorf("connection string: %s appears more than once", canon)
+			return ConnectionString{}, csError("%s appears more than once", canon)
 		}
 		seen[canon] = true
 		value = strings.TrimSpace(value)
 		if value == "" {
-			return ConnectionString{}, fmt.Errorf("connection string: %s is empty", canon)
+			return ConnectionString{}, csError("%s is empty", canon)
 		}
 		switch canon {
 		case "HostName":
@@ -85,18 +127,18 @@ func ParseConnectionString(s string) (ConnectionString, error) {
 	}
 	switch {
 	case c.HostName == "":
-		return ConnectionString{}, errors.New("connection string: HostName is missing")
+		return ConnectionString{}, csError("HostName is missing")
 	case strings.ContainsAny(c.HostName, "/ ") || strings.Contains(c.HostName, "://"):
-		return ConnectionString{}, errors.New("connection string: HostName must be a host name (optionally host:port), not a URL")
+		return ConnectionString{}, csError("HostName must be a host name (optionally host:port), not a URL")
 	case c.SharedAccessKey == "":
-		return ConnectionString{}, errors.New("connection string: SharedAccessKey is missing")
+		return ConnectionString{}, csError("SharedAccessKey is missing")
 	case c.SharedAccessKeyName == "" && c.DeviceID == "":
-		return ConnectionString{}, errors.New("connection string: needs SharedAccessKeyName (a service connection string) or DeviceId (a device connection string)")
+		return ConnectionString{}, csError("needs SharedAccessKeyName (a service connection string) or DeviceId (a device connection string)")
 	case c.ModuleID != "" && c.DeviceID == "":
-		return ConnectionString{}, errors.New("connection string: ModuleId needs DeviceId")
+		return ConnectionString{}, csError("ModuleId needs DeviceId")
 	}
 	if k, err := base64.StdEncoding.DecodeString(c.SharedAccessKey); err != nil || len(k) == 0 {
-		return ConnectionString{}, errors.New("connection string: SharedAccessKey is not valid base64")
+		return ConnectionString{}, csError("SharedAccessKey is not valid base64")
 	}
 	return c, nil
 }
@@ -160,7 +202,7 @@ const TokenPrefix = "SharedAccessSignature "
 func NewToken(resource, base64Key, policy string, expiry time.Time) (string, error) {
 	key, err := base64.StdEncoding.DecodeString(base64Key)
 	if err != nil || len(key) == 0 {
-		return "", errors.New("sas: key is not valid base64")
+		return "", ErrKey
 	}
 	sr := url.QueryEscape(resource)
 	se := strconv.FormatInt(expiry.Unix(), 10)
@@ -193,7 +235,7 @@ func ParseToken(header string) (Token, error) {
 	var t Token
 	s := strings.TrimSpace(header)
 	if len(s) < len(TokenPrefix) || !strings.EqualFold(s[:len(TokenPrefix)], TokenPrefix) {
-		return t, errors.New("not a SharedAccessSignature token")
+		return t, &failure{ErrMalformed, "not a SharedAccessSignature token"}
 	}
 	s = strings.TrimSpace(s[len(TokenPrefix):])
 	seen := map[string]bool{}
@@ -203,11 +245,11 @@ func ParseToken(header string) (Token, error) {
 		}
 		name, raw, ok := strings.Cut(part, "=")
 		if !ok {
-			return Token{}, errors.New("malformed SharedAccessSignature token: a field has no value")
+			return Token{}, tokenError("a field has no value")
 		}
 		name = strings.ToLower(name)
 		if seen[name] {
-			return Token{}, fmt.Errorf("malformed SharedAccessSignature token: %s appears more than once", name)
+			return Token{}, tokenError("%s appears more than once", name)
 		}
 		seen[name] = true
 		// sig: PathUnescape, so a signature sent without escaping keeps its '+' characters.
@@ -218,7 +260,7 @@ func ParseToken(header string) (Token, error) {
 		}
 		val, err := unescape(raw)
 		if err != nil {
-			return Token{}, fmt.Errorf("malformed SharedAccessSignature token: %s is not URL-encoded correctly", name)
+			return Token{}, tokenError("%s is not URL-encoded correctly", name)
 		}
 		switch name {
 		case "sr":
@@ -230,7 +272,7 @@ func ParseToken(header string) (Token, error) {
 		case "se":
 			n, err := strconv.ParseInt(val, 10, 64)
 			if err != nil {
-				return Token{}, errors.New("malformed SharedAccessSignature token: se is not a number of seconds")
+				return Token{}, tokenError("se is not a number of seconds")
 			}
 			t.Expiry, t.se = time.Unix(n, 0).UTC(), val
 		default:
@@ -239,32 +281,42 @@ func ParseToken(header string) (Token, error) {
 	}
 	for _, f := range []string{"sr", "sig", "se"} {
 		if !seen[f] {
-			return Token{}, fmt.Errorf("malformed SharedAccessSignature token: %s is missing", f)
+			return Token{}, tokenError("%s is missing", f)
 		}
 	}
 	return t, nil
 }
 
-// Verify checks the token's signature against base64Key and that it has not expired at now.
-// The HMAC is computed over the sr value exactly as received (all SDKs sign the encoded form
-// they send).
-func (t Token) Verify(base64Key string, now time.Time) error {
-	key, err := base64.StdEncoding.DecodeString(base64Key)
-	if err != nil || len(key) == 0 {
-		return errors.New("sas: verification key is not valid base64")
-	}
+// Verify is the one check of a token's signature and expiry, for the REST API and the MQTT
+// endpoint alike. keys are the keys of the identity the token names (a policy's or a device's
+// primary and secondary key; "" for a key that is not set). The HMAC is computed over the sr
+// value exactly as received (all SDKs sign the encoded form they send). The signature is
+// checked before the expiry, so a forged token is reported as forged even when it has also
+// expired; a genuine one past its se time is ErrExpired, whichever key signed it.
+//
+// It returns nil, ErrSignature, ErrExpired or ErrNoKey.
+func (t Token) Verify(now time.Time, keys ...string) error {
 	se := t.se
 	if se == "" {
 		se = strconv.FormatInt(t.Expiry.Unix(), 10)
 	}
-	want := sign(key, t.RawResource, se)
-	if !hmac.Equal([]byte(want), []byte(t.Signature)) {
-		return errors.New("signature does not match")
+	err := ErrNoKey
+	for _, k := range keys {
+		key, derr := base64.StdEncoding.DecodeString(k)
+		if derr != nil || len(key) == 0 {
+			continue
+		}
+		want := sign(key, t.RawResource, se)
+		if !hmac.Equal([]byte(want), []byte(t.Signature)) {
+			err = ErrSignature
+			continue
+		}
+		if !now.Before(t.Expiry) {
+			return ErrExpired
+		}
+		return nil
 	}
-	if !now.Before(t.Expiry) {
-		return errors.New("token has expired")
-	}
-	return nil
+	return err
 }
 
 // ScopeCovers reports whether a token for tokenResource may access requested. Both are

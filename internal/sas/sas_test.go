@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
@@ -71,6 +72,9 @@ func TestParseConnectionStringErrorsNeverLeak(t *testing.T) {
 			t.Errorf("%q: no error", tc.in)
 			continue
 		}
+		if !errors.Is(err, ErrConnectionString) {
+			t.Errorf("%q: %v is not ErrConnectionString", tc.in, err)
+		}
 		msg := err.Error()
 		if !strings.Contains(msg, tc.want) {
 			t.Errorf("%q: error %q does not contain %q", tc.in, msg, tc.want)
@@ -110,7 +114,7 @@ func TestNewTokenMatchesGoSDK(t *testing.T) {
 		if tok.Resource != tc.resource || tok.KeyName != tc.policy || !tok.Expiry.Equal(exp) {
 			t.Errorf("ParseToken = %+v", tok)
 		}
-		if err := tok.Verify(testKey, exp.Add(-time.Minute)); err != nil {
+		if err := tok.Verify(exp.Add(-time.Minute), testKey); err != nil {
 			t.Errorf("Verify(%q): %v", tc.resource, err)
 		}
 	}
@@ -131,7 +135,7 @@ func TestVerifyFixedVector(t *testing.T) {
 	if tok.Resource != "localhost/devices/myDeviceId" || tok.RawResource != "localhost%2Fdevices%2FmyDeviceId" || tok.KeyName != "" {
 		t.Fatalf("parsed %+v", tok)
 	}
-	if err := tok.Verify(testKey, time.Unix(1795628000, 0)); err != nil {
+	if err := tok.Verify(time.Unix(1795628000, 0), testKey); err != nil {
 		t.Fatal(err)
 	}
 	// The same signature sent unescaped (raw '+' and '/') still verifies.
@@ -139,7 +143,7 @@ func TestVerifyFixedVector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tok2.Verify(testKey, time.Unix(1795628000, 0)); err != nil {
+	if err := tok2.Verify(time.Unix(1795628000, 0), testKey); err != nil {
 		t.Fatalf("unescaped sig: %v", err)
 	}
 }
@@ -162,7 +166,7 @@ func TestParseTokenAnyFieldOrder(t *testing.T) {
 		if tok.KeyName != "service" || tok.Resource != "hub.example" {
 			t.Fatalf("%v: %+v", o, tok)
 		}
-		if err := tok.Verify(testKey, exp.Add(-time.Hour)); err != nil {
+		if err := tok.Verify(exp.Add(-time.Hour), testKey); err != nil {
 			t.Fatalf("%v: %v", o, err)
 		}
 	}
@@ -172,15 +176,19 @@ func TestVerifyRejects(t *testing.T) {
 	exp := time.Unix(2000000000, 0)
 	hdr, _ := NewToken("hub.example", testKey, "service", exp)
 	tok, _ := ParseToken(hdr)
-	if err := tok.Verify(testKey, exp); err == nil || !strings.Contains(err.Error(), "expired") {
-		t.Errorf("at expiry: %v", err)
+	if err := tok.Verify(exp, testKey); !errors.Is(err, ErrExpired) {
+		t.Errorf("at expiry: %v, want ErrExpired", err)
 	}
-	if err := tok.Verify(testKey, exp.Add(time.Second)); err == nil {
-		t.Error("expired token verified")
+	if err := tok.Verify(exp.Add(time.Second), testKey); !errors.Is(err, ErrExpired) {
+		t.Errorf("after expiry: %v, want ErrExpired", err)
 	}
 	other := base64.StdEncoding.EncodeToString([]byte("another key entirely"))
-	if err := tok.Verify(other, exp.Add(-time.Hour)); err == nil || !strings.Contains(err.Error(), "signature") {
-		t.Errorf("wrong key: %v", err)
+	if err := tok.Verify(exp.Add(-time.Hour), other); !errors.Is(err, ErrSignature) {
+		t.Errorf("wrong key: %v, want ErrSignature", err)
+	}
+	// A forged token is forged even once it has expired: the signature is checked first.
+	if err := tok.Verify(exp.Add(time.Hour), other); !errors.Is(err, ErrSignature) {
+		t.Errorf("wrong key, expired: %v, want ErrSignature", err)
 	}
 	// Tampering with any signed field breaks the signature.
 	for _, h := range []string{
@@ -191,8 +199,41 @@ func TestVerifyRejects(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := tk.Verify(testKey, exp.Add(-time.Hour)); err == nil {
-			t.Errorf("tampered token verified: %s", h)
+		if err := tk.Verify(exp.Add(-time.Hour), testKey); !errors.Is(err, ErrSignature) {
+			t.Errorf("tampered token %s: %v, want ErrSignature", h, err)
+		}
+	}
+}
+
+// Verify tries every key it is given (primary, then secondary); the answer names the check
+// that failed for the key that signed the token, whatever the other key says.
+func TestVerifyKeys(t *testing.T) {
+	exp := time.Unix(2000000000, 0)
+	other := base64.StdEncoding.EncodeToString([]byte("another key entirely"))
+	hdr, _ := NewToken("hub.example", testKey, "service", exp)
+	tok, _ := ParseToken(hdr)
+	before, after := exp.Add(-time.Hour), exp.Add(time.Hour)
+	cases := []struct {
+		name string
+		now  time.Time
+		keys []string
+		want error
+	}{
+		{"primary signed", before, []string{testKey, other}, nil},
+		{"secondary signed", before, []string{other, testKey}, nil},
+		{"secondary signed, expired", after, []string{other, testKey}, ErrExpired},
+		{"primary signed, expired", after, []string{testKey, other}, ErrExpired},
+		{"no secondary set", before, []string{other, ""}, ErrSignature},
+		{"neither signed", before, []string{other, other}, ErrSignature},
+		{"no key set", before, []string{"", ""}, ErrNoKey},
+		{"no keys", before, nil, ErrNoKey},
+		{"undecodable primary, secondary signed", before, []string{"not*base64", testKey}, nil},
+		{"undecodable keys only", before, []string{"not*base64"}, ErrNoKey},
+	}
+	for _, c := range cases {
+		err := tok.Verify(c.now, c.keys...)
+		if (c.want == nil) != (err == nil) || (c.want != nil && !errors.Is(err, c.want)) {
+			t.Errorf("%s: Verify = %v, want %v", c.name, err, c.want)
 		}
 	}
 }
@@ -209,8 +250,8 @@ func TestParseTokenErrors(t *testing.T) {
 		"SharedAccessSignature sr=h&sig&se=1",
 		"SharedAccessSignature sr=%zz&sig=abc&se=1",
 	} {
-		if _, err := ParseToken(h); err == nil {
-			t.Errorf("ParseToken(%q): no error", h)
+		if _, err := ParseToken(h); !errors.Is(err, ErrMalformed) {
+			t.Errorf("ParseToken(%q): %v, want ErrMalformed", h, err)
 		}
 	}
 	if _, err := ParseToken("sharedaccesssignature sr=h&sig=abc&se=1"); err != nil {
@@ -260,10 +301,10 @@ func TestConnectionStringToken(t *testing.T) {
 	if tok.Resource != "localhost/devices/d1" || tok.KeyName != "" {
 		t.Fatalf("%+v", tok)
 	}
-	if err := tok.Verify(testKey, time.Unix(1999999999, 0)); err != nil {
+	if err := tok.Verify(time.Unix(1999999999, 0), testKey); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewToken("h", "***", "", time.Now()); err == nil || strings.Contains(err.Error(), "***") {
+	if _, err := NewToken("h", "***", "", time.Now()); !errors.Is(err, ErrKey) || strings.Contains(err.Error(), "***") {
 		t.Fatalf("bad key: %v", err)
 	}
 }

@@ -74,7 +74,7 @@ func decodeTwin(device, name string, twin map[string]any) (*record, error) {
 	tags, _ := twin["tags"].(map[string]any)
 	props, _ := twin["properties"].(map[string]any)
 	desired, _ := props["desired"].(map[string]any)
-	desired = withoutMeta(desired)
+	desired = hubapi.TwinValues(desired)
 
 	rawH, marked := tags[MarkerTag]
 	if !marked {
@@ -235,16 +235,6 @@ func encodeBody(st *State) (map[string]any, []byte, error) {
 	}
 	body["n"] = float64(n)
 	return body, js, nil
-}
-
-func withoutMeta(m map[string]any) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		if k != "$metadata" && k != "$version" {
-			out[k] = v
-		}
-	}
-	return out
 }
 
 // remarshal converts a JSON document (map) into a typed value, or a typed value into a map.

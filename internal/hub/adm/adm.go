@@ -26,7 +26,8 @@
 // Queries: target conditions and custom metric queries are parsed in Options.QueryDialect, by
 // default the documented query language (internal/query), and reported to Options.OnQuery.
 //
-// Imports: registry, huberr, hubapi, query, bbolt, stdlib.
+// Imports: huberr, hubapi, query, bbolt, stdlib. The twins are reached through the Twins
+// interface (satisfied by *registry.Registry), so this package does not import the registry.
 package adm
 
 import (

@@ -536,3 +536,31 @@ func TestDesiredReachesConnectedDevice(t *testing.T) {
 		t.Fatalf("connectionState %v", tw["connectionState"])
 	}
 }
+
+// The 401 message names the check sas.Token.Verify failed, whichever policy key (primary or
+// secondary) the token was signed with: a genuine expired token is "expired", not "forged".
+func TestAuthMessageNamesTheFailedCheck(t *testing.T) {
+	h := newTestHub(t)
+	seed(t, h, 1)
+	owner := h.policy("iothubowner")
+	past, future := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
+	tok := func(key string, exp time.Time) string {
+		s, err := sas.NewToken(h.host, key, "iothubowner", exp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, c := range []struct{ name, auth, want string }{
+		{"expired, primary key", tok(owner.PrimaryKey, past), "Unauthorized: token has expired."},
+		{"expired, secondary key", tok(owner.SecondaryKey, past), "Unauthorized: token has expired."},
+		{"wrong key", tok(registry.NewKey(), future), "Unauthorized: signature does not match."},
+		{"wrong key, expired", tok(registry.NewKey(), past), "Unauthorized: signature does not match."},
+		{"not a token", "Bearer xyz", "Unauthorized: not a SharedAccessSignature token."},
+	} {
+		eb := wantError(t, h.do("GET", "/twins/door-0000"+apiV, c.auth, nil, nil), 401, "IotHubUnauthorizedAccess", 401002)
+		if want := "ErrorCode:IotHubUnauthorizedAccess;" + c.want; eb.Message != want {
+			t.Errorf("%s: message %q, want %q", c.name, eb.Message, want)
+		}
+	}
+}

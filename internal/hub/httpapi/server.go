@@ -8,38 +8,11 @@
 // "application/json; charset=utf-8", which Node's SDK needs to parse a body) and one writer for
 // *huberr.Error (writeError). Handlers never write error bytes themselves.
 //
-// Routes (all need ?api-version=2018-06-30…2021-04-12; rights: any one of those listed):
-//
-//	GET    /devices                  RegistryRead                   list identities (?top=, ≤ 1000)
-//	GET    /devices/{id}             RegistryRead                   identity
-//	PUT    /devices/{id}             RegistryWrite                  create (no If-Match) / update (If-Match)
-//	DELETE /devices/{id}             RegistryWrite                  204; If-Match
-//	GET    /twins/{id}               ServiceConnect                 twin
-//	PATCH  /twins/{id}               ServiceConnect                 merge-patch tags + desired; If-Match
-//	PUT    /twins/{id}               ServiceConnect                 replace tags + desired; If-Match
-//	POST   /twins/{id}/methods       ServiceConnect                 direct method
-//	POST   /devices/query            RegistryRead | ServiceConnect  query; paging headers
-//	PUT    /jobs/v2/{id}             RegistryWrite | ServiceConnect create job
-//	GET    /jobs/v2/{id}             RegistryRead | ServiceConnect  job
-//	POST   /jobs/v2/{id}/cancel      RegistryWrite | ServiceConnect cancel job
-//	GET    /jobs/v2/query            RegistryRead | ServiceConnect  ?jobType=&jobStatus=; paging headers
-//	POST   /devices                  RegistryWrite                  bulk registry operation (≤ 100 devices)
-//	GET    /devices/{id}/modules     RegistryRead                   list a device's modules
-//	GET    /devices/{id}/modules/{mid}   RegistryRead               module identity
-//	PUT    /devices/{id}/modules/{mid}   RegistryWrite              create (no If-Match) / update (If-Match)
-//	DELETE /devices/{id}/modules/{mid}   RegistryWrite              204; If-Match
-//	GET    /twins/{id}/modules/{mid}     ServiceConnect             module twin
-//	PATCH  /twins/{id}/modules/{mid}     ServiceConnect             merge-patch; If-Match
-//	PUT    /twins/{id}/modules/{mid}     ServiceConnect             replace; If-Match
-//	POST   /twins/{id}/modules/{mid}/methods ServiceConnect         always 404103 (no module sessions)
-//	GET    /statistics/devices       RegistryRead                   total/enabled/disabled counts
-//	GET    /statistics/service       RegistryRead | ServiceConnect  connectedDeviceCount
-//	GET    /configurations           RegistryRead                   ADM configurations (?top=)
-//	GET    /configurations/{id}      RegistryRead                   configuration with metrics
-//	PUT    /configurations/{id}      RegistryWrite                  create (no If-Match) / update (If-Match)
-//	DELETE /configurations/{id}      RegistryWrite                  204; If-Match
-//	POST   /configurations/testQueries RegistryRead                 check targetCondition + metric queries
-//	anything else                    —                              404 GenericNotFound
+// Routes: routeTable (routes.go) is the one list of them; each row gives the pattern, the
+// rights (any one of them), the throttle class and the handler, and the mux, the SAS check
+// and the throttle are built from it. Every route needs ?api-version=2018-06-30…2021-04-12;
+// anything else is 404 GenericNotFound. docs/hub-api.md, "Routes, rights and throttle
+// classes", shows the table (a test keeps it equal to routeTable).
 //
 // Queries are parsed in Options.QueryDialect (internal/query: the documented language by
 // default) on every request, and each text is reported to Options.OnQuery.
@@ -55,14 +28,13 @@
 // the registry, so cached rows are references, not copies. The header is omitted on the last
 // page (Node's SDK loops forever on an empty one).
 //
-// Imports: registry, huberr, hubapi, query, sas, stdlib. Methods and jobs are reached through
-// the Methods and Jobs interfaces (satisfied by *link.Hub and *jobs.Manager).
+// Methods and jobs are reached through the Methods and Jobs interfaces (satisfied by
+// *link.Hub and *jobs.Manager), so this package imports neither.
 package httpapi
 
 import (
 	"context"
 	"log/slog"
-	"maps"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -162,120 +134,4 @@ func (s *Server) count(pattern string) {
 	}
 	s.reqMu.Unlock()
 	c.Add(1)
-}
-
-// Routes lists the patterns the server handles with the rights each needs (any one of them).
-// It is the route table of the package documentation and of tests.
-func Routes() map[string][]Rights {
-	return maps.Clone(routeRights)
-}
-
-var routeRights = map[string][]Rights{
-	"GET /devices":              {RegistryRead},
-	"GET /devices/{id}":         {RegistryRead},
-	"PUT /devices/{id}":         {RegistryWrite},
-	"DELETE /devices/{id}":      {RegistryWrite},
-	"GET /twins/{id}":           {ServiceConnect},
-	"PATCH /twins/{id}":         {ServiceConnect},
-	"PUT /twins/{id}":           {ServiceConnect},
-	"POST /twins/{id}/methods":  {ServiceConnect},
-	"POST /devices/query":       {RegistryRead, ServiceConnect},
-	"PUT /jobs/v2/{id}":         {RegistryWrite, ServiceConnect},
-	"GET /jobs/v2/{id}":         {RegistryRead, ServiceConnect},
-	"POST /jobs/v2/{id}/cancel": {RegistryWrite, ServiceConnect},
-	"GET /jobs/v2/query":        {RegistryRead, ServiceConnect},
-
-	"POST /devices":                          {RegistryWrite},
-	"GET /devices/{id}/modules":              {RegistryRead},
-	"GET /devices/{id}/modules/{mid}":        {RegistryRead},
-	"PUT /devices/{id}/modules/{mid}":        {RegistryWrite},
-	"DELETE /devices/{id}/modules/{mid}":     {RegistryWrite},
-	"GET /twins/{id}/modules/{mid}":          {ServiceConnect},
-	"PATCH /twins/{id}/modules/{mid}":        {ServiceConnect},
-	"PUT /twins/{id}/modules/{mid}":          {ServiceConnect},
-	"POST /twins/{id}/modules/{mid}/methods": {ServiceConnect},
-	"GET /statistics/devices":                {RegistryRead},
-	"GET /statistics/service":                {RegistryRead, ServiceConnect},
-	"GET /configurations":                    {RegistryRead},
-	"GET /configurations/{id}":               {RegistryRead},
-	"PUT /configurations/{id}":               {RegistryWrite},
-	"DELETE /configurations/{id}":            {RegistryWrite},
-	"POST /configurations/testQueries":       {RegistryRead},
-}
-
-// handlerFunc returns a value to encode as JSON with status 200 (nil: 204 No Content), or an error.
-type handlerFunc func(w http.ResponseWriter, r *http.Request) (any, error)
-
-func (s *Server) routes() {
-	h := map[string]handlerFunc{
-		"GET /devices":              s.listDevices,
-		"GET /devices/{id}":         s.getDevice,
-		"PUT /devices/{id}":         s.putDevice,
-		"DELETE /devices/{id}":      s.deleteDevice,
-		"GET /twins/{id}":           s.getTwin,
-		"PATCH /twins/{id}":         s.patchTwin,
-		"PUT /twins/{id}":           s.putTwin,
-		"POST /twins/{id}/methods":  s.invokeMethod,
-		"POST /devices/query":       s.queryDevices,
-		"PUT /jobs/v2/{id}":         s.createJob,
-		"GET /jobs/v2/{id}":         s.getJob,
-		"POST /jobs/v2/{id}/cancel": s.cancelJob,
-		"GET /jobs/v2/query":        s.queryJobs,
-
-		"POST /devices":                          s.bulkDevices,
-		"GET /devices/{id}/modules":              s.listModules,
-		"GET /devices/{id}/modules/{mid}":        s.getModule,
-		"PUT /devices/{id}/modules/{mid}":        s.putModule,
-		"DELETE /devices/{id}/modules/{mid}":     s.deleteModule,
-		"GET /twins/{id}/modules/{mid}":          s.getModuleTwin,
-		"PATCH /twins/{id}/modules/{mid}":        s.patchModuleTwin,
-		"PUT /twins/{id}/modules/{mid}":          s.putModuleTwin,
-		"POST /twins/{id}/modules/{mid}/methods": s.invokeModuleMethod,
-		"GET /statistics/devices":                s.deviceStats,
-		"GET /statistics/service":                s.serviceStats,
-		"GET /configurations":                    s.listConfigurations,
-		"GET /configurations/{id}":               s.getConfiguration,
-		"PUT /configurations/{id}":               s.putConfiguration,
-		"DELETE /configurations/{id}":            s.deleteConfiguration,
-		"POST /configurations/testQueries":       s.testConfigurationQueries,
-	}
-	for pattern, fn := range h {
-		s.mux.Handle(pattern, s.wrap(pattern, routeRights[pattern], fn))
-	}
-	// Azure's Node SDK lists devices with GET /devices/?api-version=… (azure-iothub 1.16.6
-	// Registry.list, dist/registry.js:163: devicePath('') = "/devices/"), which IoT Hub
-	// serves as GET /devices; counted under that pattern.
-	s.mux.Handle("GET /devices/{$}", s.wrap("GET /devices", routeRights["GET /devices"], s.listDevices))
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.count("unknown")
-		s.writeError(w, r, errNoRoute(r))
-	})
-}
-
-func (s *Server) wrap(pattern string, rights []Rights, fn handlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.count(pattern)
-		if err := checkAPIVersion(r); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if err := s.authorize(r, rights); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if err := s.admit(r, pattern); err != nil {
-			s.writeThrottled(w, r, err)
-			return
-		}
-		v, err := fn(w, r)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if v == nil {
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		s.writeJSON(w, r, v)
-	})
 }

@@ -1,7 +1,6 @@
 package mqttapi
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -21,12 +20,27 @@ type Policy struct {
 }
 
 // authError is why a CONNECT was refused. Its text goes to the hub's log, never to the client
-// (which only sees CONNACK "not authorized"), and never contains a key or a signature.
-type authError struct{ msg string }
+// (which only sees CONNACK "not authorized"), and never contains a key or a signature. The
+// errors it was made from stay in its chain, so a refusal by sas.Token.Verify still matches
+// sas.ErrSignature or sas.ErrExpired with errors.Is.
+type authError struct {
+	msg    string
+	causes []error
+}
 
-func (e *authError) Error() string { return e.msg }
+func (e *authError) Error() string   { return e.msg }
+func (e *authError) Unwrap() []error { return e.causes }
 
-func denyf(format string, args ...any) error { return &authError{fmt.Sprintf(format, args...)} }
+// denyf formats a refusal; the error arguments (printed with %v) become its causes.
+func denyf(format string, args ...any) error {
+	e := &authError{msg: fmt.Sprintf(format, args...)}
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			e.causes = append(e.causes, err)
+		}
+	}
+	return e
+}
 
 // username is a parsed CONNECT user name.
 type username struct {
@@ -112,21 +126,9 @@ func checkScope(tok sas.Token, hubHost, deviceID string) error {
 	return denyf("token resource %q does not cover device %q", tok.Resource, deviceID)
 }
 
-// verifyKeys checks the token's signature against the primary and then the secondary key,
-// then its expiry (so that an expired but genuine token is reported as expired).
+// verifyKeys checks the token's signature and expiry against the device's or the policy's
+// keys with sas.Token.Verify, the same check the REST API makes: sas.ErrSignature when no key
+// signed it, sas.ErrExpired when one did but the token has expired.
 func verifyKeys(tok sas.Token, now time.Time, keys ...string) error {
-	err := errors.New("no key to verify against")
-	for _, k := range keys {
-		if k == "" {
-			continue
-		}
-		// The zero time is before any expiry: this checks the signature only.
-		if err = tok.Verify(k, time.Time{}); err == nil {
-			if !now.Before(tok.Expiry) {
-				return fmt.Errorf("token expired at %s", tok.Expiry.UTC().Format(time.RFC3339))
-			}
-			return nil
-		}
-	}
-	return err
+	return tok.Verify(now, keys...)
 }

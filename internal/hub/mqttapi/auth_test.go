@@ -63,25 +63,30 @@ func TestConnectAuth(t *testing.T) {
 		})
 	}
 
-	reject := []struct{ name, client, user, pass, why string }{
-		{"wrong key", "devA", nodeUsername(testHost, "devA"), deviceToken(t, testHost, "devA", otherKey, hour), "signature does not match"},
-		{"expired token", "devA", nodeUsername(testHost, "devA"), deviceToken(t, testHost, "devA", keyA, time.Now().Add(-time.Minute)), "token expired"},
-		{"unknown device", "ghost", nodeUsername(testHost, "ghost"), deviceToken(t, testHost, "ghost", keyA, hour), "not registered"},
-		{"disabled device", "devOff", nodeUsername(testHost, "devOff"), deviceToken(t, testHost, "devOff", keyOff, hour), "is disabled"},
-		{"another device's token", "devA", nodeUsername(testHost, "devA"), deviceToken(t, testHost, "devB", keyB, hour), "does not cover device"},
-		{"another device's whole-host token", "devA", amzUser(testHost, "devA"), mustToken(t, testHost, keyB, "", hour), "signature does not match"},
-		{"another device's resource, right key", "devA", nodeUsername(testHost, "devA"), deviceToken(t, testHost, "devB", keyA, hour), "does not cover device"},
-		{"client id is not the user-name device", "devA", nodeUsername(testHost, "devB"), deviceToken(t, testHost, "devA", keyA, hour), "does not name the device"},
-		{"user name for another hub", "devA", nodeUsername("other.azure-devices.net", "devA"), deviceToken(t, testHost, "devA", keyA, hour), "names host"},
-		{"token for another hub", "devA", nodeUsername(testHost, "devA"), deviceToken(t, "other.azure-devices.net", "devA", keyA, hour), "token resource is for host"},
-		{"module identity", "devA/mod1", testHost + "/devA/mod1/?api-version=2021-04-12", mustToken(t, testHost+"/devices/devA/modules/mod1", keyA, "", hour), "module identity"},
-		{"module-scoped token for the device", "devA", nodeUsername(testHost, "devA"), mustToken(t, testHost+"/devices/devA/modules/mod1", keyA, "", hour), "does not cover device"},
-		{"policy without DeviceConnect", "devA", nodeUsername(testHost, "devA"), mustToken(t, testHost, serviceKey, "service", hour), "does not grant DeviceConnect"},
-		{"unknown policy", "devA", nodeUsername(testHost, "devA"), mustToken(t, testHost, policyKey, "nosuch", hour), "unknown policy"},
-		{"policy token signed with a device key", "devA", nodeUsername(testHost, "devA"), mustToken(t, testHost, keyA, "device", hour), "policy token: signature does not match"},
-		{"empty password (X.509)", "devA", nodeUsername(testHost, "devA"), "", "X.509"},
-		{"not a SAS token", "devA", nodeUsername(testHost, "devA"), "hello", "not a SharedAccessSignature token"},
-		{"user name without device", "devA", testHost, deviceToken(t, testHost, "devA", keyA, hour), "is not of the form"},
+	// is: the sas check that refused it, when one did (matched with errors.Is).
+	reject := []struct {
+		name, client, user, pass, why string
+		is                            error
+	}{
+		{"wrong key", "devA", nodeUsername(testHost, "devA"), deviceToken(t, testHost, "devA", otherKey, hour), "device token: signature does not match", sas.ErrSignature},
+		{"expired token", "devA", nodeUsername(testHost, "devA"), deviceToken(t, testHost, "devA", keyA, time.Now().Add(-time.Minute)), "device token: token has expired", sas.ErrExpired},
+		{"expired token, secondary key", "devA", nodeUsername(testHost, "devA"), deviceToken(t, testHost, "devA", secA, time.Now().Add(-time.Minute)), "device token: token has expired", sas.ErrExpired},
+		{"unknown device", "ghost", nodeUsername(testHost, "ghost"), deviceToken(t, testHost, "ghost", keyA, hour), "not registered", nil},
+		{"disabled device", "devOff", nodeUsername(testHost, "devOff"), deviceToken(t, testHost, "devOff", keyOff, hour), "is disabled", nil},
+		{"another device's token", "devA", nodeUsername(testHost, "devA"), deviceToken(t, testHost, "devB", keyB, hour), "does not cover device", nil},
+		{"another device's whole-host token", "devA", amzUser(testHost, "devA"), mustToken(t, testHost, keyB, "", hour), "signature does not match", sas.ErrSignature},
+		{"another device's resource, right key", "devA", nodeUsername(testHost, "devA"), deviceToken(t, testHost, "devB", keyA, hour), "does not cover device", nil},
+		{"client id is not the user-name device", "devA", nodeUsername(testHost, "devB"), deviceToken(t, testHost, "devA", keyA, hour), "does not name the device", nil},
+		{"user name for another hub", "devA", nodeUsername("other.azure-devices.net", "devA"), deviceToken(t, testHost, "devA", keyA, hour), "names host", nil},
+		{"token for another hub", "devA", nodeUsername(testHost, "devA"), deviceToken(t, "other.azure-devices.net", "devA", keyA, hour), "token resource is for host", nil},
+		{"module identity", "devA/mod1", testHost + "/devA/mod1/?api-version=2021-04-12", mustToken(t, testHost+"/devices/devA/modules/mod1", keyA, "", hour), "module identity", nil},
+		{"module-scoped token for the device", "devA", nodeUsername(testHost, "devA"), mustToken(t, testHost+"/devices/devA/modules/mod1", keyA, "", hour), "does not cover device", nil},
+		{"policy without DeviceConnect", "devA", nodeUsername(testHost, "devA"), mustToken(t, testHost, serviceKey, "service", hour), "does not grant DeviceConnect", nil},
+		{"unknown policy", "devA", nodeUsername(testHost, "devA"), mustToken(t, testHost, policyKey, "nosuch", hour), "unknown policy", nil},
+		{"policy token signed with a device key", "devA", nodeUsername(testHost, "devA"), mustToken(t, testHost, keyA, "device", hour), "policy token: signature does not match", sas.ErrSignature},
+		{"empty password (X.509)", "devA", nodeUsername(testHost, "devA"), "", "X.509", nil},
+		{"not a SAS token", "devA", nodeUsername(testHost, "devA"), "hello", "not a SharedAccessSignature token", sas.ErrMalformed},
+		{"user name without device", "devA", testHost, deviceToken(t, testHost, "devA", keyA, hour), "is not of the form", nil},
 	}
 	for _, c := range reject {
 		t.Run("reject/"+c.name, func(t *testing.T) {
@@ -99,6 +104,9 @@ func TestConnectAuth(t *testing.T) {
 			}})
 			if why == nil || !strings.Contains(why.Error(), c.why) {
 				t.Errorf("reason = %v, want one mentioning %q", why, c.why)
+			}
+			if c.is != nil && !errors.Is(why, c.is) {
+				t.Errorf("reason = %v, want one that is %v", why, c.is)
 			}
 		})
 	}

@@ -92,7 +92,7 @@
 // SimOnly reports what the simulated devices alone cost.
 //
 // Imports: hub/link, hub/registry (SeedDevice, ValidateDeviceID), hub/huberr, internal/sas,
-// paho.mqtt.golang, hcl/v2, go-cty, bbolt.
+// examples (the default fleet), paho.mqtt.golang, hcl/v2, go-cty, bbolt.
 package sim
 
 import (

@@ -1,0 +1,183 @@
+package process
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/iotplan/iotplan/internal/hubapi"
+	"github.com/iotplan/iotplan/internal/hubclient"
+)
+
+// hubProc is one 'iotplan dev' process: the local hub itself, which these tests kill.
+type hubProc struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan error
+	c    *hubclient.Client
+}
+
+// crashFleet: n doors answering lockDoor after 20–60 ms, so a method job at S1 (10 device
+// operations a second) over them runs long enough to be killed half-way.
+func crashFleet(n int) string {
+	return fmt.Sprintf(`
+group "doors" {
+  count               = %d
+  id                  = "door-%%04d"
+  tags                = { site = "hq" }
+  reported_echo_delay = "off"
+  method "lockDoor" {
+    status  = 200
+    latency = "20ms..60ms"
+  }
+}
+`, n)
+}
+
+// startDev starts 'iotplan dev' on data (random ports) and returns once its endpoint file
+// names a hub that answers.
+func startDev(t *testing.T, data, fleet string) *hubProc {
+	t.Helper()
+	os.Remove(filepath.Join(data, "endpoint.json"))
+	args := []string{"dev", "--data", data, "--https-port", "0", "--mqtt-port", "0", "--tier", "S1", "--units", "1"}
+	if fleet != "" {
+		args = append(args, "--fleet", fleet)
+	}
+	p := &hubProc{cmd: exec.Command(binary, args...), out: &syncBuffer{}, done: make(chan error, 1)}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.done; p.done <- nil })
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		if c := devClient(data); c != nil {
+			if _, err := c.ActiveJobs(context.Background()); err == nil {
+				p.c = c
+				return p
+			}
+		}
+		select {
+		case err := <-p.done:
+			p.done <- err
+			t.Fatalf("iotplan dev ended: %v\n%s", err, p.out)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	t.Fatalf("iotplan dev did not start\n%s", p.out)
+	return nil
+}
+
+// devClient is a client of the hub whose endpoint file is in data, nil while there is none.
+func devClient(data string) *hubclient.Client {
+	b, err := os.ReadFile(filepath.Join(data, "endpoint.json"))
+	if err != nil {
+		return nil
+	}
+	var e struct {
+		ConnectionString string `json:"connectionString"`
+		CAFile           string `json:"caFile"`
+	}
+	if json.Unmarshal(b, &e) != nil {
+		return nil
+	}
+	pem, err := os.ReadFile(e.CAFile)
+	if err != nil {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c, err := hubclient.New(e.ConnectionString, hubclient.WithRootCAs(pool))
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// kill ends the hub with SIGKILL, as a crash does.
+func (p *hubProc) kill(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	p.done <- nil
+}
+
+// TestHubKilledMidMethodJob kills the local hub with SIGKILL at random moments of a method
+// job (IOTPLAN_CRASH_KILLS times, default 3), restarting it on the same data each time, and
+// checks what a database would promise: the hub starts again; the job is never stuck running
+// and ends completed; every device of the job has exactly one final row — succeeded, or
+// failed JobInterrupted for a call the kill caught in flight (its row was stored running
+// before the call, so it is not called again); and no device row stays pending or running.
+func TestHubKilledMidMethodJob(t *testing.T) {
+	kills := 3
+	if s := os.Getenv("IOTPLAN_CRASH_KILLS"); s != "" {
+		kills, _ = strconv.Atoi(s)
+	}
+	const devices = 300
+	data := t.TempDir()
+	fleet := filepath.Join(t.TempDir(), "fleet.hcl")
+	if err := os.WriteFile(fleet, []byte(crashFleet(devices)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p := startDev(t, data, fleet)
+	if _, err := p.c.CreateJob(ctx, hubapi.JobRequest{JobID: "crash-lock", Type: hubapi.JobTypeDeviceMethod,
+		QueryCondition: "tags.site = 'hq'", MaxExecutionTimeInSeconds: 3600,
+		CloudToDeviceMethod: &hubapi.CloudToDeviceMethod{MethodName: "lockDoor", ResponseTimeoutInSeconds: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	for k := 0; k < kills; k++ {
+		time.Sleep(time.Duration(500+rand.IntN(2500)) * time.Millisecond)
+		p.kill(t)
+		p = startDev(t, data, "")
+	}
+	var job hubapi.JobResponse
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		var err error
+		if job, err = p.c.GetJob(ctx, "crash-lock"); err != nil {
+			t.Fatal(err)
+		}
+		if hubapi.JobEnded(job.Status) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if job.Status != hubapi.JobStatusCompleted {
+		t.Fatalf("after %d kills the job is %s (%s)", kills, job.Status, job.FailureReason)
+	}
+	rows, err := p.c.DeviceJobs(ctx, "crash-lock", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byDevice := map[string]int{}
+	interrupted := 0
+	for _, r := range rows {
+		byDevice[r.DeviceID]++
+		switch {
+		case r.Status == hubapi.DeviceJobCompleted:
+		case r.Status == hubapi.DeviceJobFailed && r.Error != nil && r.Error.Code == "JobInterrupted":
+			interrupted++
+		default:
+			t.Errorf("%s ended %s %+v", r.DeviceID, r.Status, r.Error)
+		}
+	}
+	if len(byDevice) != devices || len(rows) != devices {
+		t.Errorf("%d rows for %d devices, want one row for each of %d", len(rows), len(byDevice), devices)
+	}
+	if st := job.DeviceJobStatistics; st == nil || st.SucceededCount+st.FailedCount != devices || st.RunningCount+st.PendingCount != 0 {
+		t.Errorf("statistics %+v", st)
+	}
+	t.Logf("%d kills: %d devices succeeded, %d interrupted in flight", kills, devices-interrupted, interrupted)
+}
