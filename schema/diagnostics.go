@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/iotplan/iotplan/internal/safetext"
 )
 
 // WriteDiagnostics renders diags Terraform-style to w: severity and summary,
@@ -45,18 +47,20 @@ func writeDiagnostic(w *bufio.Writer, files map[string]*hcl.File, d *hcl.Diagnos
 		}
 		return code + s + ansiReset
 	}
-	fmt.Fprintf(w, "%s: %s\n\n", style(paint, sev), style(ansiBold, d.Summary))
+	// Summaries, details, file names and block labels may quote the source, which may hold
+	// any bytes: they are escaped (safetext) so a file cannot drive the terminal.
+	fmt.Fprintf(w, "%s: %s\n\n", style(paint, sev), style(ansiBold, safetext.EscapeExcept(d.Summary, "\t")))
 
 	if d.Subject != nil {
 		subj := *d.Subject
-		loc := fmt.Sprintf("%s:%d:%d", subj.Filename, subj.Start.Line, subj.Start.Column)
+		loc := fmt.Sprintf("%s:%d:%d", safetext.Escape(subj.Filename), subj.Start.Line, subj.Start.Column)
 		f := files[subj.Filename]
 		if f == nil || f.Bytes == nil {
 			fmt.Fprintf(w, "  on %s:\n  (source code not available)\n\n", loc)
 		} else {
 			if nav, ok := f.Nav.(interface{ ContextString(int) string }); ok {
 				if c := nav.ContextString(subj.Start.Byte); c != "" {
-					loc += ", in " + c
+					loc += ", in " + safetext.Escape(c)
 				}
 			}
 			fmt.Fprintf(w, "  on %s:\n", loc)
@@ -65,14 +69,15 @@ func writeDiagnostic(w *bufio.Writer, files map[string]*hcl.File, d *hcl.Diagnos
 		}
 	}
 	if d.Detail != "" {
-		w.WriteString(wrap(d.Detail, width))
+		w.WriteString(wrap(safetext.EscapeExcept(d.Detail, "\t\n"), width))
 		w.WriteString("\n\n")
 	}
 }
 
 // writeSnippet prints the source lines of the subject (widened to the
 // context when that is short), with carets under the subject on its first
-// line.
+// line. Lines are printed escaped (control bytes other than tab, invalid
+// UTF-8), and the carets are placed on the escaped text.
 func writeSnippet(w *bufio.Writer, src []byte, subj hcl.Range, ctx *hcl.Range, paint func(string) string) {
 	show := subj
 	if ctx != nil && ctx.Filename == subj.Filename && ctx.End.Line-ctx.Start.Line < 8 {
@@ -94,12 +99,10 @@ func writeSnippet(w *bufio.Writer, src []byte, subj hcl.Range, ctx *hcl.Range, p
 	}
 	for n := first; n <= last; n++ {
 		line := strings.TrimRight(string(lines[n-1]), "\r")
-		fmt.Fprintf(w, "%5d: %s\n", n, line)
+		fmt.Fprintf(w, "%5d: %s\n", n, printable(line))
 		if n != subj.Start.Line {
 			continue
 		}
-		// Carets from the subject's start to its end (or the end of this
-		// line), aligned by runes; tabs are copied so they align too.
 		startByte := subj.Start.Byte - lineStart(lines, n)
 		if startByte < 0 || startByte > len(line) {
 			continue
@@ -108,24 +111,33 @@ func writeSnippet(w *bufio.Writer, src []byte, subj hcl.Range, ctx *hcl.Range, p
 		if subj.End.Line == n {
 			endByte = subj.End.Byte - lineStart(lines, n)
 		}
-		if endByte > len(line) {
-			endByte = len(line)
-		}
-		var pad strings.Builder
-		pad.WriteString("       ")
-		for _, r := range line[:startByte] {
-			if r == '\t' {
-				pad.WriteByte('\t')
-			} else {
-				pad.WriteByte(' ')
-			}
-		}
-		carets := 1
-		if endByte > startByte {
-			carets = utf8.RuneCountInString(line[startByte:endByte])
-		}
-		fmt.Fprintf(w, "%s%s\n", pad.String(), paint(strings.Repeat("^", carets)))
+		endByte = min(max(endByte, startByte), len(line))
+		fmt.Fprintf(w, "%s%s\n", caretPad(printable(line[:startByte])), paint(carets(printable(line[startByte:endByte]))))
 	}
+}
+
+// printable is a source line as the snippet shows it: tabs kept (they align the carets),
+// other control bytes and invalid UTF-8 escaped.
+func printable(line string) string { return safetext.EscapeExcept(line, "\t") }
+
+// caretPad is the indentation of the carets: the gutter, then a space per rune of what
+// precedes the subject on its line, tabs copied so they align too.
+func caretPad(before string) string {
+	var pad strings.Builder
+	pad.WriteString("       ")
+	for _, r := range before {
+		if r == '\t' {
+			pad.WriteByte('\t')
+		} else {
+			pad.WriteByte(' ')
+		}
+	}
+	return pad.String()
+}
+
+// carets underlines subject, one caret per rune (at least one).
+func carets(subject string) string {
+	return strings.Repeat("^", max(1, utf8.RuneCountInString(subject)))
 }
 
 // lineStart is the byte offset of line n (1-based).

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,18 +17,21 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iotplan/iotplan/internal/hub"
+	"github.com/iotplan/iotplan/internal/hub/bind"
 	"github.com/iotplan/iotplan/internal/hub/throttle"
 	"github.com/iotplan/iotplan/internal/hubclient"
 	"github.com/iotplan/iotplan/internal/query"
 	"github.com/iotplan/iotplan/internal/render"
 	"github.com/iotplan/iotplan/internal/sas"
 	"github.com/iotplan/iotplan/internal/tier"
+	"github.com/iotplan/iotplan/schema"
 )
 
 type devOptions struct {
 	dataDir   string
 	fleetFile string
 	host      string
+	listen    string // --listen; "" = derived from --host (listenHost)
 	httpsPort int
 	mqttPort  int
 	deviceCS  string
@@ -41,12 +45,19 @@ type devOptions struct {
 func newDevCmd(s Streams) *cobra.Command {
 	o := &devOptions{}
 	cmd := &cobra.Command{
-		Use:   "dev [--data DIR] [--fleet FILE] [--host H] [--https-port P] [--mqtt-port P] [--tier F1|S1|S2|S3 [--units N]] [--query-dialect documented|extended] [--policies]",
+		Use:   "dev [--data DIR] [--fleet FILE] [--host H] [--listen ADDR] [--https-port P] [--mqtt-port P] [--tier F1|S1|S2|S3 [--units N]] [--query-dialect documented|extended] [--policies]",
 		Short: "Run the local IoT Hub in the foreground",
 		Long: `Runs the built-in local IoT Hub (service REST API over HTTPS, device MQTT endpoint,
 device registry, twins, queries, jobs, simulated devices) until interrupted, like
 Azurite for Azure Storage. State lives in --data; a new hub is seeded from --fleet,
 or from the default fleet (examples/fleet.hcl) when none is given.
+
+It listens on the loopback addresses only (127.0.0.1 and ::1), so nothing on the
+network reaches it: its keys are printed and stored in the clear. --listen ADDR binds
+another address instead: an IP address of this machine, a host name, or 0.0.0.0 or ::
+for every interface. --host is the name in connection strings and the certificate;
+without --listen, a --host other than localhost is also the address listened on,
+since devices are told to dial it.
 
 The default ports are the hub's own, 443 (HTTPS, and MQTT over WebSockets) and 8883
 (MQTT), because Azure's SDKs cannot use others. Without the right to bind them, pass
@@ -83,6 +94,7 @@ first: the keys are part of its configuration.`,
 	fs.StringVar(&o.dataDir, "data", defaultDataDir, "data directory (created if missing)")
 	fs.StringVar(&o.fleetFile, "fleet", "", "HCL file of simulated devices to seed a new hub with")
 	fs.StringVar(&o.host, "host", "localhost", "host name of the hub (certificate SAN and connection strings)")
+	fs.StringVar(&o.listen, "listen", "", "address to listen on: `ADDR` (IP or host; 0.0.0.0 or :: = every interface; default: loopback, or --host when it is not localhost)")
 	fs.IntVar(&o.httpsPort, "https-port", 443, "HTTPS port of the service REST API")
 	fs.IntVar(&o.mqttPort, "mqtt-port", 8883, "port of the device MQTT endpoint (TLS)")
 	fs.StringVar(&o.deviceCS, "device-connection-string", "", "print the connection string of device `ID` and exit")
@@ -102,6 +114,10 @@ func runDev(cmd *cobra.Command, s Streams, o *devOptions) error {
 		if p.port < 0 || p.port > 65535 {
 			return flagErrorf("%s %d is not a port number", p.flag, p.port)
 		}
+	}
+	listen, err := listenHost(cmd, o)
+	if err != nil {
+		return err
 	}
 	if cmd.Flags().Changed("units") && o.tier == "" {
 		return flagErrorf("--units needs --tier (F1, S1, S2 or S3); without a tier the local hub is unlimited")
@@ -127,8 +143,8 @@ func runDev(cmd *cobra.Command, s Streams, o *devOptions) error {
 	h, err := hub.Start(ctx, hub.Options{
 		DataDir:   o.dataDir,
 		HostName:  o.host,
-		HTTPSAddr: net.JoinHostPort("", strconv.Itoa(o.httpsPort)),
-		MQTTAddr:  net.JoinHostPort("", strconv.Itoa(o.mqttPort)),
+		HTTPSAddr: net.JoinHostPort(listen, strconv.Itoa(o.httpsPort)),
+		MQTTAddr:  net.JoinHostPort(listen, strconv.Itoa(o.mqttPort)),
 		FleetFile: o.fleetFile,
 		Logger:    logger,
 		Tier:      o.tier,
@@ -137,7 +153,7 @@ func runDev(cmd *cobra.Command, s Streams, o *devOptions) error {
 		QueryDialect: dialect,
 	})
 	if err != nil {
-		return err
+		return fleetDiagnostics(s, err)
 	}
 	defer h.Close()
 
@@ -156,6 +172,7 @@ func runDev(cmd *cobra.Command, s Streams, o *devOptions) error {
 	out := s.Out
 	fmt.Fprintf(out, "iotplan local IoT Hub is running.\n\n")
 	fmt.Fprintf(out, "  Host name:  %s\n", o.host)
+	fmt.Fprintf(out, "  Listening:  %s\n", listenSummary(h.ListenAddrs(), listen))
 	fmt.Fprintf(out, "  REST API:   https://%s\n", h.HostName())
 	fmt.Fprintf(out, "  MQTT:       %s:%d (TLS; MQTT over WebSockets on the REST port)\n", o.host, mqttPort)
 	fmt.Fprintf(out, "  CA file:    %s\n", h.CAFile())
@@ -207,7 +224,7 @@ func printDeviceConnectionString(ctx context.Context, s Streams, o *devOptions) 
 	// No hub runs here: open the store on a throwaway port just to read the key.
 	h, err := hub.Start(ctx, hub.Options{DataDir: o.dataDir, HostName: o.host, HTTPSAddr: "127.0.0.1:0", FleetFile: o.fleetFile})
 	if err != nil {
-		return err
+		return fleetDiagnostics(s, err)
 	}
 	defer h.Close()
 	cs, err := h.DeviceConnectionString(o.deviceCS)
@@ -216,6 +233,53 @@ func printDeviceConnectionString(ctx context.Context, s Streams, o *devOptions) 
 	}
 	fmt.Fprintln(s.Out, cs)
 	return nil
+}
+
+// listenHost is the address the hub binds: --listen, else --host when it names something
+// other than this machine's loopback (devices are told to dial it), else "localhost", which
+// internal/hub/bind binds on 127.0.0.1 and ::1.
+func listenHost(cmd *cobra.Command, o *devOptions) (string, error) {
+	if !cmd.Flags().Changed("listen") {
+		if bind.IsLoopback(o.host) {
+			return bind.Localhost, nil
+		}
+		return o.host, nil
+	}
+	l := strings.TrimSuffix(strings.TrimPrefix(o.listen, "["), "]")
+	if l == "" || strings.ContainsAny(l, "/ ") || (strings.Contains(l, ":") && net.ParseIP(l) == nil) {
+		return "", flagErrorf("--listen %q: want an IP address or host name without a port (0.0.0.0 or :: for every interface); the ports are --https-port and --mqtt-port", o.listen)
+	}
+	return l, nil
+}
+
+// listenSummary is the banner's "Listening" line: the addresses, and whether the network
+// can reach them.
+func listenSummary(addrs []net.Addr, host string) string {
+	var hosts []string
+	for _, a := range addrs {
+		hosts = append(hosts, a.(*net.TCPAddr).IP.String())
+	}
+	s := strings.Join(hosts, ", ")
+	if bind.IsLoopback(host) {
+		return s + " (loopback only; --listen to change)"
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		// Go binds 0.0.0.0 dual-stack and reports it as "::": say what was asked for.
+		return host + " (every interface: reachable from the network)"
+	}
+	return s + " (reachable from the network)"
+}
+
+// fleetDiagnostics prints a fleet file's diagnostics Terraform-style (file:line:col, the
+// source lines, the detail), every one of them, and ends the command with exit status 1;
+// other errors are returned as they are. Main would print only an error's first line.
+func fleetDiagnostics(s Streams, err error) error {
+	var fe *hub.FleetError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	_ = schema.WriteDiagnostics(s.Err, fe.Files, fe.Diagnostics, s.Width, colorOn(s.ErrTTY, &configFlags{}))
+	return &silentError{exitError}
 }
 
 // tierUnits is --units for a hub with a tier (an unlimited hub has no units).
@@ -271,7 +335,7 @@ func regenerateKey(ctx context.Context, s Streams, o *devOptions) error {
 	}
 	h, err := hub.Start(ctx, hub.Options{DataDir: o.dataDir, HostName: o.host, HTTPSAddr: "127.0.0.1:0", FleetFile: o.fleetFile})
 	if err != nil {
-		return err
+		return fleetDiagnostics(s, err)
 	}
 	defer h.Close()
 	if _, err := h.RegeneratePolicyKey(policy, which); err != nil {

@@ -94,7 +94,7 @@ or a hub block), or, with -dev, to the built-in local IoT Hub.`,
 // these to their two-dash form before cobra parses them; both spellings work.
 var longFlags = map[string]bool{
 	"out": true, "detailed-exitcode": true, "no-color": true, "auto-approve": true,
-	"var": true, "var-file": true, "dev": true, "data": true, "fleet": true, "host": true,
+	"var": true, "var-file": true, "dev": true, "data": true, "fleet": true, "host": true, "listen": true,
 	"https-port": true, "mqtt-port": true, "help": true, "device-connection-string": true,
 	"tier": true, "units": true, "policies": true, "regenerate-key": true,
 	"hub-tier": true, "hub-units": true, "job-slot-timeout": true, "query-dialect": true,

@@ -10,15 +10,16 @@
 // loss may lose the last writes) — the right trade for a development hub whose jobs write
 // one twin per device. Close syncs.
 //
-// Ports: the default HTTPS address is ":443", the hub's own port, because Azure's SDKs cannot
-// use another. HostName() is then the bare host; on any other port it is "host:port", which
+// Ports: the default HTTPS address is "localhost:443" — the hub's own port, because Azure's
+// SDKs cannot use another, on the loopback addresses only, because its keys are printed and
+// stored in the clear (docs/hub-api.md, "Listening addresses"). HostName() is then the bare host; on any other port it is "host:port", which
 // iotplan and amenzhinsky/iothub accept in connection strings and Azure's SDKs do not.
 //
 // Queries: Options.QueryDialect sets the query language of every place the hub parses one
 // (POST /devices/query, job queryConditions, ADM); Options.OnQuery observes each text it
 // receives there, for audits (internal/hub/hubtest), and each is logged at debug level.
 //
-// Imports: internal/hub/..., hubapi, query, sas, bbolt, hcl (fleet diagnostics), stdlib.
+// Imports: internal/hub/..., query, sas, safetext, tier, bbolt, hcl (fleet diagnostics), stdlib.
 package hub
 
 import (
@@ -42,9 +43,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"go.etcd.io/bbolt"
 
 	"github.com/iotplan/iotplan/internal/hub/adm"
+	"github.com/iotplan/iotplan/internal/hub/bind"
 	"github.com/iotplan/iotplan/internal/hub/httpapi"
 	"github.com/iotplan/iotplan/internal/hub/jobs"
 	"github.com/iotplan/iotplan/internal/hub/link"
@@ -54,21 +57,28 @@ import (
 	"github.com/iotplan/iotplan/internal/hub/throttle"
 	"github.com/iotplan/iotplan/internal/hub/tlscert"
 	"github.com/iotplan/iotplan/internal/query"
+	"github.com/iotplan/iotplan/internal/safetext"
 	"github.com/iotplan/iotplan/internal/sas"
 	"github.com/iotplan/iotplan/internal/tier"
 )
 
 // Options configure Start. Zero values take the documented defaults.
 type Options struct {
-	DataDir   string // default ".iotplan/dev"
-	HostName  string // default "localhost"
-	HTTPSAddr string // default ":443"; tests use "127.0.0.1:0"
-	// MQTTAddr is the address of the device MQTT endpoint (MQTT 3.1.1 over TLS; Azure's is
-	// ":8883"). "" = no MQTT endpoint: a hub started in-process for one command has no
-	// devices of its own to wait for, and tests choose "127.0.0.1:0" when they need one.
+	DataDir  string // default ".iotplan/dev"
+	HostName string // default "localhost"
+	// HTTPSAddr is the address of the REST API and MQTT over WebSockets: default
+	// "localhost:443", which binds 127.0.0.1 and ::1 only (internal/hub/bind); ":443" is every
+	// interface; tests use "127.0.0.1:0".
+	HTTPSAddr string
+	// MQTTAddr is the address of the device MQTT endpoint (MQTT 3.1.1 over TLS; Azure's port
+	// is 8883; "localhost:8883" binds the loopback addresses only). "" = no MQTT endpoint: a
+	// hub started in-process for one command has no devices of its own to wait for, and
+	// tests choose "127.0.0.1:0" when they need one.
 	MQTTAddr  string
-	FleetFile string       // "" = the default fleet for a new hub, or the remembered one
-	Logger    *slog.Logger // nil = discard
+	FleetFile string // "" = the default fleet for a new hub, or the remembered one
+	// Logger receives the hub's log; nil = discard. Every value is escaped and bounded first
+	// (safetext.Log): much of it is text devices and clients sent.
+	Logger *slog.Logger
 	// Tier and Units select Azure's per-tier operation throttles, job concurrency and job
 	// device-operation rate (internal/tier's table, enforced by internal/hub/throttle): Tier
 	// "F1", "S1", "S2" or "S3"; Units 0 = 1. Tier "" = unlimited, the default.
@@ -88,7 +98,7 @@ type Options struct {
 const (
 	DefaultDataDir  = ".iotplan/dev"
 	DefaultHostName = "localhost"
-	DefaultAddr     = ":443"
+	DefaultAddr     = "localhost:443" // loopback only: a development hub is not a server for the network
 	// DBFile is the store inside the data directory.
 	DBFile = "hub.db"
 	// closeTimeout bounds how long Close waits for in-flight requests.
@@ -111,7 +121,7 @@ type Hub struct {
 	api      *httpapi.Server
 	mqtt     *mqttapi.Server
 	http     *http.Server
-	ln       net.Listener
+	lns      []net.Listener // the HTTPS address: 127.0.0.1 and ::1 for "localhost" (internal/hub/bind)
 	tls      *tlscert.Bundle
 	policies []httpapi.Policy // replaced (never mutated) by RegeneratePolicyKey, under polMu
 	polMu    sync.RWMutex
@@ -145,6 +155,9 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	// Devices and clients put their own text in the log (user names, topics, paths, queries):
+	// every value is escaped and bounded on its way there.
+	h.log = slog.New(safetext.NewLogHandler(h.log.Handler()))
 	defer func() {
 		if err != nil {
 			h.teardown()
@@ -185,7 +198,9 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 			h.log.Warn("hub: connection state", "device", id, "err", err)
 		}
 	}})
-	if h.jobs, err = jobs.New(h.db, h.reg, h.link, jobs.Options{Logger: h.log,
+	// Method jobs resumed after a restart wait until the simulated devices reconnected.
+	devicesReady := make(chan struct{})
+	if h.jobs, err = jobs.New(h.db, h.reg, h.link, jobs.Options{Logger: h.log, Ready: devicesReady,
 		QueryDialect: opts.QueryDialect, OnQuery: h.queryHook(QueryFromJob),
 		MaxConcurrentJobs: h.throttle.MaxConcurrentJobs(), DeviceOpsPerSecond: h.throttle.Rate(tier.JobDeviceOps)}); err != nil {
 		return nil, err
@@ -195,10 +210,10 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 		return nil, err
 	}
 
-	if h.ln, err = listen(opts.HTTPSAddr); err != nil {
+	if h.lns, err = listen(opts.HTTPSAddr); err != nil {
 		return nil, err
 	}
-	port := h.ln.Addr().(*net.TCPAddr).Port
+	port := h.lns[0].Addr().(*net.TCPAddr).Port
 	h.host = opts.HostName
 	if port != 443 {
 		h.host = net.JoinHostPort(opts.HostName, strconv.Itoa(port))
@@ -244,6 +259,7 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 	if h.sim, err = sim.Start(ctx, fleet, h.db, h.reg, h.reg, h.link, simOpts); err != nil {
 		return nil, err
 	}
+	close(devicesReady)
 	h.http = &http.Server{
 		Handler:           handler,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{h.tls.Cert}, MinVersion: tls.VersionTLS12},
@@ -251,11 +267,17 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 		IdleTimeout:       2 * time.Minute, // SDKs keep connections alive; idle ones are closed
 		ErrorLog:          log.New(slogWriter{h.log}, "", 0),
 	}
+	var serving sync.WaitGroup
+	for _, ln := range h.lns {
+		serving.Go(func() {
+			if err := h.http.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				h.log.Error("hub: HTTPS server stopped", "addr", ln.Addr().String(), "err", err)
+			}
+		})
+	}
 	go func() {
-		defer close(h.served)
-		if err := h.http.ServeTLS(h.ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			h.log.Error("hub: HTTPS server stopped", "err", err)
-		}
+		serving.Wait()
+		close(h.served)
 	}()
 	h.log.Info("local IoT Hub started", "host", h.host, "data", opts.DataDir, "devices", h.reg.DeviceCount(),
 		"queryDialect", opts.QueryDialect.String())
@@ -281,13 +303,24 @@ func (h *Hub) MQTTAddr() net.Addr {
 	return h.mqtt.Addr()
 }
 
-// listen binds addr, explaining the usual failure on the hub's own port.
-func listen(addr string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
+// listen binds addr (every loopback address for "localhost"), explaining the usual failure on
+// the hub's own port.
+func listen(addr string) ([]net.Listener, error) {
+	lns, err := bind.TCP(addr)
 	if err == nil {
-		return ln, nil
+		return lns, nil
 	}
 	return nil, explainListenError(addr, err)
+}
+
+// ListenAddrs are the addresses the HTTPS endpoint (REST API, MQTT over WebSockets) listens
+// on: 127.0.0.1 and ::1 for host "localhost".
+func (h *Hub) ListenAddrs() []net.Addr {
+	addrs := make([]net.Addr, len(h.lns))
+	for i, ln := range h.lns {
+		addrs[i] = ln.Addr()
+	}
+	return addrs
 }
 
 // explainListenError says what to do when the HTTPS address cannot be bound.
@@ -310,19 +343,39 @@ func explainListen(addr, flag, own string, err error) error {
 	return fmt.Errorf("cannot listen on %s: %w (choose another address with %s)", addr, err, flag)
 }
 
+// FleetError is a fleet file that does not load. It carries every diagnostic and the file's
+// source, so a caller can render them with locations and snippets (iotplan dev does, with
+// schema.WriteDiagnostics); Error renders them too, with hcl's text writer.
+type FleetError struct {
+	Path        string
+	Diagnostics hcl.Diagnostics
+	// Files maps the file name the diagnostics' subjects carry to its parsed source.
+	Files map[string]*hcl.File
+}
+
+func (e *FleetError) Error() string {
+	var buf bytes.Buffer
+	wr := hcl.NewDiagnosticTextWriter(&buf, e.Files, 100, false)
+	_ = wr.WriteDiagnostics(e.Diagnostics)
+	return fmt.Sprintf("fleet file %s:\n%s", e.Path, strings.TrimRight(buf.String(), "\n"))
+}
+
 func loadFleet(path string) (*sim.Fleet, error) {
 	f, diags := sim.LoadFleet(path)
 	if !diags.HasErrors() {
 		return f, nil
 	}
-	var buf bytes.Buffer
 	files := map[string]*hcl.File{}
 	if src, err := os.ReadFile(path); err == nil {
-		files[path] = &hcl.File{Bytes: src}
+		// Parsed again only for its Nav, which names the block around each subject.
+		file, _ := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
+		if file == nil {
+			file = &hcl.File{}
+		}
+		file.Bytes = src
+		files[path] = file
 	}
-	wr := hcl.NewDiagnosticTextWriter(&buf, files, 100, false)
-	_ = wr.WriteDiagnostics(diags)
-	return nil, fmt.Errorf("fleet file %s:\n%s", path, strings.TrimRight(buf.String(), "\n"))
+	return nil, &FleetError{Path: path, Diagnostics: diags, Files: files}
 }
 
 // loadPolicies reads the shared access policies, creating the hub's defaults with fresh keys
@@ -429,8 +482,8 @@ func (h *Hub) teardown() error {
 		}
 		cancel()
 		<-h.served
-	} else if h.ln != nil {
-		_ = h.ln.Close()
+	} else {
+		bind.CloseAll(h.lns)
 	}
 	// Device sessions end first: their disconnects write connection states to the registry.
 	// Simulated devices go before the MQTT endpoint, so mqtt-mode ones leave on their own

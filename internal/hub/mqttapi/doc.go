@@ -16,7 +16,8 @@
 //     the user name's device, a module identity or an empty (X.509) password gets CONNACK
 //     return code 5 "not authorized". MQTT 3.1 gets return code 1 (unacceptable protocol
 //     version); MQTT 5 is refused with reason 0x86.
-//     The reason goes to the hub's log (Info), never a key or signature. Host names are
+//     The reason goes to the hub's log (Info), never a key or signature; like every value
+//     in this package's log it is escaped and bounded (internal/safetext). Host names are
 //     compared case-insensitively and without ports, because the hub's HostName may be
 //     "localhost:PORT" (the REST port) while devices dial the MQTT port. A session is closed
 //     when its token expires, as IoT Hub does.
@@ -27,8 +28,9 @@
 //     $iothub/methods/POST/#, $iothub/twin/res/# and $iothub/twin/PATCH/properties/desired/#
 //     (or narrower filters under those prefixes; "+" is refused), and publishes only telemetry
 //     on devices/{id}/messages/events/..., method responses and twin requests. A refused
-//     subscription gets SUBACK 0x80; a refused QoS 0 publish is dropped, a refused QoS 1
-//     publish closes the connection (3.1.1 has no negative PUBACK).
+//     subscription gets SUBACK 0x80; a refused publish closes the connection, whatever its QoS
+//     (ErrPublishNotAllowed; 3.1.1 has no negative PUBACK, and IoT Hub disconnects too), also
+//     one whose topic name mochi would drop silently (wildcards, "$SYS/...", empty).
 //   - "$iothub/..." topics are per connection (every device subscribes to the same filters), so
 //     hub → device messages are written to the one client they belong to, never routed
 //     through the broker's topic tree (mochi's server.Publish would fan them out to every
@@ -62,6 +64,6 @@
 // Tests: MQTTAPI_TEST_LOG=1 prints the endpoint's log to stderr; MQTTAPI_SCALE=N runs
 // TestManyDevices with N devices instead of 50 (1000 take about 1.5 s on 2 cores).
 //
-// Imports: mochi-mqtt, gorilla/websocket, internal/sas, internal/hub/link, internal/hub/huberr,
-// google/uuid, stdlib.
+// Imports: mochi-mqtt, gorilla/websocket, internal/sas, internal/safetext, internal/hub/bind,
+// internal/hub/link, internal/hub/huberr, google/uuid, stdlib.
 package mqttapi

@@ -51,6 +51,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvLogging(t, testLogger(t))
+}
+
+// newEnvLogging is newEnv with the endpoint's log going to log.
+func newEnvLogging(t *testing.T, log *slog.Logger) *env {
+	t.Helper()
 	e := &env{t: t, policies: map[string]Policy{}}
 	db, err := bbolt.Open(filepath.Join(t.TempDir(), "hub.db"), 0o600, &bbolt.Options{Timeout: time.Second, NoSync: true})
 	if err != nil {
@@ -86,7 +92,7 @@ func newEnv(t *testing.T) *env {
 			p, ok := e.policies[name]
 			return p, ok
 		},
-		Logger: testLogger(t),
+		Logger: log,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@ package mqttapi
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -28,6 +30,7 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect,
 		mqtt.OnPublish,
+		mqtt.OnPacketRead,
 	}, []byte{b})
 }
 
@@ -116,7 +119,9 @@ func (s *Server) authenticate(pk packets.Packet) (time.Time, error) {
 	return tok.Expiry, nil
 }
 
-// OnACLCheck: a device reaches only its own topics (see canSubscribe, classifyPublish).
+// OnACLCheck: a device reaches only its own topics (see canSubscribe, classifyPublish). A
+// refused publish has already closed the connection in OnPacketRead; the check stays for
+// anything that reaches the broker another way.
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	ok := false
 	if write {
@@ -129,6 +134,27 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		h.s.log.Info("MQTT topic refused", "device", cl.ID, "topic", topic, "publish", write)
 	}
 	return ok
+}
+
+// ErrPublishNotAllowed ends the connection of a device that published outside its own topics
+// (the disconnect reason the hook passes to mochi, and OnDisconnect logs).
+var ErrPublishNotAllowed = errors.New("publish to a topic the device may not use")
+
+// OnPacketRead closes the connection of a device that publishes outside its own topics, at any
+// QoS: IoT Hub has a fixed set of device topics and closes the network connection on what it
+// does not support rather than ignore it
+// (https://learn.microsoft.com/azure/iot-hub/iot-hub-mqtt-support), and a device that keeps
+// talking after its messages were silently dropped hides its bug. It runs before mochi's own
+// checks, so topic names mochi drops without a word (wildcards, "$SYS/...", empty) close the
+// connection too. Returning ErrRejectPacket makes mochi end the connection with this error.
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Publish || classifyPublish(cl.ID, pk.TopicName) != topicDenied {
+		return pk, nil
+	}
+	h.s.stats.denied.Add(1)
+	h.s.log.Info("MQTT publish outside the device's topics; disconnecting", "device", cl.ID,
+		"topic", pk.TopicName, "qos", pk.FixedHeader.Qos)
+	return pk, fmt.Errorf("%w: %w", packets.ErrRejectPacket, ErrPublishNotAllowed)
 }
 
 // OnSessionEstablished runs after CONNACK: the device joins the link.Hub, which replaces an

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,7 +15,9 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 
+	"github.com/iotplan/iotplan/internal/hub/bind"
 	"github.com/iotplan/iotplan/internal/hub/link"
+	"github.com/iotplan/iotplan/internal/safetext"
 )
 
 // Registry is what the endpoint needs from the identity registry and twin store;
@@ -54,7 +57,8 @@ type Options struct {
 	// TLSConfig is the server's TLS configuration (the hub certificate). Required: IoT Hub's
 	// MQTT endpoint is TLS only.
 	TLSConfig *tls.Config
-	// Addr is the TCP address to listen on: ":8883" for the hub, "127.0.0.1:0" in tests.
+	// Addr is the TCP address to listen on: "localhost:8883" for the hub (every loopback
+	// address, internal/hub/bind), ":8883" for every interface, "127.0.0.1:0" in tests.
 	Addr string
 	// Registry holds device identities and twins. Required.
 	Registry Registry
@@ -64,7 +68,8 @@ type Options struct {
 	// Policies looks up a shared access policy by name, for tokens signed with a policy key
 	// (skn). nil: only device-key tokens are accepted.
 	Policies func(name string) (Policy, bool)
-	// Logger receives connection and protocol events; nil discards them.
+	// Logger receives connection and protocol events; nil discards them. Every value is
+	// escaped and bounded first (safetext.Log): much of it is what devices sent.
 	Logger *slog.Logger
 	// Now is the clock for token expiry and error timestamps; nil = time.Now.
 	Now func() time.Time
@@ -103,7 +108,7 @@ type Server struct {
 	opts   Options
 	log    *slog.Logger
 	broker *mqtt.Server
-	ln     net.Listener
+	lns    []net.Listener // opts.Addr: 127.0.0.1 and ::1 for "localhost" (internal/hub/bind)
 	stats  counters
 	rid    atomic.Uint64 // method request ids, unique across sessions
 
@@ -142,11 +147,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	// User names, client ids, topics and $rids are the device's text: escaped and bounded.
+	opts.Logger = slog.New(safetext.NewLogHandler(opts.Logger.Handler()))
 	if opts.SessionExpiry <= 0 {
 		opts.SessionExpiry = time.Hour
 	}
 	if opts.Addr == "" {
-		opts.Addr = ":8883"
+		opts.Addr = "localhost:8883"
 	}
 
 	caps := mqtt.NewDefaultServerCapabilities()
@@ -173,30 +180,50 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := broker.AddHook(&hook{s: s}, nil); err != nil {
 		return nil, fmt.Errorf("mqttapi: %w", err)
 	}
-	ln, err := net.Listen("tcp", opts.Addr)
+	lns, err := bind.TCP(opts.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("mqttapi: listen on %s: %w", opts.Addr, err)
 	}
-	s.ln = ln
-	if err := broker.AddListener(listeners.NewNet(listenerID, tls.NewListener(ln, opts.TLSConfig))); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("mqttapi: %w", err)
-	}
-	if err := broker.AddListener(wsListener{}); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("mqttapi: %w", err)
-	}
-	if err := broker.Serve(); err != nil {
-		ln.Close()
+	s.lns = lns
+	if err := s.serve(); err != nil {
+		bind.CloseAll(lns)
 		return nil, fmt.Errorf("mqttapi: %w", err)
 	}
 	s.stopCtx = context.AfterFunc(ctx, func() { s.Close() })
-	s.log.Info("MQTT endpoint listening", "addr", ln.Addr().String(), "host", opts.HostName)
+	for _, ln := range lns {
+		s.log.Info("MQTT endpoint listening", "addr", ln.Addr().String(), "host", opts.HostName)
+	}
 	return s, nil
 }
 
-// Addr is the address the endpoint listens on.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+// serve gives the broker a TLS listener per address, and the WebSocket one, and starts it.
+func (s *Server) serve() error {
+	for i, ln := range s.lns {
+		id := listenerID
+		if i > 0 {
+			id += "-" + strconv.Itoa(i)
+		}
+		if err := s.broker.AddListener(listeners.NewNet(id, tls.NewListener(ln, s.opts.TLSConfig))); err != nil {
+			return err
+		}
+	}
+	if err := s.broker.AddListener(wsListener{}); err != nil {
+		return err
+	}
+	return s.broker.Serve()
+}
+
+// Addr is the address the endpoint listens on (the first, 127.0.0.1, for "localhost").
+func (s *Server) Addr() net.Addr { return s.lns[0].Addr() }
+
+// Addrs are all the addresses the endpoint listens on.
+func (s *Server) Addrs() []net.Addr {
+	addrs := make([]net.Addr, len(s.lns))
+	for i, ln := range s.lns {
+		addrs[i] = ln.Addr()
+	}
+	return addrs
+}
 
 // Close stops listening, disconnects every device (each leaves the link.Hub) and waits for
 // their sessions to end (bounded).

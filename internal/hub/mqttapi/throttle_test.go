@@ -63,7 +63,14 @@ func TestAdmitConnectThrottlesConnections(t *testing.T) {
 	if err := tryConnect(e, "d3", keys["d3"]); err == nil {
 		t.Fatal("the third connection was admitted past the throttle")
 	}
-	if asked.Load() != 3 || !lh.Connected("d1") || !lh.Connected("d2") || lh.Connected("d3") {
+	// The session joins the link table just after CONNACK: give it a moment (bounded).
+	connected := func(id string) bool {
+		for deadline := time.Now().Add(2 * time.Second); !lh.Connected(id) && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return lh.Connected(id)
+	}
+	if asked.Load() != 3 || !connected("d1") || !connected("d2") || lh.Connected("d3") {
 		t.Errorf("asked %d; connected d1 %v d2 %v d3 %v", asked.Load(), lh.Connected("d1"), lh.Connected("d2"), lh.Connected("d3"))
 	}
 	if st := srv.Stats(); st.Rejected != 2 {
