@@ -95,11 +95,13 @@ type Options struct {
 	Ready <-chan struct{}
 }
 
-// DefaultWorkers is the number of concurrent device operations of one job. A twin job runs
-// at least TwinWorkers: its writes wait for the registry's group commit, so many in flight
-// share each fsync (internal/hub/registry, commit.go).
+// DefaultWorkers is the number of concurrent device operations of one job: a method job
+// stores each device's running row before calling it (putDurable), so many calls in flight
+// share each flush. A twin job runs at least TwinWorkers: its writes wait for the registry's
+// group commit, so many in flight share each transaction (internal/hub/registry, commit.go).
+// The hub's job-device-operation throttle, not these numbers, sets a tier's pace.
 const (
-	DefaultWorkers = 32
+	DefaultWorkers = 256
 	TwinWorkers    = 512
 )
 
