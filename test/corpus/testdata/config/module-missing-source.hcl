@@ -1,0 +1,4 @@
+# A module without source.
+# @expect error Missing required argument
+module "m" {
+}

@@ -1,0 +1,3 @@
+# Bytes that are not HCL.
+# @expect error Invalid character
+ twin {{{{

@@ -1,0 +1,4 @@
+# An unclosed twin block.
+# @expect error Unclosed
+twin "t" {
+  target = "deviceId = 'a'"

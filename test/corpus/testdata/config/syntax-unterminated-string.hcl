@@ -1,0 +1,5 @@
+# An unterminated string.
+# @expect error Invalid multi-line string
+twin "t" {
+  target = "deviceId = 'a'
+}

@@ -1,0 +1,5 @@
+# A twin without target.
+# @expect error target
+twin "t" {
+  desired = { a = 1 }
+}

@@ -1,0 +1,6 @@
+# count as a word.
+# @expect error Incorrect attribute value type
+group "g" {
+  count = "ten"
+  id    = format("g-%d", index)
+}

@@ -1,0 +1,3 @@
+# An empty device id.
+# @expect error Invalid device id
+device "" {}

@@ -1,0 +1,5 @@
+# A group without count.
+# @expect error count
+group "g" {
+  id = format("g-%d", index)
+}

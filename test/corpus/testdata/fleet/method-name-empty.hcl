@@ -1,0 +1,7 @@
+# An empty method name.
+# @expect error Invalid method name
+device "a" {
+  method "" {
+    status = 200
+  }
+}

@@ -1,0 +1,7 @@
+# A negative status.
+# @expect error Invalid number
+device "a" {
+  method "m" {
+    status = -200
+  }
+}

@@ -1,0 +1,5 @@
+# A broken expression.
+# @expect error Invalid expression
+device "a" {
+  tags = { a = }
+}

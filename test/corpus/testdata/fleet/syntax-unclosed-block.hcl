@@ -1,0 +1,4 @@
+# An unclosed block.
+# @expect error Unclosed
+device "a" {
+  offline = true

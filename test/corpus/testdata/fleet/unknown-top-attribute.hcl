@@ -1,0 +1,3 @@
+# A top-level attribute.
+# @expect error Unsupported argument
+devices = 5
