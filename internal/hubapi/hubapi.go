@@ -9,8 +9,18 @@ package hubapi
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
+
+// APIVersionDate reports whether v is an api-version the way IoT Hub names them: a real
+// calendar date, "2021-04-12", optionally followed by "-preview"
+// (https://learn.microsoft.com/rest/api/iothub/). It returns the date part.
+func APIVersionDate(v string) (string, bool) {
+	base := strings.TrimSuffix(v, "-preview")
+	_, err := time.Parse("2006-01-02", base)
+	return base, err == nil
+}
 
 // APIVersion is the api-version iotplan sends; the local hub accepts MinAPIVersion..APIVersion.
 const (

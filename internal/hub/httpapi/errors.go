@@ -107,14 +107,6 @@ func checkAPIVersion(r *http.Request) error {
 // "-preview" variants of them. [inferred: the hub also knows older and preview versions; these
 // are the ones current SDKs send.]
 func supportedAPIVersion(v string) bool {
-	base := strings.TrimSuffix(v, "-preview")
-	if len(base) != len("2006-01-02") || base[4] != '-' || base[7] != '-' {
-		return false
-	}
-	for i, c := range base {
-		if i != 4 && i != 7 && (c < '0' || c > '9') {
-			return false
-		}
-	}
-	return base >= hubapi.MinAPIVersion && base <= hubapi.APIVersion
+	base, ok := hubapi.APIVersionDate(v)
+	return ok && base >= hubapi.MinAPIVersion && base <= hubapi.APIVersion
 }

@@ -14,6 +14,10 @@ func validate(req *hubapi.JobRequest) error {
 			"JobId '%s' is invalid: it must be 1 to %d characters long and contain only US-ASCII letters, digits and '-'.",
 			truncate(req.JobID, 80), MaxJobIDLength)
 	}
+	if req.MaxExecutionTimeInSeconds < 0 {
+		// Azure documents no answer; a negative bound is refused rather than guessed at.
+		return huberr.New(huberr.ArgumentInvalid, "maxExecutionTimeInSeconds must not be negative.")
+	}
 	if n := query.TextLength(req.QueryCondition); n > MaxQueryConditionLength {
 		return huberr.New(huberr.ArgumentInvalid,
 			"queryCondition is %d characters long; the maximum is %d.", n, MaxQueryConditionLength)

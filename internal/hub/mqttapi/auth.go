@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/sas"
 )
 
@@ -79,6 +80,9 @@ func parseUsername(s, clientID string) (username, error) {
 	}
 	for part := range strings.SplitSeq(rest, "&") {
 		if k, v, _ := strings.Cut(part, "="); k == "api-version" {
+			if _, ok := hubapi.APIVersionDate(v); !ok {
+				return u, denyf("user name %q has api-version %q, which is not a version of the hub (a date such as 2021-04-12)", s, v)
+			}
 			u.apiVersion = v
 		}
 	}

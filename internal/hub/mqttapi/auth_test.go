@@ -146,10 +146,10 @@ func TestParseUsername(t *testing.T) {
 		{"h.azure-devices.net/d1/?api-version=2021-04-12", "d1", "h.azure-devices.net", "2021-04-12"},
 		{"h/d1/?api-version=2021-04-12&DeviceClientType=azure-iot-device%2F1.18.4%20(node)", "d1", "h", "2021-04-12"},
 		{"h/d1/api-version=2020-09-30&model-id=dtmi%3Aa%3B1", "d1", "h", "2020-09-30"},
-		{"localhost:8443/d1/?api-version=x", "d1", "localhost:8443", "x"},
+		{"localhost:8443/d1/?api-version=2018-06-30-preview", "d1", "localhost:8443", "2018-06-30-preview"},
 		{"h/d1", "d1", "h", ""},
 		{"h/d1/", "d1", "h", ""},
-		{"h/a?b=c/?api-version=1", "a?b=c", "h", "1"}, // '?' and '=' are legal in device ids
+		{"h/a?b=c/?api-version=2021-04-12", "a?b=c", "h", "2021-04-12"}, // '?' and '=' are legal in device ids
 	}
 	for _, c := range ok {
 		u, err := parseUsername(c.user, c.client)
@@ -160,6 +160,7 @@ func TestParseUsername(t *testing.T) {
 	bad := []struct{ user, client string }{
 		{"", "d1"}, {"h", "d1"}, {"/d1/?api-version=1", "d1"}, {"h/d2/?api-version=1", "d1"},
 		{"h/d10/?api-version=1", "d1"}, {"h/d1/m1/?api-version=1", "d1"},
+		{"h/d1/?api-version=x", "d1"}, {"h/d1/?api-version=2020-13-01", "d1"}, // not a version of the hub
 	}
 	for _, c := range bad {
 		if u, err := parseUsername(c.user, c.client); err == nil {

@@ -64,6 +64,6 @@
 // Tests: MQTTAPI_TEST_LOG=1 prints the endpoint's log to stderr; MQTTAPI_SCALE=N runs
 // TestManyDevices with N devices instead of 50 (1000 take about 1.5 s on 2 cores).
 //
-// Imports: mochi-mqtt, gorilla/websocket, internal/sas, internal/safetext, internal/hub/bind,
+// Imports: mochi-mqtt, gorilla/websocket, internal/sas, internal/hubapi, internal/safetext, internal/hub/bind,
 // internal/hub/link, internal/hub/huberr, google/uuid, stdlib.
 package mqttapi
