@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/iotplan/iotplan/internal/hub/huberr"
 	"github.com/iotplan/iotplan/internal/hub/registry"
@@ -41,8 +42,16 @@ func decodeBodyOpt(r *http.Request, v any, numbers bool) error {
 	if len(b) > maxBodyBytes {
 		return huberr.New(huberr.MessageTooLarge, "The request body is larger than %d bytes.", maxBodyBytes)
 	}
-	if len(bytes.TrimSpace(b)) == 0 {
+	switch trimmed := bytes.TrimSpace(b); {
+	case len(trimmed) == 0:
 		return huberr.New(huberr.ArgumentNull, "The request body is empty.")
+	case bytes.Equal(trimmed, []byte("null")):
+		// JSON null decodes to nothing: an operation without its body [strict where the
+		// hub's docs are silent, docs/hub-api.md].
+		return huberr.New(huberr.ArgumentNull, "The request body is null.")
+	case !utf8.Valid(b):
+		// JSON text is UTF-8 (RFC 8259 §8.1); Go would silently replace bad bytes with U+FFFD.
+		return huberr.New(huberr.IotHubFormatError, "The request body is not valid UTF-8.")
 	}
 	var err2 error
 	if numbers {

@@ -282,7 +282,16 @@ func ValidateDeviceID(id string) error {
 }
 
 func notFound(id string) error {
-	return huberr.New(huberr.DeviceNotFound, "Device %s not registered.", id)
+	return huberr.New(huberr.DeviceNotFound, "Device %s not registered.", clipID(id))
+}
+
+// clipID keeps an id a request gave (up to 128 characters when valid) from filling a message.
+func clipID(id string) string {
+	const max = 160
+	if len(id) <= max {
+		return id
+	}
+	return id[:max] + fmt.Sprintf("…(%d bytes)", len(id))
 }
 
 func etagString(n int64) string {
