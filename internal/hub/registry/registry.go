@@ -130,20 +130,9 @@ func (e *entry) finalize() {
 func (e *entry) clone() *entry {
 	n := &entry{dev: e.dev, devN: e.devN, mod: e.mod, tw: e.tw, cfg: e.cfg}
 	props := e.doc["properties"].(map[string]any)
-	n.tw.Desired = sectionValues(props["desired"].(map[string]any))
-	n.tw.Reported = sectionValues(props["reported"].(map[string]any))
+	n.tw.Desired = hubapi.TwinValues(props["desired"].(map[string]any))
+	n.tw.Reported = hubapi.TwinValues(props["reported"].(map[string]any))
 	return n
-}
-
-// sectionValues is a document section without its $metadata and $version.
-func sectionValues(sec map[string]any) map[string]any {
-	m := make(map[string]any, len(sec))
-	for k, v := range sec {
-		if k != "$metadata" && k != "$version" {
-			m[k] = v
-		}
-	}
-	return m
 }
 
 // Constant parts of every twin document, shared (documents are immutable).
