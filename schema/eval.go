@@ -2,6 +2,8 @@ package schema
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -21,29 +23,16 @@ const (
 	phaseOutputs                // var.*, local.*, module.*, twin.*, method.*
 )
 
-// roots are the names a reference can start with, by the first phase that has them.
-var roots = []struct {
-	name  string
-	from  phase
-	until phase // last phase (inclusive) that has it
-}{
-	{"var", phaseLocals, phaseOutputs},
-	{"local", phaseLocals, phaseOutputs},
-	{"path", phaseLocals, phaseOutputs},
-	{"module", phaseTwins, phaseOutputs},
-	{"twin", phaseMethods, phaseOutputs},
-	{"method", phaseOutputs, phaseOutputs},
-}
-
-// rootsIn lists the reference roots a phase has (each and count come with the block).
-func rootsIn(ph phase) []string {
-	var out []string
-	for _, r := range roots {
-		if ph >= r.from && ph <= r.until && !(ph == phaseHub && (r.name == "module" || r.name == "twin")) {
-			out = append(out, r.name)
-		}
-	}
-	return out
+// rootsOf are the names a reference can start with in each phase (each and count come with
+// the block being decoded). The hub block, evaluated last, still sees only variables and
+// locals: it must not depend on resources.
+var rootsOf = map[phase][]string{
+	phaseLocals:  {"var", "local", "path"},
+	phaseModules: {"var", "local", "path"},
+	phaseTwins:   {"var", "local", "path", "module"},
+	phaseMethods: {"var", "local", "path", "module", "twin"},
+	phaseHub:     {"var", "local", "path"},
+	phaseOutputs: {"var", "local", "path", "module", "twin", "method"},
 }
 
 // checkRefs reports every reference in expr that the phase cannot resolve,
@@ -110,12 +99,7 @@ func (l *loader) checkRef(tr hcl.Traversal, ph phase) *hcl.Diagnostic {
 
 // rootAvailable reports whether references starting with root can be used in phase ph.
 func (l *loader) rootAvailable(root string, ph phase) bool {
-	for _, r := range rootsIn(ph) {
-		if r == root {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(rootsOf[ph], root)
 }
 
 // unavailableRoot explains why a reference cannot be used here, suggesting a name for typos.
@@ -128,7 +112,7 @@ func (l *loader) unavailableRoot(tr hcl.Traversal, root string, ph phase) *hcl.D
 	case "module":
 		return refError(tr, "Invalid reference", "module.<name> can be used in twin, method and output blocks only: modules are evaluated after variables and locals.")
 	}
-	allowed := rootsIn(ph)
+	allowed := slices.Clone(rootsOf[ph])
 	if l.repeat != "" {
 		allowed = append(allowed, map[string]string{"for_each": "each", "count": "count"}[l.repeat])
 	}
@@ -144,7 +128,7 @@ func (l *loader) checkNamed(tr hcl.Traversal, name, what, root string, declared 
 	if _, ok := declared[name]; ok {
 		return nil
 	}
-	if s := suggestion(name, keysOf(declared)); s != "" {
+	if s := suggestion(name, slices.Collect(maps.Keys(declared))); s != "" {
 		return refError(tr, "Reference to undeclared "+what, fmt.Sprintf("No %s named %q is declared. Did you mean %s.%s?", what, name, root, s))
 	}
 	return refError(tr, "Reference to undeclared "+what, fmt.Sprintf("No %s named %q is declared. %s", what, name, hint))

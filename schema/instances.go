@@ -2,9 +2,11 @@ package schema
 
 import (
 	"fmt"
+	"maps"
 	"math/big"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -225,8 +227,7 @@ func (l *loader) resourceObject(addr string, target cty.Value) cty.Value {
 // refreshResources rebuilds twin.<name> and method.<name> from the decoded instances, with
 // the plan facts known so far.
 func (l *loader) refreshResources() {
-	names := keysOf(l.resources)
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(l.resources))
 	for _, key := range names {
 		r := l.resources[key]
 		for i, it := range r.items {
@@ -235,23 +236,13 @@ func (l *loader) refreshResources() {
 				r.items[i].val = l.resourceObject(obj["address"].AsString(), obj["target"])
 			}
 		}
-		kind, name, _ := cutKind(key)
+		kind, name, _ := strings.Cut(key, ".")
 		if kind == "twin" {
 			l.twinVals[name] = r.value()
 		} else {
 			l.methodVals[name] = r.value()
 		}
 	}
-}
-
-// cutKind splits "twin.<name>" into its kind and name.
-func cutKind(key string) (kind, name string, ok bool) {
-	for i := 0; i < len(key); i++ {
-		if key[i] == '.' {
-			return key[:i], key[i+1:], true
-		}
-	}
-	return key, "", false
 }
 
 // address is the address of a resource instance of this module.

@@ -2,8 +2,10 @@ package schema
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -167,7 +169,7 @@ func (l *loader) checkInputs() {
 	if !l.call.first {
 		return
 	}
-	declared := keysOf(l.varVals)
+	declared := slices.Collect(maps.Keys(l.varVals))
 	for _, a := range sortedAttrs(inputAttrs(l.call)) {
 		if _, ok := l.varVals[a.Name]; ok {
 			continue

@@ -1,7 +1,8 @@
 package schema
 
 import (
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -108,8 +109,7 @@ func (c *Config) EvalOutputs(facts map[string]Facts) hcl.Diagnostics {
 func (l *loader) refreshOutputs(facts map[string]Facts) hcl.Diagnostics {
 	l.facts = facts
 	var diags hcl.Diagnostics
-	names := keysOf(l.modules)
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(l.modules))
 	for _, name := range names {
 		r := l.modules[name]
 		for i, it := range r.items {

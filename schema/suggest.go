@@ -36,12 +36,3 @@ func didYouMean(name string, candidates []string) string {
 	}
 	return ""
 }
-
-// keysOf lists a map's keys.
-func keysOf[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}

@@ -57,13 +57,7 @@ func (l *loader) checkValidations(d variableDecl, val cty.Value, source string) 
 func (l *loader) validationRefs(name string, expr hcl.Expression) bool {
 	ok := true
 	for _, tr := range expr.Variables() {
-		attr := ""
-		if len(tr) > 1 {
-			if a, isAttr := tr[1].(hcl.TraverseAttr); isAttr {
-				attr = a.Name
-			}
-		}
-		if tr.RootName() == "var" && attr == name {
+		if tr.RootName() == "var" && attrAt(tr, 1) == name {
 			continue
 		}
 		rng := tr.SourceRange()

@@ -2,8 +2,10 @@ package schema
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -118,10 +120,7 @@ func (l *loader) checkUndeclared() {
 		}
 	}
 	sort.Strings(names)
-	declared := make([]string, 0, len(l.varVals))
-	for n := range l.varVals {
-		declared = append(declared, n)
-	}
+	declared := slices.Collect(maps.Keys(l.varVals))
 	for _, name := range names {
 		a := l.assigned[name]
 		switch {

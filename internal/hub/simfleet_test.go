@@ -112,36 +112,13 @@ func BenchmarkRESTMethodMQTTFleet(b *testing.B) {
 		b.Fatalf("%d of %d connected", st.Connected, n)
 	}
 	c := fleetServiceClient(b, h)
-	var next atomic.Int64
-	errs := make(chan error, callers)
-	b.ResetTimer()
-	var wg sync.WaitGroup
-	for range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(b.N) {
-					return
-				}
-				r, err := c.CallDeviceMethod(context.Background(), fmt.Sprintf("m-%05d", i%int64(n)), &iotservice.MethodCall{MethodName: "ping", ResponseTimeout: 30})
-				if err == nil && r.Status != 200 {
-					err = fmt.Errorf("status %d", r.Status)
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	b.StopTimer()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
+	callConcurrently(b, callers, func(i int) error {
+		r, err := c.CallDeviceMethod(context.Background(), fmt.Sprintf("m-%05d", i%n), &iotservice.MethodCall{MethodName: "ping", ResponseTimeout: 30})
+		if err == nil && r.Status != 200 {
+			err = fmt.Errorf("status %d", r.Status)
+		}
+		return err
+	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 	b.ReportMetric(connect, "s-start")
 }
@@ -163,30 +140,37 @@ func BenchmarkRESTTwinPatch(b *testing.B) {
   reported_echo_delay = "off"
 }`, n))
 	c := fleetServiceClient(b, h)
+	callConcurrently(b, callers, func(i int) error {
+		_, err := c.UpdateDeviceTwin(context.Background(), &iotservice.Twin{
+			DeviceID:   fmt.Sprintf("t-%05d", i%n),
+			ETag:       "*",
+			Properties: &iotservice.Properties{Desired: map[string]interface{}{"n": i}},
+		})
+		return err
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "patches/s")
+}
+
+// callConcurrently times b.N calls of call (with i = 0 … b.N-1) made by callers goroutines,
+// failing the benchmark on the first error.
+func callConcurrently(b *testing.B, callers int, call func(i int) error) {
 	var next atomic.Int64
 	errs := make(chan error, callers)
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for {
 				i := next.Add(1) - 1
 				if i >= int64(b.N) {
 					return
 				}
-				_, err := c.UpdateDeviceTwin(context.Background(), &iotservice.Twin{
-					DeviceID:   fmt.Sprintf("t-%05d", i%n),
-					ETag:       "*",
-					Properties: &iotservice.Properties{Desired: map[string]interface{}{"n": i}},
-				})
-				if err != nil {
+				if err := call(int(i)); err != nil {
 					errs <- err
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	b.StopTimer()
@@ -194,5 +178,4 @@ func BenchmarkRESTTwinPatch(b *testing.B) {
 	for err := range errs {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "patches/s")
 }

@@ -81,8 +81,8 @@ type PendingDevice struct {
 // Pending is how many targeted devices have not reported the desired values.
 func (p ConvergeProgress) Pending() int { return p.Targeted - p.Converged }
 
-// needed is how many of targeted must converge.
-func (c *ConvergePlan) needed(targeted int) int {
+// Needed is how many of targeted devices must report the desired values (MinRatio, rounded up).
+func (c *ConvergePlan) Needed(targeted int) int {
 	return int(math.Ceil(c.MinRatio * float64(targeted)))
 }
 
@@ -105,7 +105,7 @@ func waitConverged(ctx context.Context, rc *ResourceChange, wave int, upper stri
 			return p, err
 		}
 		p.NotReporting = disconnected - convDisconnected
-		p.Met = p.Converged >= c.needed(p.Targeted)
+		p.Met = p.Converged >= c.Needed(p.Targeted)
 		p.Done = p.Met || p.Elapsed >= timeout
 		if p.Done && !p.Met {
 			p.Samples, _ = pendingSamples(ctx, q, scoped(c.Pending))

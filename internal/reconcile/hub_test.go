@@ -566,7 +566,7 @@ func TestResumeReattaches(t *testing.T) {
 	}
 	j := &memJournal{}
 	stop, cancel := context.WithCancel(ctx)
-	hook := &cancelOnCreate{step: reconcile.StepInvoke, cancel: cancel}
+	hook := &cancelOnCreate{match: func(j reconcile.PlannedJob) bool { return j.Step == reconcile.StepInvoke }, cancel: cancel}
 	if _, err := reconcile.Apply(stop, p, c, hook, reconcile.WithJournal(j)); err == nil || j.rec == nil || j.done != 0 {
 		t.Fatalf("interrupted apply: %v, journal %+v", err, j)
 	}
@@ -593,16 +593,17 @@ func TestResumeReattaches(t *testing.T) {
 	}
 }
 
-// cancelOnCreate cancels the apply's context once a job of step is created.
+// cancelOnCreate cancels the apply's context once a planned job that match selects is
+// created.
 type cancelOnCreate struct {
 	reconcile.NopHook
-	step   string
+	match  func(reconcile.PlannedJob) bool
 	cancel context.CancelFunc
 }
 
 func (h *cancelOnCreate) JobCreated(rc *reconcile.ResourceChange, job hubapi.JobResponse) {
 	for _, j := range rc.Jobs {
-		if j.Request.JobID == job.JobID && j.Step == h.step {
+		if j.Request.JobID == job.JobID && h.match(j) {
 			h.cancel()
 		}
 	}

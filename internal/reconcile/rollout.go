@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/iotplan/iotplan/internal/query"
+	"github.com/iotplan/iotplan/internal/state"
 	"github.com/iotplan/iotplan/schema"
 )
 
@@ -62,7 +63,7 @@ type RolloutObserved struct {
 
 // readRollout slices S into r's waves on the hub; prior is the state's record of the
 // rollout when an earlier apply stopped it (nil otherwise), whose bounds are reused.
-func readRollout(ctx context.Context, m *memo, s query.Expr, total int, r *schema.Rollout, key string, prior *RolloutRecordView, retry bool) (*RolloutObserved, error) {
+func readRollout(ctx context.Context, m *memo, s query.Expr, total int, r *schema.Rollout, key string, prior *state.RolloutRecord, retry bool) (*RolloutObserved, error) {
 	sl := &slicer{ctx: ctx, m: m, cond: s}
 	ro := &RolloutObserved{Key: key, Total: total}
 	wants := waveTargets(r.Waves, total)
@@ -109,13 +110,6 @@ func readRollout(ctx context.Context, m *memo, s query.Expr, total int, r *schem
 	ro.Retry = resume && retry
 	ro.Queries = sl.queries
 	return ro, nil
-}
-
-// RolloutRecordView is the part of the state's rollout record Read needs (state.RolloutRecord).
-type RolloutRecordView struct {
-	Key       string
-	Bounds    []string
-	Completed int
 }
 
 // waveTargets turns declared waves into cumulative device counts of total: a share rounds up
@@ -399,7 +393,7 @@ func twinSlicing(ctx context.Context, m *memo, o *TwinObserved) (query.Expr, int
 }
 
 // priorRollout is the state's record of a resource's stopped rollout, nil when there is none.
-func priorRollout(opts PlanOptions, addr string) *RolloutRecordView {
+func priorRollout(opts PlanOptions, addr string) *state.RolloutRecord {
 	if opts.Prior == nil {
 		return nil
 	}
@@ -407,5 +401,5 @@ func priorRollout(opts PlanOptions, addr string) *RolloutRecordView {
 	if r == nil || r.Rollout == nil {
 		return nil
 	}
-	return &RolloutRecordView{Key: r.Rollout.Key, Bounds: r.Rollout.Bounds, Completed: r.Rollout.Completed}
+	return r.Rollout
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/iotplan/iotplan/internal/hub/hubtest"
-	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/query"
 	"github.com/iotplan/iotplan/internal/reconcile"
 	"github.com/iotplan/iotplan/internal/state"
@@ -254,21 +253,6 @@ func TestConvergeOverLocalHub(t *testing.T) {
 	}
 }
 
-// cancelOnWave cancels the apply's context once a job of wave n is created.
-type cancelOnWave struct {
-	reconcile.NopHook
-	wave   int
-	cancel context.CancelFunc
-}
-
-func (h *cancelOnWave) JobCreated(rc *reconcile.ResourceChange, job hubapi.JobResponse) {
-	for _, j := range rc.Jobs {
-		if j.Request.JobID == job.JobID && j.Wave == h.wave {
-			h.cancel()
-		}
-	}
-}
-
 // TestResumeStopsAtAnUnjudgedWave: an apply interrupted while wave 2's job ran is resumed
 // from the state's record: the job of wave 2 is reattached to, but wave 3 is not created —
 // the resumed apply cannot judge wave 2 (it has no plan) — and the record says the rollout
@@ -287,7 +271,7 @@ func TestResumeStopsAtAnUnjudgedWave(t *testing.T) {
 	}
 	j := &memJournal{}
 	stop, cancel := context.WithCancel(ctx)
-	if _, err := reconcile.Apply(stop, p, c, &cancelOnWave{wave: 2, cancel: cancel}, reconcile.WithJournal(j)); err == nil || j.rec == nil {
+	if _, err := reconcile.Apply(stop, p, c, &cancelOnCreate{match: func(j reconcile.PlannedJob) bool { return j.Wave == 2 }, cancel: cancel}, reconcile.WithJournal(j)); err == nil || j.rec == nil {
 		t.Fatalf("interrupted apply: %v", err)
 	}
 	res, err := reconcile.Resume(ctx, j.rec, c, nil, reconcile.WithJournal(j))

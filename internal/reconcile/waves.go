@@ -206,7 +206,7 @@ func endWave(ctx context.Context, rc *ResourceChange, w int, runner JobRunner, c
 		wr.Converge = &p
 		if !p.Met {
 			wr.Aborted = fmt.Sprintf("%s: %d of %d targeted devices (%d of the others not reporting) within %s; min_ratio %g needs %d",
-				ErrNotConverged, p.Converged, p.Targeted, p.NotReporting, time.Duration(rc.Converge.TimeoutSeconds)*time.Second, rc.Converge.MinRatio, rc.Converge.needed(p.Targeted))
+				ErrNotConverged, p.Converged, p.Targeted, p.NotReporting, time.Duration(rc.Converge.TimeoutSeconds)*time.Second, rc.Converge.MinRatio, rc.Converge.Needed(p.Targeted))
 		}
 	}
 	if wh, ok := cfg.hook.(WaveHook); ok {

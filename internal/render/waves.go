@@ -62,17 +62,9 @@ func convergeText(rc *reconcile.ResourceChange, p reconcile.ConvergeProgress) st
 	case p.Done && p.Met:
 		s += " — converged"
 	case p.Done:
-		s += fmt.Sprintf(" — timed out; %s needed", Count(int(ceilRatio(rc.Converge.MinRatio, p.Targeted))))
+		s += fmt.Sprintf(" — timed out; %s needed", Count(rc.Converge.Needed(p.Targeted)))
 	}
 	return s
-}
-
-func ceilRatio(r float64, n int) float64 {
-	x := r * float64(n)
-	if x != float64(int(x)) {
-		return float64(int(x) + 1)
-	}
-	return x
 }
 
 // WaveDone implements reconcile.WaveHook.

@@ -44,6 +44,35 @@ group "doors" {
 `, n)
 }
 
+// writeCrashFleet writes crashFleet(n) to a file and returns its path.
+func writeCrashFleet(t *testing.T, n int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "fleet.hcl")
+	if err := os.WriteFile(path, []byte(crashFleet(n)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// waitJobEnded polls a job until it reaches a final status (bounded: 3 minutes).
+func waitJobEnded(t *testing.T, c *hubclient.Client, id string) hubapi.JobResponse {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		job, err := c.GetJob(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hubapi.JobEnded(job.Status) {
+			return job
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s still %s after 3 minutes", id, job.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // startDev starts 'iotplan dev' on data (random ports) and returns once its endpoint file
 // names a hub that answers.
 func startDev(t *testing.T, data, fleet string) *hubProc {
@@ -127,12 +156,8 @@ func TestHubKilledMidMethodJob(t *testing.T) {
 	}
 	const devices = 300
 	data := t.TempDir()
-	fleet := filepath.Join(t.TempDir(), "fleet.hcl")
-	if err := os.WriteFile(fleet, []byte(crashFleet(devices)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	p := startDev(t, data, writeCrashFleet(t, devices))
 	ctx := context.Background()
-	p := startDev(t, data, fleet)
 	if _, err := p.c.CreateJob(ctx, hubapi.JobRequest{JobID: "crash-lock", Type: hubapi.JobTypeDeviceMethod,
 		QueryCondition: "tags.site = 'hq'", MaxExecutionTimeInSeconds: 3600,
 		CloudToDeviceMethod: &hubapi.CloudToDeviceMethod{MethodName: "lockDoor", ResponseTimeoutInSeconds: 10}}); err != nil {
@@ -143,18 +168,7 @@ func TestHubKilledMidMethodJob(t *testing.T) {
 		p.kill(t)
 		p = startDev(t, data, "")
 	}
-	var job hubapi.JobResponse
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		var err error
-		if job, err = p.c.GetJob(ctx, "crash-lock"); err != nil {
-			t.Fatal(err)
-		}
-		if hubapi.JobEnded(job.Status) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	job := waitJobEnded(t, p.c, "crash-lock")
 	if job.Status != hubapi.JobStatusCompleted {
 		t.Fatalf("after %d kills the job is %s (%s)", kills, job.Status, job.FailureReason)
 	}
@@ -190,12 +204,8 @@ func TestHubKilledMidMethodJob(t *testing.T) {
 func TestHubKilledDuringWrites(t *testing.T) {
 	const devices = 200
 	data := t.TempDir()
-	fleet := filepath.Join(t.TempDir(), "fleet.hcl")
-	if err := os.WriteFile(fleet, []byte(crashFleet(devices)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	p := startDev(t, data, writeCrashFleet(t, devices))
 	ctx := context.Background()
-	p := startDev(t, data, fleet)
 	if _, err := p.c.CreateJob(ctx, hubapi.JobRequest{JobID: "crash-floor", Type: hubapi.JobTypeUpdateTwin,
 		QueryCondition: "tags.site = 'hq'", MaxExecutionTimeInSeconds: 3600,
 		UpdateTwin: &hubapi.TwinPatch{ETag: "*", Properties: &hubapi.TwinProperties{Desired: map[string]any{"floor": 7.0}}}}); err != nil {
@@ -240,22 +250,8 @@ func TestHubKilledDuringWrites(t *testing.T) {
 			t.Errorf("door-%04d: counter %v after the crash; %d writes were acknowledged, %d attempted", w, got, r.acked, r.attempted)
 		}
 	}
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		job, err := p.c.GetJob(ctx, "crash-floor")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hubapi.JobEnded(job.Status) {
-			if job.Status != hubapi.JobStatusCompleted || job.DeviceJobStatistics.SucceededCount != devices {
-				t.Fatalf("twin job after the crash: %s %+v", job.Status, job.DeviceJobStatistics)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("twin job still %s", job.Status)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if job := waitJobEnded(t, p.c, "crash-floor"); job.Status != hubapi.JobStatusCompleted || job.DeviceJobStatistics.SucceededCount != devices {
+		t.Fatalf("twin job after the crash: %s %+v", job.Status, job.DeviceJobStatistics)
 	}
 	for _, id := range []string{"door-0000", "door-0199"} {
 		tw, _ := p.c.GetTwin(ctx, id)

@@ -92,21 +92,8 @@ func BenchmarkMethodJob(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		id := fmt.Sprintf("bench-%d", i)
-		if _, err := m.Create(hubapi.JobRequest{JobID: id, Type: hubapi.JobTypeDeviceMethod,
-			CloudToDeviceMethod: &hubapi.CloudToDeviceMethod{MethodName: "lockDoor"}}); err != nil {
-			b.Fatal(err)
-		}
-		for {
-			r, _ := m.Get(id)
-			if r.Status == hubapi.JobStatusCompleted {
-				if r.DeviceJobStatistics.SucceededCount != n {
-					b.Fatalf("stats %+v", r.DeviceJobStatistics)
-				}
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		runJob(b, m, n, hubapi.JobRequest{JobID: fmt.Sprintf("bench-%d", i), Type: hubapi.JobTypeDeviceMethod,
+			CloudToDeviceMethod: &hubapi.CloudToDeviceMethod{MethodName: "lockDoor"}})
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "devices/s")
 	b.ReportMetric(startSecs, "s-start")
@@ -131,23 +118,27 @@ func BenchmarkTwinJob(b *testing.B) {
 	defer m.Close()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		id := fmt.Sprintf("twin-%d", i)
 		patch := &hubapi.TwinPatch{ETag: "*", Properties: &hubapi.TwinProperties{Desired: map[string]any{"floor": float64(i + 1)}}}
-		if _, err := m.Create(hubapi.JobRequest{JobID: id, Type: hubapi.JobTypeUpdateTwin, UpdateTwin: patch}); err != nil {
-			b.Fatal(err)
-		}
-		for {
-			r, _ := m.Get(id)
-			if r.Status == hubapi.JobStatusCompleted {
-				if r.DeviceJobStatistics.SucceededCount != n {
-					b.Fatalf("stats %+v", r.DeviceJobStatistics)
-				}
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		runJob(b, m, n, hubapi.JobRequest{JobID: fmt.Sprintf("twin-%d", i), Type: hubapi.JobTypeUpdateTwin, UpdateTwin: patch})
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "devices/s")
+}
+
+// runJob creates a job and waits until it completed with every one of n devices succeeded.
+func runJob(b *testing.B, m *jobs.Manager, n int, req hubapi.JobRequest) {
+	if _, err := m.Create(req); err != nil {
+		b.Fatal(err)
+	}
+	for {
+		r, _ := m.Get(req.JobID)
+		if r.Status == hubapi.JobStatusCompleted {
+			if r.DeviceJobStatistics.SucceededCount != n {
+				b.Fatalf("stats %+v", r.DeviceJobStatistics)
+			}
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 type nopSeeder struct{ n int }
