@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/iotplan/iotplan/internal/lockedbuf"
 	"log/slog"
 	"os"
 	"strings"
@@ -30,7 +31,7 @@ func TestSimDeviceAnswersIotplanApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &lockedbuf.Buffer{}
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	devCtx, stopDevice := context.WithCancel(ctx)

@@ -10,13 +10,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"github.com/iotplan/iotplan/internal/lockedbuf"
 	"log/slog"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,24 +27,6 @@ import (
 	"github.com/iotplan/iotplan/internal/hub/registry"
 	"github.com/iotplan/iotplan/internal/hubapi"
 )
-
-// syncBuffer is the device's stdout, read while the device writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // The example against the local hub's real MQTT endpoint: a lockDoor call gets 200 and prints
 // "Locking Door!"; desired properties (set before and after it connects) come back reported.
@@ -87,7 +69,7 @@ func TestSimDeviceAgainstLocalHub(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &lockedbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)

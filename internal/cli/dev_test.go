@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"github.com/iotplan/iotplan/internal/lockedbuf"
 	"net"
 	"os"
 	"path/filepath"
@@ -72,7 +73,7 @@ func TestDevFleetFileDiagnostics(t *testing.T) {
 // startDev runs `iotplan dev` in-process until the test ends and returns its banner.
 func startDev(t *testing.T, args ...string) string {
 	t.Helper()
-	var out, errb lockedBuffer
+	var out, errb lockedbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	args = append([]string{"dev", "--data", t.TempDir(), "--https-port", "0", "--mqtt-port", "0"}, args...)

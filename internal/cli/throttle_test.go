@@ -4,12 +4,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/iotplan/iotplan/internal/lockedbuf"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -181,29 +181,11 @@ func commas(n int) string {
 	return s
 }
 
-// lockedBuffer is an io.Writer safe to read while a command writes to it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // `iotplan dev --tier S1 --policies` prints its throttles and every policy's connection string,
 // and each printed string works with exactly its policy's rights.
 func TestDevTierAndPolicies(t *testing.T) {
 	dir := t.TempDir()
-	var out, errb lockedBuffer
+	var out, errb lockedbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {

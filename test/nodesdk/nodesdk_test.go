@@ -24,10 +24,10 @@ package nodesdk
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/iotplan/iotplan/internal/lockedbuf"
 	"log/slog"
 	"net"
 	"os"
@@ -35,7 +35,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -77,7 +76,7 @@ func TestTutorialScheduleJobs(t *testing.T) {
 	node := checkNode(t)
 	checkPackages(t)
 
-	hubLog := &syncBuffer{}
+	hubLog := &lockedbuf.Buffer{}
 	dir := t.TempDir()
 	fleetFile := filepath.Join(dir, "fleet.hcl")
 	if err := os.WriteFile(fleetFile, []byte(fleet), 0o644); err != nil {
@@ -267,7 +266,7 @@ func checkPackages(t *testing.T) {
 type proc struct {
 	name           string
 	cmd            *exec.Cmd
-	stdout, stderr syncBuffer
+	stdout, stderr lockedbuf.Buffer
 	done           chan struct{}
 	err            error
 }
@@ -401,22 +400,4 @@ func logLevel() slog.Level {
 		return slog.LevelInfo
 	}
 	return slog.LevelWarn
-}
-
-// syncBuffer is a child's output or the hub log, read while being written.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"github.com/iotplan/iotplan/internal/lockedbuf"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -22,7 +23,7 @@ import (
 // hubProc is one 'iotplan dev' process: the local hub itself, which these tests kill.
 type hubProc struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *lockedbuf.Buffer
 	done chan error
 	c    *hubclient.Client
 }
@@ -82,7 +83,7 @@ func startDev(t *testing.T, data, fleet string) *hubProc {
 	if fleet != "" {
 		args = append(args, "--fleet", fleet)
 	}
-	p := &hubProc{cmd: exec.Command(binary, args...), out: &syncBuffer{}, done: make(chan error, 1)}
+	p := &hubProc{cmd: exec.Command(binary, args...), out: &lockedbuf.Buffer{}, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {

@@ -6,15 +6,14 @@
 package process
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"github.com/iotplan/iotplan/internal/lockedbuf"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -92,14 +91,14 @@ func newEnv(t *testing.T, fleet, config string) *env {
 // proc is one iotplan process.
 type proc struct {
 	cmd      *exec.Cmd
-	out, err *syncBuffer
+	out, err *lockedbuf.Buffer
 	done     chan error
 }
 
 func (e *env) start(t *testing.T, args ...string) *proc {
 	t.Helper()
 	args = append(append([]string(nil), args...), "-dev", "-data", e.data, "-hub-tier", "S1", "-hub-units", "10", e.config)
-	p := &proc{cmd: exec.Command(binary, args...), out: &syncBuffer{}, err: &syncBuffer{}, done: make(chan error, 1)}
+	p := &proc{cmd: exec.Command(binary, args...), out: &lockedbuf.Buffer{}, err: &lockedbuf.Buffer{}, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.err
 	p.cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -328,22 +327,4 @@ func waitFor(t *testing.T, p *proc, text string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,39 +1,20 @@
 package mqttapi
 
 import (
-	"bytes"
+	"github.com/iotplan/iotplan/internal/lockedbuf"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/iotplan/iotplan/internal/safetext"
 )
 
-// syncBuffer is a log destination broker goroutines may write to concurrently.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // What a device sends reaches the hub's log escaped and bounded: a 64 KB CONNECT user name
 // full of ESC sequences and newlines is refused and logged as one line of about 1 KiB, with
 // no control byte, so it can neither flood the log, forge lines nor drive the terminal.
 func TestLoggedDeviceTextIsBoundedAndEscaped(t *testing.T) {
-	var logBuf syncBuffer
+	var logBuf lockedbuf.Buffer
 	e := newEnvLogging(t, slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	key, _ := e.addDevice("d1", "")
 
