@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"github.com/iotplan/iotplan/internal/hub/bind"
 	"github.com/iotplan/iotplan/internal/lockedbuf"
 	"net"
 	"os"
@@ -161,17 +162,11 @@ func TestDevListenFlagErrors(t *testing.T) {
 	}
 }
 
-// machineIPs are this machine's non-loopback, non-link-local addresses.
+// machineIPs are this machine's non-loopback addresses (bind.NonLoopbackIPs).
 func machineIPs(t *testing.T) []net.IP {
-	addrs, err := net.InterfaceAddrs()
+	ips, err := bind.NonLoopbackIPs()
 	if err != nil {
 		t.Fatal(err)
-	}
-	var ips []net.IP
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
-			ips = append(ips, n.IP)
-		}
 	}
 	return ips
 }

@@ -77,17 +77,11 @@ func TestLocalhostHubIsLoopbackOnly(t *testing.T) {
 	}
 }
 
-// machineIPs are this machine's non-loopback, non-link-local addresses.
+// machineIPs are this machine's non-loopback addresses (bind.NonLoopbackIPs).
 func machineIPs(t *testing.T) []net.IP {
-	addrs, err := net.InterfaceAddrs()
+	ips, err := bind.NonLoopbackIPs()
 	if err != nil {
 		t.Fatal(err)
-	}
-	var ips []net.IP
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
-			ips = append(ips, n.IP)
-		}
 	}
 	if len(ips) == 0 {
 		t.Log("no non-loopback address on this machine: only the bound addresses are checked")

@@ -85,3 +85,20 @@ func CloseAll(lns []net.Listener) {
 		ln.Close()
 	}
 }
+
+// NonLoopbackIPs are this machine's addresses other than loopback and link-local ones (a
+// link-local IPv6 address needs a zone to dial): where a hub bound to loopback must not be
+// reachable.
+func NonLoopbackIPs() ([]net.IP, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	var ips []net.IP
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			ips = append(ips, n.IP)
+		}
+	}
+	return ips, nil
+}

@@ -76,18 +76,11 @@ func hasIPv6Loopback() bool {
 	return true
 }
 
-// nonLoopbackIPs are this machine's addresses other than loopback and link-local ones (a
-// link-local IPv6 address needs a zone to dial).
+// nonLoopbackIPs are this machine's non-loopback addresses (bind.NonLoopbackIPs).
 func nonLoopbackIPs(t *testing.T) []net.IP {
-	addrs, err := net.InterfaceAddrs()
+	ips, err := NonLoopbackIPs()
 	if err != nil {
 		t.Fatal(err)
-	}
-	var ips []net.IP
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
-			ips = append(ips, n.IP)
-		}
 	}
 	return ips
 }
