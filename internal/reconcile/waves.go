@@ -106,6 +106,7 @@ func rolloutPlan(r *schema.Rollout, ro *RolloutObserved) *RolloutPlan {
 // outside the waves. rc.Devices becomes the devices of the waves to run.
 func waveJobs(rc *ResourceChange, rp *RolloutPlan, add func(PlannedJob) error) error {
 	var waved []PlannedJob
+	var conds []query.Expr // each waved job's condition, parsed once
 	jobs := rc.Jobs
 	rc.Jobs, rc.Rollout, rc.Devices = nil, rp, 0
 	for _, j := range jobs {
@@ -113,20 +114,20 @@ func waveJobs(rc *ResourceChange, rp *RolloutPlan, add func(PlannedJob) error) e
 			rc.Jobs = append(rc.Jobs, j)
 			continue
 		}
-		waved = append(waved, j)
+		cond, err := query.ParseCondition(j.Request.QueryCondition)
+		if err != nil {
+			return fmt.Errorf("%s: %w", rc.Addr, err)
+		}
+		waved, conds = append(waved, j), append(conds, cond)
 	}
 	for _, w := range rp.Waves {
 		if w.Done || w.Devices == 0 {
 			continue
 		}
 		rc.Devices += w.Devices
-		for _, j := range waved {
-			cond, err := query.ParseCondition(j.Request.QueryCondition)
-			if err != nil {
-				return fmt.Errorf("%s: wave %d: %w", rc.Addr, w.Number, err)
-			}
+		for i, j := range waved {
 			nj := j
-			nj.Request.QueryCondition = query.Format(query.And(cond, w.Slice()))
+			nj.Request.QueryCondition = query.Format(query.And(conds[i], w.Slice()))
 			nj.Request.JobID, nj.Wave, nj.Devices = "", w.Number, w.Devices
 			if err := add(nj); err != nil {
 				return err
