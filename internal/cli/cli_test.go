@@ -430,12 +430,10 @@ func TestDevRegeneratesPolicyKeys(t *testing.T) {
 	}
 }
 
-// Values of sensitive variables never appear in plan or apply output, but apply still sends
-// them to the devices.
-func TestSensitiveValuesAreHiddenInPlans(t *testing.T) {
-	h, dir := testHub(t, "")
-	cfg := filepath.Join(t.TempDir(), "secret.hcl")
-	os.WriteFile(cfg, []byte(`
+// secretTwinConfig manages a key from a sensitive variable on a device named by another;
+// secretConfig adds a method whose payload uses it. Tests pass secretValue for token.
+const (
+	secretTwinConfig = `
 variable "token" {
   type      = string
   sensitive = true
@@ -447,14 +445,24 @@ variable "device" {
 twin "creds" {
   target  = "deviceId = ${quote(var.device)}"
   desired = { token = var.token, floor = 3 }
-}
+}`
+	secretConfig = secretTwinConfig + `
 method "rotate" {
   target  = twin.creds.target
   method  = "lockDoor"
   payload = { token = var.token }
 }
-`), 0o644)
-	const secret = "s3cr3t-t0ken-value"
+`
+	secretValue = "s3cr3t-t0ken-value"
+)
+
+// Values of sensitive variables never appear in plan or apply output, but apply still sends
+// them to the devices.
+func TestSensitiveValuesAreHiddenInPlans(t *testing.T) {
+	h, dir := testHub(t, "")
+	cfg := filepath.Join(t.TempDir(), "secret.hcl")
+	os.WriteFile(cfg, []byte(secretConfig), 0o644)
+	const secret = secretValue
 	r := iotplan(t, "apply", "-dev", "-data", dir, "-auto-approve", "-var", "token="+secret, "-var", "device=myDeviceId", cfg)
 	if r.code != 0 {
 		t.Fatalf("apply exit %d\n%s%s", r.code, r.out, r.err)

@@ -190,20 +190,8 @@ func TestStatusAndDriftHideSecrets(t *testing.T) {
 	if r := mustRun(t, "drift", "-dev", "-data", dir); !strings.Contains(r.out, "the state records no twin resource") || strings.Contains(r.out, "Recorded") {
 		t.Errorf("drift of an empty state:\n%s", r.out)
 	}
-	cfg := writeFile(t, "secret.hcl", `
-variable "token" {
-  type      = string
-  sensitive = true
-}
-variable "device" {
-  type      = string
-  sensitive = true
-}
-twin "creds" {
-  target  = "deviceId = ${quote(var.device)}"
-  desired = { token = var.token, floor = 3 }
-}`)
-	const secret = "s3cr3t-t0ken-value"
+	cfg := writeFile(t, "secret.hcl", secretTwinConfig)
+	const secret = secretValue
 	vars := []string{"-dev", "-data", dir, "-var", "token=" + secret, "-var", "device=door-3"}
 	mustRun(t, append(append([]string{"apply", "-auto-approve"}, vars...), cfg)...)
 	patchDevice(t, testClient(t, h), "door-3", hubapi.TwinPatch{Properties: &hubapi.TwinProperties{Desired: map[string]any{"token": "other"}}})

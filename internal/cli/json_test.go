@@ -249,26 +249,8 @@ func TestPlanJSONConfigErrors(t *testing.T) {
 func TestJSONNeverShowsSecrets(t *testing.T) {
 	h, dir := testHub(t, "")
 	cfg := filepath.Join(t.TempDir(), "secret.hcl")
-	os.WriteFile(cfg, []byte(`
-variable "token" {
-  type      = string
-  sensitive = true
-}
-variable "device" {
-  type      = string
-  sensitive = true
-}
-twin "creds" {
-  target  = "deviceId = ${quote(var.device)}"
-  desired = { token = var.token, floor = 3 }
-}
-method "rotate" {
-  target  = twin.creds.target
-  method  = "lockDoor"
-  payload = { token = var.token }
-}
-`), 0o644)
-	const secret = "s3cr3t-t0ken-value"
+	os.WriteFile(cfg, []byte(secretConfig), 0o644)
+	const secret = secretValue
 	vars := []string{"-var", "token=" + secret, "-var", "device=myDeviceId"}
 	planFile := filepath.Join(t.TempDir(), "secret.plan")
 	_, key, _ := strings.Cut(h.ServiceConnectionString(), "SharedAccessKey=")
