@@ -56,6 +56,15 @@ func TwinSize(v any) int {
 		return 8
 	case bool:
 		return 4
+	case interface{ EachMember(func(key string, v any)) }:
+		// An object held in another form than a map (the local hub's compact twins).
+		n := 0
+		x.EachMember(func(k string, e any) {
+			if !IsTwinMetadataKey(k) {
+				n += len(k) + TwinSize(e)
+			}
+		})
+		return n
 	}
 	return 0
 }

@@ -13,7 +13,7 @@
 //
 //	q, err := query.Parse("SELECT properties.reported.fw AS fw, COUNT() AS n FROM devices GROUP BY properties.reported.fw")
 //	p, err := query.Compile(q)
-//	rows, err := p.Run(func(yield func(map[string]any) bool) { for _, t := range twins { if !yield(t) { return } } })
+//	rows, err := p.Run(func(yield func(any) bool) { for _, t := range twins { if !yield(t) { return } } })
 //
 //	cond := query.And(target, query.Not(query.Eq(query.P("properties", "desired", "floor"), 3)))
 //	text := query.Format(cond) // canonical, quoted, [[bracketed]] where needed

@@ -62,7 +62,7 @@ type value struct {
 	k kind
 	n float64 // kNum; kBool: 1 or 0
 	s string  // kStr
-	r any     // kArr, kObj: the document's []any / map[string]any
+	r any     // kArr, kObj: the document's []any / map[string]any / Object
 }
 
 func valueOf(v any) value {
@@ -79,6 +79,8 @@ func valueOf(v any) value {
 		}
 		return value{k: kBool}
 	case map[string]any:
+		return value{k: kObj, r: x}
+	case Object:
 		return value{k: kObj, r: x}
 	case []any:
 		return value{k: kArr, r: x}
@@ -200,7 +202,46 @@ func flip(op Op) Op {
 	return op
 }
 
-type doc = map[string]any
+// Object is a JSON object the evaluator reads member by member without it being a
+// map[string]any: the local hub keeps its twins in a compact form and hands them to queries as
+// Objects, so that a query over a million twins needs no map built per twin. Field returns a
+// member's value (string, float64, bool, []any, map[string]any, another Object) and whether
+// it is present; Map returns the whole object as a new map[string]any (deep: nested Objects
+// become maps too). MarshalJSON writes the object as the hub returns it, which is what rows of
+// SELECT * hold.
+type Object interface {
+	Field(name string) (any, bool)
+	Map() map[string]any
+	MarshalJSON() ([]byte, error)
+}
+
+// AsMap returns a JSON object held as map[string]any or as an Object as a map (an Object's
+// Map, a copy; a map itself), and nil for anything else.
+func AsMap(v any) map[string]any {
+	switch o := v.(type) {
+	case map[string]any:
+		return o
+	case Object:
+		return o.Map()
+	}
+	return nil
+}
+
+// Field reads member name of a JSON object held either as map[string]any or as an Object; any
+// other value has no members.
+func Field(v any, name string) (any, bool) {
+	switch o := v.(type) {
+	case map[string]any:
+		x, ok := o[name]
+		return x, ok
+	case Object:
+		return o.Field(name)
+	}
+	return nil, false
+}
+
+// A document is a twin or a devices.jobs row: map[string]any or Object.
+type doc = any
 type condFn func(doc) tri
 type valFn func(doc) value
 type getter func(doc) (any, bool)
@@ -210,42 +251,38 @@ func makeGetter(segs []string) getter {
 	switch len(segs) {
 	case 1:
 		s0 := segs[0]
-		return func(d doc) (any, bool) { v, ok := d[s0]; return v, ok }
+		return func(d doc) (any, bool) { return Field(d, s0) }
 	case 2:
 		s0, s1 := segs[0], segs[1]
 		return func(d doc) (any, bool) {
-			m, ok := d[s0].(map[string]any)
+			m, ok := Field(d, s0)
 			if !ok {
 				return nil, false
 			}
-			v, ok := m[s1]
-			return v, ok
+			return Field(m, s1)
 		}
 	case 3:
 		s0, s1, s2 := segs[0], segs[1], segs[2]
 		return func(d doc) (any, bool) {
-			m, ok := d[s0].(map[string]any)
+			m, ok := Field(d, s0)
 			if !ok {
 				return nil, false
 			}
-			if m, ok = m[s1].(map[string]any); !ok {
+			if m, ok = Field(m, s1); !ok {
 				return nil, false
 			}
-			v, ok := m[s2]
-			return v, ok
+			return Field(m, s2)
 		}
 	}
-	last := len(segs) - 1
 	return func(d doc) (any, bool) {
-		m := d
-		for _, s := range segs[:last] {
+		v := d
+		for _, s := range segs {
 			var ok bool
-			if m, ok = m[s].(map[string]any); !ok {
+			if v, ok = Field(v, s); !ok {
 				return nil, false
 			}
 		}
-		v, ok := m[segs[last]]
-		return v, ok
+		return v, true
 	}
 }
 
@@ -763,4 +800,4 @@ func CompileConditionFor(src Source, e Expr) (*Condition, error) {
 
 // Match reports whether the condition is true for doc (a JSON-decoded twin
 // or devices.jobs row). False and undefined both mean no.
-func (c *Condition) Match(doc map[string]any) bool { return c.fn(doc) == isTrue }
+func (c *Condition) Match(doc any) bool { return c.fn(doc) == isTrue }

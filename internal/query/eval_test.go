@@ -199,7 +199,7 @@ func TestRunStopsAtTop(t *testing.T) {
 	fleet := decodeDocs(t, fleetJSON)
 	p := MustCompile("SELECT TOP 2 * FROM devices")
 	pulled := 0
-	rows, err := p.Run(func(yield func(map[string]any) bool) {
+	rows, err := p.Run(func(yield func(any) bool) {
 		for _, d := range fleet {
 			pulled++
 			if !yield(d) {

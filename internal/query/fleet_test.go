@@ -61,8 +61,8 @@ func decodeDocs(t testing.TB, s string) []map[string]any {
 	return docs
 }
 
-func source(docs []map[string]any) func(func(map[string]any) bool) {
-	return func(yield func(map[string]any) bool) {
+func source(docs []map[string]any) func(func(any) bool) {
+	return func(yield func(any) bool) {
 		for _, d := range docs {
 			if !yield(d) {
 				return

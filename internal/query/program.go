@@ -128,7 +128,7 @@ func (p *Program) ItemType() string {
 }
 
 // Match reports whether doc satisfies the WHERE clause (true without one).
-func (p *Program) Match(doc map[string]any) bool {
+func (p *Program) Match(doc any) bool {
 	return p.where == nil || p.where(doc) == isTrue
 }
 
@@ -139,9 +139,9 @@ func (p *Program) Match(doc map[string]any) bool {
 // are float64. Results keep the order of the input; groups appear in the
 // order their first document was seen. Run stops pulling documents once TOP
 // rows are produced (when no aggregation needs them all).
-func (p *Program) Run(each func(yield func(doc map[string]any) bool)) ([]any, error) {
+func (p *Program) Run(each func(yield func(doc any) bool)) ([]any, error) {
 	if each == nil {
-		each = func(func(map[string]any) bool) {} // no documents
+		each = func(func(any) bool) {} // no documents
 	}
 	rows := []any{}
 	if p.top == 0 {
@@ -149,7 +149,7 @@ func (p *Program) Run(each func(yield func(doc map[string]any) bool)) ([]any, er
 	}
 	switch p.mode {
 	case modeStar, modeProject:
-		each(func(d map[string]any) bool {
+		each(func(d any) bool {
 			if p.where != nil && p.where(d) != isTrue {
 				return true
 			}
@@ -163,7 +163,7 @@ func (p *Program) Run(each func(yield func(doc map[string]any) bool)) ([]any, er
 		return rows, nil
 	}
 	g := newGrouper(p)
-	each(func(d map[string]any) bool {
+	each(func(d any) bool {
 		if p.where == nil || p.where(d) == isTrue {
 			g.add(d)
 		}
@@ -176,7 +176,7 @@ func (p *Program) Run(each func(yield func(doc map[string]any) bool)) ([]any, er
 	return rows, nil
 }
 
-func (p *Program) project(d map[string]any) map[string]any {
+func (p *Program) project(d any) map[string]any {
 	row := make(map[string]any, len(p.cols))
 	for _, c := range p.cols {
 		if v, ok := c.get(d); ok {
@@ -230,7 +230,7 @@ func (g *grouper) newGroup(key value) *group {
 	return grp
 }
 
-func (g *grouper) add(d map[string]any) {
+func (g *grouper) add(d any) {
 	grp := g.single
 	if grp == nil {
 		var key value

@@ -38,7 +38,7 @@ func (f *memFleet) query(_ context.Context, q string) ([]map[string]any, error) 
 	if err != nil {
 		return nil, fmt.Errorf("planner sent an invalid query %q: %w", q, err)
 	}
-	rows, err := prog.Run(func(yield func(map[string]any) bool) {
+	rows, err := prog.Run(func(yield func(any) bool) {
 		for _, d := range f.docs {
 			if !yield(d) {
 				return

@@ -99,7 +99,7 @@ type TestQueriesResult struct {
 
 // Twins is what ADM needs from the registry; *registry.Registry satisfies it.
 type Twins interface {
-	ForEachTwin(fn func(doc map[string]any) bool)
+	ForEachTwin(fn func(doc any) bool)
 	UpdateTwin(deviceID string, patch hubapi.TwinPatch, ifMatch string) (map[string]any, error)
 	SetTwinConfigurations(deviceID string, cfg map[string]any) error
 	Generation() uint64

@@ -9,6 +9,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/iotplan/iotplan/internal/hubapi"
+	"github.com/iotplan/iotplan/internal/query"
 )
 
 // Evaluate runs one evaluation pass now if the configurations or the registry changed since
@@ -89,7 +90,7 @@ type pass struct {
 // scanTwins evaluates every twin against the configurations cs.
 func (m *Manager) scanTwins(cs []*compiled) *pass {
 	p := &pass{targeted: map[string]int64{}, applied: map[string]int64{}, seen: map[string]bool{}}
-	m.twins.ForEachTwin(func(doc map[string]any) bool {
+	m.twins.ForEachTwin(func(doc any) bool {
 		m.evalTwin(cs, doc, p)
 		return true
 	})
@@ -98,9 +99,12 @@ func (m *Manager) scanTwins(cs []*compiled) *pass {
 
 // evalTwin works out one twin's owned paths, statuses and desired patch, and queues a write
 // when any of them differs from what the twin holds.
-func (m *Manager) evalTwin(cs []*compiled, doc map[string]any, p *pass) {
-	id, _ := doc["deviceId"].(string)
-	desired, _ := doc["properties"].(map[string]any)["desired"].(map[string]any)
+func (m *Manager) evalTwin(cs []*compiled, doc any, p *pass) {
+	v, _ := query.Field(doc, "deviceId")
+	id, _ := v.(string)
+	props, _ := query.Field(doc, "properties")
+	v, _ = query.Field(props, "desired")
+	desired := query.AsMap(v)
 	owner, hits := ownPaths(cs, doc, p.targeted)
 	status := twinStatuses(hits, owner, p.applied)
 	patch, now := desiredPatch(owner, desired)
@@ -111,7 +115,8 @@ func (m *Manager) evalTwin(cs []*compiled, doc map[string]any, p *pass) {
 		p.seen[id] = true
 	}
 	releasePaths(before, now, owner, desired, patch)
-	cfg, _ := doc["configurations"].(map[string]any)
+	v, _ = query.Field(doc, "configurations")
+	cfg, _ := v.(map[string]any)
 	ownersChanged := len(before) != len(now) || len(now) > 0 && !reflect.DeepEqual(before, now)
 	if len(patch) > 0 || ownersChanged || !sameStatus(cfg, status) {
 		p.todo = append(p.todo, twinWork{id: id, patch: patch, applied: now, status: status})
@@ -121,7 +126,7 @@ func (m *Manager) evalTwin(cs []*compiled, doc map[string]any, p *pass) {
 // ownPaths returns the configurations that target doc (hits, counted in targeted) and, for
 // each content path, the one that wins it: the first by precedence whose path does not
 // overlap a path already won.
-func ownPaths(cs []*compiled, doc map[string]any, targeted map[string]int64) (owner map[string]*compiled, hits []*compiled) {
+func ownPaths(cs []*compiled, doc any, targeted map[string]int64) (owner map[string]*compiled, hits []*compiled) {
 	owner = map[string]*compiled{} // path → winning configuration
 	for _, c := range cs {
 		if !c.target.Match(doc) {
@@ -269,7 +274,7 @@ func (m *Manager) updateMetrics(p *pass, gen uint64) {
 
 type compiledMetric struct {
 	p interface {
-		Run(each func(yield func(doc map[string]any) bool)) ([]any, error)
+		Run(each func(yield func(doc any) bool)) ([]any, error)
 	}
 	n int64
 }

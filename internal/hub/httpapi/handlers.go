@@ -220,15 +220,17 @@ func (s *Server) queryDevices(w http.ResponseWriter, r *http.Request) (any, erro
 		if err != nil {
 			return nil, "", err
 		}
-		var each func(yield func(doc map[string]any) bool)
+		var each func(yield func(doc any) bool)
 		switch p.Source() {
 		case query.Devices:
 			each = s.opts.Registry.ForEachTwin
 		case query.Jobs:
 			if s.opts.Jobs == nil {
-				each = func(func(map[string]any) bool) {}
+				each = func(func(any) bool) {}
 			} else {
-				each = s.opts.Jobs.ForEachDeviceJob
+				each = func(yield func(any) bool) {
+					s.opts.Jobs.ForEachDeviceJob(func(row map[string]any) bool { return yield(row) })
+				}
 			}
 		default: // devices.modules
 			each = s.opts.Registry.ForEachModuleTwin

@@ -68,7 +68,7 @@ import (
 
 // Twins is the part of the registry jobs use; *registry.Registry satisfies it.
 type Twins interface {
-	ForEachTwin(fn func(doc map[string]any) bool)
+	ForEachTwin(fn func(doc any) bool)
 	UpdateTwin(deviceID string, patch hubapi.TwinPatch, ifMatch string) (map[string]any, error)
 }
 

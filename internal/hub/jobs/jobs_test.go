@@ -44,7 +44,7 @@ func (t *memTwins) add(id string, tags, desired map[string]any) {
 		"properties": map[string]any{"desired": desired, "reported": map[string]any{}}}
 }
 
-func (t *memTwins) ForEachTwin(fn func(doc map[string]any) bool) {
+func (t *memTwins) ForEachTwin(fn func(doc any) bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ids := make([]string, 0, len(t.docs))

@@ -210,10 +210,12 @@ func (m *Manager) selectDevices(ctx context.Context, j *job) ([]string, error) {
 		return nil, &failure{reason: err.Error()}
 	}
 	var ids []string
-	m.twins.ForEachTwin(func(doc map[string]any) bool {
+	m.twins.ForEachTwin(func(doc any) bool {
 		if match == nil || match(doc) {
-			if id, ok := doc["deviceId"].(string); ok {
-				ids = append(ids, id)
+			if v, _ := query.Field(doc, "deviceId"); v != nil {
+				if id, ok := v.(string); ok {
+					ids = append(ids, id)
+				}
 			}
 		}
 		return true
@@ -250,7 +252,7 @@ func (m *Manager) selectDevices(ctx context.Context, j *job) ([]string, error) {
 
 // compileCondition compiles a job's queryCondition in the hub's dialect and reports it to
 // Options.OnQuery; it returns nil (match all) for "" and "*".
-func (m *Manager) compileCondition(cond string) (func(doc map[string]any) bool, error) {
+func (m *Manager) compileCondition(cond string) (func(doc any) bool, error) {
 	match, err := compileCondition(cond, m.opts.QueryDialect)
 	if m.opts.OnQuery != nil {
 		m.opts.OnQuery(cond, err)
@@ -258,7 +260,7 @@ func (m *Manager) compileCondition(cond string) (func(doc map[string]any) bool, 
 	return match, err
 }
 
-func compileCondition(cond string, d query.Dialect) (func(doc map[string]any) bool, error) {
+func compileCondition(cond string, d query.Dialect) (func(doc any) bool, error) {
 	if c := strings.TrimSpace(cond); c == "" || c == "*" {
 		return nil, nil
 	}

@@ -174,7 +174,7 @@ func (r *Registry) ConnectedDeviceCount() int {
 	defer r.mu.RUnlock()
 	n := 0
 	for _, e := range r.byID {
-		if e.dev.ConnectionState == "Connected" {
+		if e.vol.connected.Load() {
 			n++
 		}
 	}

@@ -1,9 +1,6 @@
 package registry
 
-import (
-	"maps"
-	"reflect"
-)
+import "reflect"
 
 // Generation is a counter that moves on every write of an identity or a twin (not on
 // connection-state changes or SetTwinConfigurations), so that a background evaluator (ADM
@@ -24,16 +21,11 @@ func (r *Registry) SetTwinConfigurations(deviceID string, cfg map[string]any) er
 	if len(cfg) == 0 && len(old.cfg) == 0 || reflect.DeepEqual(cfg, old.cfg) {
 		return nil
 	}
-	n := *old
-	doc := maps.Clone(old.doc)
-	if len(cfg) == 0 {
-		n.cfg = nil
-		delete(doc, "configurations")
-	} else {
+	n := old.clone()
+	n.cfg = nil
+	if len(cfg) > 0 {
 		n.cfg = deepCopyMap(cfg)
-		doc["configurations"] = n.cfg
 	}
-	n.doc = doc
-	r.byID[deviceID] = &n
+	r.byID[deviceID] = n
 	return nil
 }

@@ -68,9 +68,9 @@ func checkValue(path string, v any, depth int) error {
 // be less than 32768 bytes.", seen in azure/iotedge#1694 and #7035). A write that leaves an
 // over-size section smaller is let through ("IoT Hub rejects … all operations that would
 // increase the size … above the limit").
-func checkSize(section string, limit int, before, after map[string]any) error {
-	n := hubapi.TwinSize(after)
-	if n <= limit || n <= hubapi.TwinSize(before) {
+func checkSize(section string, limit int, before, after []member) error {
+	n := hubapi.TwinSize(members(after))
+	if n <= limit || n <= hubapi.TwinSize(members(before)) {
 		return nil
 	}
 	return huberr.New(DeviceModelMaxPropertiesExceeded, "'%s' size should be less than %d bytes.", section, limit)

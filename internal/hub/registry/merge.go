@@ -3,7 +3,6 @@ package registry
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"reflect"
 	"strconv"
 	"strings"
@@ -119,26 +118,6 @@ func deepCopyMap(m map[string]any) map[string]any {
 	return CloneJSON(m).(map[string]any)
 }
 
-// mergePatch applies an RFC 7386 merge patch copy-on-write: old is never modified; the result
-// shares every subtree the patch does not touch. A nil old is an empty object.
-func mergePatch(old, patch map[string]any) map[string]any {
-	out := make(map[string]any, len(old)+len(patch))
-	maps.Copy(out, old)
-	for k, pv := range patch {
-		if pv == nil {
-			delete(out, k)
-			continue
-		}
-		if pm, ok := pv.(map[string]any); ok {
-			om, _ := out[k].(map[string]any) // a non-object old value is replaced by an object
-			out[k] = mergePatch(om, pm)
-			continue
-		}
-		out[k] = pv
-	}
-	return out
-}
-
 // diffPatch returns the merge patch that turns old into new (nil values delete keys).
 func diffPatch(old, new map[string]any) map[string]any {
 	p := map[string]any{}
@@ -185,107 +164,11 @@ func stripNulls(m map[string]any) map[string]any {
 	return out
 }
 
-// Metadata nodes mirror the value tree: {"$lastUpdated": ts[, "$lastUpdatedVersion": v], child: node...}.
+// The $metadata keys of every node.
 const (
 	metaLastUpdated        = "$lastUpdated"
 	metaLastUpdatedVersion = "$lastUpdatedVersion"
 )
-
-// stamp is the metadata of one write: its time and (desired only) version. Leaf metadata nodes
-// of a write are all equal, so they share one immutable map: a fleet seeded in one batch holds
-// one leaf node instead of one per property per twin, which is most of a twin's metadata
-// memory. Metadata maps are copy-on-write like values, so sharing is safe.
-type stamp struct {
-	ts      string
-	version int64
-	withVer bool
-	leaf    map[string]any
-}
-
-func newStamp(ts string, version int64, withVersion bool) *stamp {
-	return &stamp{ts: ts, version: version, withVer: withVersion}
-}
-
-// node returns a new metadata node carrying the stamp (for objects, which get children).
-func (s *stamp) node() map[string]any {
-	m := map[string]any{metaLastUpdated: s.ts}
-	if s.withVer {
-		m[metaLastUpdatedVersion] = float64(s.version)
-	}
-	return m
-}
-
-// leafNode returns the shared node for leaves (and empty objects).
-func (s *stamp) leafNode() map[string]any {
-	if s.leaf == nil {
-		s.leaf = s.node()
-	}
-	return s.leaf
-}
-
-// freshMeta builds the metadata tree for a newly written value.
-func freshMeta(v any, s *stamp) map[string]any {
-	obj, ok := v.(map[string]any)
-	if !ok || len(obj) == 0 {
-		return s.leafNode()
-	}
-	m := s.node()
-	for k, e := range obj {
-		m[k] = freshMeta(e, s)
-	}
-	return m
-}
-
-// mergeMeta updates the metadata tree for a merge patch applied to oldVal, copy-on-write. Every
-// node on the path of a patched key gets the new stamp; deleted keys lose their metadata.
-func mergeMeta(oldMeta map[string]any, oldVal, patch map[string]any, s *stamp) map[string]any {
-	out := make(map[string]any, len(oldMeta)+len(patch)+2)
-	maps.Copy(out, oldMeta)
-	delete(out, metaLastUpdatedVersion)
-	maps.Copy(out, s.node())
-	for k, pv := range patch {
-		if pv == nil {
-			delete(out, k)
-			continue
-		}
-		pm, isMap := pv.(map[string]any)
-		om, oldIsMap := oldVal[k].(map[string]any)
-		if isMap && oldIsMap {
-			oldChild, _ := out[k].(map[string]any)
-			out[k] = mergeMeta(oldChild, om, pm, s)
-			continue
-		}
-		if isMap {
-			out[k] = freshMeta(mergePatch(nil, pm), s)
-			continue
-		}
-		out[k] = freshMeta(pv, s)
-	}
-	return out
-}
-
-// internMeta replaces equal leaf nodes of a metadata tree decoded from the store by one shared
-// map (see stamp). tree is freshly decoded and not yet shared, so it is modified in place.
-func internMeta(tree map[string]any, tbl map[string]map[string]any) map[string]any {
-	leaf := true
-	for k, v := range tree {
-		if !strings.HasPrefix(k, "$") {
-			leaf = false
-			if child, ok := v.(map[string]any); ok {
-				tree[k] = internMeta(child, tbl)
-			}
-		}
-	}
-	if !leaf {
-		return tree
-	}
-	key := fmt.Sprint(tree[metaLastUpdated], "|", tree[metaLastUpdatedVersion])
-	if m, ok := tbl[key]; ok {
-		return m
-	}
-	tbl[key] = tree
-	return tree
-}
 
 // patchError wraps a JSON-shape problem as the hub's 400.
 func patchError(section string, err error) error {

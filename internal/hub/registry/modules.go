@@ -48,42 +48,38 @@ func moduleOf(e *entry) Module {
 		DeviceID:                   e.dev.DeviceID,
 		GenerationID:               e.dev.GenerationID,
 		ETag:                       e.dev.ETag,
-		ConnectionState:            e.dev.ConnectionState,
-		ConnectionStateUpdatedTime: e.dev.ConnectionStateUpdatedTime,
-		LastActivityTime:           e.dev.LastActivityTime,
+		ConnectionState:            e.connectionState(),
+		ConnectionStateUpdatedTime: formatNanos(e.vol.connAt.Load()),
+		LastActivityTime:           formatNanos(e.vol.activeAt.Load()),
 		CloudToDeviceMessageCount:  e.dev.CloudToDeviceMessageCount,
 		Authentication:             e.dev.Authentication,
 	}
 }
 
 func moduleRecordOf(e *entry) moduleRecord {
-	tw := e.tw
-	return moduleRecord{Module: moduleOf(e), ETagN: e.devN, Twin: tw}
+	return moduleRecord{Module: moduleOf(e), ETagN: e.devN, Twin: e.tw.record()}
 }
 
-func decodeModule(v []byte, interned map[string]map[string]any) (*entry, error) {
+func decodeModule(v []byte, times timeCache) (*entry, error) {
 	var rec moduleRecord
 	if err := json.Unmarshal(v, &rec); err != nil {
 		return nil, err
 	}
-	rec.Twin.DesiredMeta = internMeta(rec.Twin.DesiredMeta, interned)
-	rec.Twin.ReportedMeta = internMeta(rec.Twin.ReportedMeta, interned)
 	e := &entry{
 		dev: Device{
-			DeviceID:                   rec.DeviceID,
-			GenerationID:               rec.GenerationID,
-			ETag:                       rec.ETag,
-			ConnectionState:            "Disconnected", // modules have no sessions on the local hub
-			Status:                     "enabled",
-			ConnectionStateUpdatedTime: rec.ConnectionStateUpdatedTime,
-			StatusUpdatedTime:          zeroTime,
-			LastActivityTime:           rec.LastActivityTime,
-			CloudToDeviceMessageCount:  rec.CloudToDeviceMessageCount,
-			Authentication:             rec.Authentication,
+			DeviceID:                  rec.DeviceID,
+			GenerationID:              rec.GenerationID,
+			ETag:                      rec.ETag,
+			Status:                    "enabled",
+			StatusUpdatedTime:         zeroTime,
+			CloudToDeviceMessageCount: rec.CloudToDeviceMessageCount,
+			Authentication:            rec.Authentication,
 		},
 		devN: rec.ETagN,
 		mod:  &moduleInfo{ModuleID: rec.ModuleID, ManagedBy: rec.ManagedBy},
-		tw:   rec.Twin,
+		// Modules have no sessions on the local hub: Disconnected, times as stored.
+		vol: volatileOf(Device{ConnectionStateUpdatedTime: rec.ConnectionStateUpdatedTime, LastActivityTime: rec.LastActivityTime}, times, nil),
+		tw:  twinOf(&rec.Twin, times),
 	}
 	return e, nil
 }
@@ -103,7 +99,6 @@ func (r *Registry) moduleRange(deviceID string) (lo, hi int) {
 func (r *Registry) removeLocked(deviceID string) {
 	r.gen.Add(1)
 	delete(r.byID, deviceID)
-	delete(r.dirty, deviceID)
 	if i, ok := slices.BinarySearch(r.ids, deviceID); ok {
 		r.ids = slices.Delete(r.ids, i, i+1)
 	}
@@ -130,7 +125,6 @@ func (r *Registry) CreateOrUpdateModule(m Module, ifMatch string) (Module, error
 	if m.Authentication.Type != "" && m.Authentication.Type != "sas" {
 		return Module{}, huberr.New(huberr.ArgumentInvalid, "The local hub supports only authentication type 'sas', not %q.", m.Authentication.Type)
 	}
-	now := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.byID[m.DeviceID] == nil {
@@ -143,7 +137,7 @@ func (r *Registry) CreateOrUpdateModule(m Module, ifMatch string) (Module, error
 			return Module{}, huberr.New(ModuleAlreadyExistsOnDevice, "A module with ID '%s' already exists on device '%s'.", m.ModuleID, m.DeviceID)
 		}
 		sk := m.Authentication.SymmetricKey
-		e, err := r.newEntry(m.DeviceID, "", sk.PrimaryKey, sk.SecondaryKey, now, newStamp(now, 1, true), newStamp(now, 1, false))
+		e, err := r.newEntry(m.DeviceID, "", sk.PrimaryKey, sk.SecondaryKey, r.nowNanos())
 		if err != nil {
 			return Module{}, err
 		}
@@ -241,7 +235,7 @@ func (r *Registry) GetModuleTwin(deviceID, moduleID string) (map[string]any, err
 	if err != nil {
 		return nil, err
 	}
-	return deepCopyMap(e.doc), nil
+	return e.Map(), nil
 }
 
 // UpdateModuleTwin merge-patches a module twin's tags and desired properties, as UpdateTwin
@@ -262,8 +256,8 @@ func (r *Registry) PatchModuleReported(deviceID, moduleID string, patch map[stri
 
 // ForEachModuleTwin calls fn with every module twin document (deviceId, then moduleId order)
 // until fn returns false, under the same rules as ForEachTwin.
-func (r *Registry) ForEachModuleTwin(fn func(doc map[string]any) bool) {
-	var batch []map[string]any
+func (r *Registry) ForEachModuleTwin(fn func(doc any) bool) {
+	var batch []*entry
 	after := ""
 	for {
 		batch = batch[:0]
@@ -276,7 +270,7 @@ func (r *Registry) ForEachModuleTwin(fn func(doc map[string]any) bool) {
 			}
 		}
 		for ; i < len(r.modKeys) && len(batch) < forEachChunk; i++ {
-			batch = append(batch, r.mods[r.modKeys[i]].doc)
+			batch = append(batch, r.mods[r.modKeys[i]])
 			after = r.modKeys[i]
 		}
 		r.mu.RUnlock()

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -85,7 +84,9 @@ func TestModulesCRUDAndTwins(t *testing.T) {
 	}
 
 	var seen []string
-	r.ForEachModuleTwin(func(d map[string]any) bool {
+	r.ForEachModuleTwin(func(x any) bool {
+		d := x.(*entry).Map()
+
 		seen = append(seen, d["deviceId"].(string)+"/"+d["moduleId"].(string))
 		return true
 	})
@@ -138,7 +139,11 @@ func TestConnectionStateIsVolatile(t *testing.T) {
 	create(t, r, "d2")
 	stored := func(id string) Device {
 		var rec deviceRecord
-		_ = r.db.View(func(tx *bbolt.Tx) error { return json.Unmarshal(tx.Bucket(bucketDevices).Get([]byte(id)), &rec) })
+		_ = r.db.View(func(tx *bbolt.Tx) error {
+			var err error
+			rec, err = decodeDevice(tx.Bucket(bucketDevices).Get([]byte(id)), newDecoder())
+			return err
+		})
 		return rec.Device
 	}
 	writes := func() int64 { st := r.db.Stats(); return st.TxStats.GetWrite() }
@@ -172,11 +177,18 @@ func TestConnectionStateIsVolatile(t *testing.T) {
 		t.Fatalf("ConnectedDeviceCount = %d", n)
 	}
 	// The shared document of a reader is not changed by a later write.
-	var held map[string]any
-	r.ForEachTwin(func(doc map[string]any) bool { held = doc; return false })
-	_ = r.SetConnectionState("d1", true, at)
-	if held["connectionState"] != "Disconnected" {
+	// Its values are a snapshot; connection state is live (it lives outside the document).
+	var held *entry
+	r.ForEachTwin(func(doc any) bool { held = doc.(*entry); return false })
+	if _, err := r.UpdateTwin("d1", hubapi.TwinPatch{Tags: map[string]any{"late": "yes"}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := held.Map()["tags"].(map[string]any)["late"]; ok {
 		t.Fatal("a published document was mutated")
+	}
+	_ = r.SetConnectionState("d1", false, at)
+	if cs, _ := held.Field("connectionState"); cs != "Disconnected" {
+		t.Fatalf("connection state read through a held document: %v", cs)
 	}
 	if err := r.Flush(); err != nil {
 		t.Fatal(err)

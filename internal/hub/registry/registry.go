@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,8 +86,8 @@ type Capabilities struct {
 	IotEdge bool `json:"iotEdge"`
 }
 
-// twinState is the persisted twin ("twins" bucket); the rendered document is derived from it
-// and the identity.
+// twinState is the twin as the store keeps it ("twins" bucket, and inside module records);
+// in memory it is a twin (document.go).
 type twinState struct {
 	ETag            int64          `json:"etag"`
 	TagsVersion     int64          `json:"tagsVersion"`
@@ -100,16 +100,15 @@ type twinState struct {
 	ReportedMeta    map[string]any `json:"reportedMeta"`
 }
 
-// entry is one device in memory. dev, tw and doc are replaced, never mutated, once published.
-// A published entry's tw.Desired and tw.Reported are nil: their values live only in doc (the
-// doc's sections are the same maps plus $metadata and $version), which halves the maps a twin
-// holds; clone restores them for a write.
+// entry is one device (or module) in memory. It is replaced, never mutated, once published
+// (copy-on-write), except for its volatile connection state, which vol holds. It is also the
+// twin's document for queries (document.go).
 type entry struct {
-	dev  Device // for a module: its identity's common fields (DeviceID is the parent device)
+	dev  Device // for a module: its identity's common fields (DeviceID is the parent device); the volatile fields are in vol
 	devN int64  // identity etag counter
 	mod  *moduleInfo
-	tw   twinState
-	doc  map[string]any
+	vol  *volatile
+	tw   twin
 	cfg  map[string]any // the twin's "configurations" member (ADM statuses); volatile
 }
 
@@ -119,29 +118,12 @@ type moduleInfo struct {
 	ManagedBy string
 }
 
-// finalize renders the document and drops the duplicate section maps.
-func (e *entry) finalize() {
-	e.doc = render(e)
-	e.tw.Desired, e.tw.Reported = nil, nil
-}
-
-// clone returns an unpublished copy of a published entry with its sections restored, to be
-// changed, persisted and published in place of e.
+// clone returns an unpublished copy of a published entry, to be changed, persisted and
+// published in place of e. Member slices are shared: writes replace them, never change them.
 func (e *entry) clone() *entry {
-	n := &entry{dev: e.dev, devN: e.devN, mod: e.mod, tw: e.tw, cfg: e.cfg}
-	props := e.doc["properties"].(map[string]any)
-	n.tw.Desired = hubapi.TwinValues(props["desired"].(map[string]any))
-	n.tw.Reported = hubapi.TwinValues(props["reported"].(map[string]any))
-	return n
+	n := *e
+	return &n
 }
-
-// Constant parts of every twin document, shared (documents are immutable).
-var (
-	x509Null   = map[string]any{"primaryThumbprint": nil, "secondaryThumbprint": nil}
-	capsNoEdge = map[string]any{"iotEdge": false}
-	capsEdge   = map[string]any{"iotEdge": true}
-	emptyTags  = map[string]any{}
-)
 
 // Options configure a Registry.
 type Options struct {
@@ -165,9 +147,6 @@ type Registry struct {
 	// contain '/', so a device's modules are contiguous).
 	mods    map[string]*entry
 	modKeys []string
-	// dirty: devices whose volatile state (connection, lastActivityTime) changed since it
-	// was last written; Flush writes them.
-	dirty map[string]bool
 	// gen counts writes of identities and twins (not volatile state): Generation.
 	gen atomic.Uint64
 }
@@ -177,9 +156,7 @@ func Open(db *bbolt.DB, opts Options) (*Registry, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	r := &Registry{db: db, commit: newCommitter(db), opts: opts, byID: map[string]*entry{}, mods: map[string]*entry{}, dirty: map[string]bool{}}
-	now := ""
-	interned := map[string]map[string]any{}
+	r := &Registry{db: db, commit: newCommitter(db), opts: opts, byID: map[string]*entry{}, mods: map[string]*entry{}}
 	err := db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{bucketDevices, bucketTwins, bucketMeta, bucketModules} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -189,61 +166,118 @@ func Open(db *bbolt.DB, opts Options) (*Registry, error) {
 		meta := tx.Bucket(bucketMeta)
 		switch v := meta.Get(keySchema); {
 		case v == nil:
-			if err := meta.Put(keySchema, []byte(schemaVersion)); err != nil {
-				return err
-			}
+			return meta.Put(keySchema, []byte(schemaVersion))
 		case string(v) != schemaVersion:
 			return fmt.Errorf("registry: data was written by an incompatible version (schema %s, want %s)", v, schemaVersion)
 		}
-		twins := tx.Bucket(bucketTwins)
-		err := tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
-			var rec deviceRecord
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return fmt.Errorf("registry: device %q: %w", k, err)
-			}
-			var tw twinState
-			tv := twins.Get(k)
-			if tv == nil {
-				return fmt.Errorf("registry: device %q has no twin", k)
-			}
-			if err := json.Unmarshal(tv, &tw); err != nil {
-				return fmt.Errorf("registry: twin %q: %w", k, err)
-			}
-			tw.DesiredMeta = internMeta(tw.DesiredMeta, interned)
-			tw.ReportedMeta = internMeta(tw.ReportedMeta, interned)
-			// No device session survives a restart: connection state is volatile (it is
-			// kept in memory only, see SetConnectionState).
-			if rec.Device.ConnectionState == "Connected" {
-				if now == "" {
-					now = r.now()
-				}
-				rec.Device.ConnectionStateUpdatedTime = now
-			}
-			rec.Device.ConnectionState = "Disconnected"
-			e := &entry{dev: rec.Device, devN: rec.ETagN, tw: tw}
-			e.finalize()
-			r.byID[rec.DeviceID] = e
-			r.ids = append(r.ids, rec.DeviceID) // bbolt iterates keys in byte order = sorted
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		return tx.Bucket(bucketModules).ForEach(func(k, v []byte) error {
-			e, err := decodeModule(v, interned)
-			if err != nil {
-				return fmt.Errorf("registry: module %q: %w", k, err)
-			}
-			e.finalize()
-			r.mods[string(k)] = e
-			r.modKeys = append(r.modKeys, string(k))
-			return nil
-		})
+		return nil
 	})
+	if err == nil {
+		err = db.View(r.load)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// stored is one device's records, read in one pass over both buckets (their keys are the
+// same ids, in the same order); the slices point into the store's memory map and are valid
+// while the transaction is open.
+type stored struct{ key, device, twin []byte }
+
+// load reads every device and module into memory. Decoding is spread over the machine's
+// cores: it is most of a restart's time (a million devices, BENCHMARKS.md).
+func (r *Registry) load(tx *bbolt.Tx) error {
+	var recs []stored
+	tc := tx.Bucket(bucketTwins).Cursor()
+	tk, tv := tc.First()
+	dc := tx.Bucket(bucketDevices).Cursor()
+	for k, v := dc.First(); k != nil; k, v = dc.Next() {
+		for tk != nil && string(tk) < string(k) {
+			tk, tv = tc.Next()
+		}
+		if tk == nil || string(tk) != string(k) {
+			return fmt.Errorf("registry: device %q has no twin", k)
+		}
+		recs = append(recs, stored{k, v, tv})
+	}
+	entries := make([]*entry, len(recs))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(recs)/10_000))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*len(recs)/workers, (w+1)*len(recs)/workers
+		wg.Go(func() { errs[w] = r.decodeRange(recs[lo:hi], entries[lo:hi]) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	r.ids = make([]string, len(entries)) // bbolt iterates keys in byte order = sorted
+	r.byID = make(map[string]*entry, len(entries))
+	for i, e := range entries {
+		r.ids[i] = e.dev.DeviceID
+		r.byID[e.dev.DeviceID] = e
+	}
+	times := timeCache{}
+	return tx.Bucket(bucketModules).ForEach(func(k, v []byte) error {
+		e, err := decodeModule(v, times)
+		if err != nil {
+			return fmt.Errorf("registry: module %q: %w", k, err)
+		}
+		r.mods[string(k)] = e
+		r.modKeys = append(r.modKeys, string(k))
+		return nil
+	})
+}
+
+func (r *Registry) decodeRange(recs []stored, out []*entry) error {
+	times, d := timeCache{}, newDecoder()
+	for i, s := range recs {
+		rec, err := decodeDevice(s.device, d)
+		if err != nil {
+			return fmt.Errorf("registry: device %q: %w", s.key, err)
+		}
+		tw, err := decodeTwin(s.twin, d, times)
+		if err != nil {
+			return fmt.Errorf("registry: twin %q: %w", s.key, err)
+		}
+		vol := volatileOf(rec.Device, times, r.opts.Now)
+		internDevice(&rec.Device)
+		out[i] = &entry{dev: rec.Device, devN: rec.ETagN, tw: tw, vol: vol}
+	}
+	return nil
+}
+
+// internDevice drops a loaded identity's volatile fields (vol holds them) and shares the
+// strings every device has the same: a million decoded "enabled" and "sas" are one each.
+func internDevice(d *Device) {
+	d.ConnectionState, d.ConnectionStateUpdatedTime, d.LastActivityTime = "", "", ""
+	for _, c := range []string{"enabled", "disabled"} {
+		if d.Status == c {
+			d.Status = c
+		}
+	}
+	if d.StatusUpdatedTime == zeroTime {
+		d.StatusUpdatedTime = zeroTime
+	}
+	if d.Authentication.Type == "sas" {
+		d.Authentication.Type = "sas"
+	}
+}
+
+// volatileOf starts a loaded device's volatile state. No device session survives a restart
+// (SetConnectionState keeps connection state in memory only), so a device stored Connected
+// is Disconnected from now on; its lastActivityTime is kept. The identity keeps none of it.
+func volatileOf(d Device, times timeCache, now func() time.Time) *volatile {
+	v := &volatile{}
+	v.connAt.Store(times.nanos(d.ConnectionStateUpdatedTime))
+	if d.ConnectionState == "Connected" {
+		v.connAt.Store(now().UnixNano())
+	}
+	v.activeAt.Store(times.nanos(d.LastActivityTime))
+	return v
 }
 
 // deviceRecord is the persisted identity ("devices" bucket).
@@ -253,6 +287,9 @@ type deviceRecord struct {
 }
 
 func (r *Registry) now() string { return FormatTime(r.opts.Now()) }
+
+// nowNanos is the time of a twin write, for $metadata.
+func (r *Registry) nowNanos() int64 { return r.opts.Now().UnixNano() }
 
 // ValidateDeviceID checks an id the way the hub does: 1..128 ASCII characters from
 // letters, digits and - . % _ * ? ! ( ) , : = @ $ '.
@@ -357,7 +394,7 @@ func (r *Registry) GetDevice(deviceID string) (Device, error) {
 	if e == nil {
 		return Device{}, notFound(deviceID)
 	}
-	return e.dev, nil
+	return e.device(), nil
 }
 
 // ListDevices returns up to max identities in id order (max ≤ 0: all).
@@ -370,7 +407,7 @@ func (r *Registry) ListDevices(max int) []Device {
 	}
 	out := make([]Device, 0, n)
 	for _, id := range r.ids[:n] {
-		out = append(out, r.byID[id].dev)
+		out = append(out, r.byID[id].device())
 	}
 	return out
 }
@@ -381,7 +418,7 @@ func (r *Registry) GetTwin(deviceID string) (map[string]any, error) {
 	if e == nil {
 		return nil, notFound(deviceID)
 	}
-	return deepCopyMap(e.doc), nil
+	return e.Map(), nil
 }
 
 // forEachChunk is how many documents ForEachTwin collects per read lock, so that a scan of a
@@ -389,12 +426,13 @@ func (r *Registry) GetTwin(deviceID string) (map[string]any, error) {
 const forEachChunk = 512
 
 // ForEachTwin calls fn with every twin document in device-id order until fn returns false.
-// doc is the shared immutable document: fn must not mutate it. (It may keep it: documents are
-// replaced, never changed, so a kept reference is a consistent snapshot of that twin.) No lock
+// doc is a query.Object (read it with query.Field, or Map for a copy). fn may keep it:
+// documents are replaced, never changed, so a kept reference is a consistent snapshot of that
+// twin, except for its connection state and lastActivityTime, which are live. No lock
 // is held while fn runs; a scan concurrent with writes sees each twin either before or after
 // a write, and devices created during the scan may or may not be visited.
-func (r *Registry) ForEachTwin(fn func(doc map[string]any) bool) {
-	var batch []map[string]any
+func (r *Registry) ForEachTwin(fn func(doc any) bool) {
+	var batch []*entry
 	after := ""
 	first := true
 	for {
@@ -408,7 +446,7 @@ func (r *Registry) ForEachTwin(fn func(doc map[string]any) bool) {
 			}
 		}
 		for ; i < len(r.ids) && len(batch) < forEachChunk; i++ {
-			batch = append(batch, r.byID[r.ids[i]].doc)
+			batch = append(batch, r.byID[r.ids[i]])
 			after = r.ids[i]
 		}
 		r.mu.RUnlock()
@@ -425,64 +463,6 @@ func (r *Registry) ForEachTwin(fn func(doc map[string]any) bool) {
 			return
 		}
 	}
-}
-
-// --- rendering ---------------------------------------------------------------------------------
-
-// render builds the twin document of e. It shares tags/desired/reported subtrees with e.tw,
-// which are immutable once stored.
-func render(e *entry) map[string]any {
-	d, tw := e.dev, e.tw
-	desired := make(map[string]any, len(tw.Desired)+2)
-	for k, v := range tw.Desired {
-		desired[k] = v
-	}
-	desired["$metadata"] = tw.DesiredMeta
-	desired["$version"] = float64(tw.DesiredVersion)
-	reported := make(map[string]any, len(tw.Reported)+2)
-	for k, v := range tw.Reported {
-		reported[k] = v
-	}
-	reported["$metadata"] = tw.ReportedMeta
-	reported["$version"] = float64(tw.ReportedVersion)
-	tags := tw.Tags
-	if len(tags) == 0 {
-		tags = emptyTags
-	}
-	caps := capsNoEdge
-	if d.Capabilities.IotEdge {
-		caps = capsEdge
-	}
-	doc := map[string]any{
-		"deviceId":                  d.DeviceID,
-		"modelId":                   "",
-		"etag":                      etagString(tw.ETag),
-		"deviceEtag":                d.ETag,
-		"version":                   float64(tw.DesiredVersion + tw.ReportedVersion + tw.TagsVersion),
-		"status":                    d.Status,
-		"statusUpdateTime":          d.StatusUpdatedTime,
-		"connectionState":           d.ConnectionState,
-		"lastActivityTime":          d.LastActivityTime,
-		"cloudToDeviceMessageCount": float64(d.CloudToDeviceMessageCount),
-		"authenticationType":        "sas",
-		"x509Thumbprint":            x509Null,
-		"capabilities":              caps,
-		"tags":                      tags,
-		"properties":                map[string]any{"desired": desired, "reported": reported},
-	}
-	if d.StatusReason != nil {
-		doc["statusReason"] = *d.StatusReason
-	}
-	if len(e.cfg) > 0 {
-		doc["configurations"] = e.cfg
-	}
-	if e.mod != nil {
-		// A module twin: moduleId, the module identity's etag as deviceEtag, no
-		// capabilities (those belong to devices) [inferred from the swagger Twin model].
-		doc["moduleId"] = e.mod.ModuleID
-		delete(doc, "capabilities")
-	}
-	return doc
 }
 
 // --- writes ------------------------------------------------------------------------------------
@@ -528,10 +508,10 @@ func records(es []*entry, withDevice, withTwin bool) (func(tx *bbolt.Tx) error, 
 			err = add(bucketModules, moduleKey(e.dev.DeviceID, e.mod.ModuleID), moduleRecordOf(e))
 		default:
 			if withDevice {
-				err = add(bucketDevices, e.dev.DeviceID, deviceRecord{Device: e.dev, ETagN: e.devN})
+				puts = append(puts, kv{bucketDevices, e.dev.DeviceID, appendDeviceRecord(nil, e.device(), e.devN)})
 			}
 			if err == nil && withTwin {
-				err = add(bucketTwins, e.dev.DeviceID, e.tw)
+				puts = append(puts, kv{bucketTwins, e.dev.DeviceID, e.tw.appendBinary(nil)})
 			}
 		}
 		if err != nil {
@@ -558,7 +538,6 @@ func storeError(err error) error {
 
 // publish replaces e's entry in memory; callers hold r.mu.
 func (r *Registry) publish(e *entry) {
-	e.finalize()
 	r.gen.Add(1)
 	if e.mod != nil {
 		k := moduleKey(e.dev.DeviceID, e.mod.ModuleID)
@@ -576,7 +555,9 @@ func (r *Registry) publish(e *entry) {
 	r.byID[e.dev.DeviceID] = e
 }
 
-func (r *Registry) newEntry(id, status string, primary, secondary string, now string, dst, rst *stamp) (*entry, error) {
+// newEntry makes the identity and empty twin of a new device (or module); at is the twin's
+// creation time, its sections' first $lastUpdated.
+func (r *Registry) newEntry(id, status string, primary, secondary string, at int64) (*entry, error) {
 	if err := ValidateDeviceID(id); err != nil {
 		return nil, err
 	}
@@ -600,30 +581,19 @@ func (r *Registry) newEntry(id, status string, primary, secondary string, now st
 	}
 	e := &entry{
 		dev: Device{
-			DeviceID:                   id,
-			GenerationID:               newGenerationID(),
-			ETag:                       deviceETag(1),
-			ConnectionState:            "Disconnected",
-			Status:                     status,
-			ConnectionStateUpdatedTime: zeroTime,
-			StatusUpdatedTime:          zeroTime,
-			LastActivityTime:           zeroTime,
+			DeviceID:          id,
+			GenerationID:      newGenerationID(),
+			ETag:              deviceETag(1),
+			Status:            status,
+			StatusUpdatedTime: zeroTime,
 			Authentication: Authentication{
 				SymmetricKey: SymmetricKey{PrimaryKey: primary, SecondaryKey: secondary},
 				Type:         "sas",
 			},
 		},
 		devN: 1,
-		tw: twinState{
-			ETag:            1,
-			DesiredVersion:  1,
-			ReportedVersion: 1,
-			Tags:            map[string]any{},
-			Desired:         map[string]any{},
-			Reported:        map[string]any{},
-			DesiredMeta:     dst.leafNode(),
-			ReportedMeta:    rst.leafNode(),
-		},
+		vol:  &volatile{},
+		tw:   twin{etag: 1, desiredV: 1, reportedV: 1, desiredAt: at, reportedAt: at},
 	}
 	return e, nil
 }
@@ -636,7 +606,8 @@ func (r *Registry) CreateOrUpdateDevice(d Device, ifMatch string) (Device, error
 	if d.Authentication.Type != "" && d.Authentication.Type != "sas" {
 		return Device{}, huberr.New(huberr.ArgumentInvalid, "The local hub supports only authentication type 'sas', not %q.", d.Authentication.Type)
 	}
-	now := r.now()
+	nowT := r.opts.Now()
+	now := FormatTime(nowT)
 	r.mu.Lock()
 	old := r.byID[d.DeviceID]
 	if strings.TrimSpace(ifMatch) == "" {
@@ -644,8 +615,7 @@ func (r *Registry) CreateOrUpdateDevice(d Device, ifMatch string) (Device, error
 			r.mu.Unlock()
 			return Device{}, huberr.New(huberr.DeviceAlreadyExists, "A device with ID '%s' is already registered.", d.DeviceID)
 		}
-		e, err := r.newEntry(d.DeviceID, d.Status, d.Authentication.SymmetricKey.PrimaryKey, d.Authentication.SymmetricKey.SecondaryKey, now,
-			newStamp(now, 1, true), newStamp(now, 1, false))
+		e, err := r.newEntry(d.DeviceID, d.Status, d.Authentication.SymmetricKey.PrimaryKey, d.Authentication.SymmetricKey.SecondaryKey, nowT.UnixNano())
 		if err != nil {
 			r.mu.Unlock()
 			return Device{}, err
@@ -658,7 +628,7 @@ func (r *Registry) CreateOrUpdateDevice(d Device, ifMatch string) (Device, error
 		}
 		r.publish(e)
 		r.mu.Unlock()
-		return e.dev, nil
+		return e.device(), nil
 	}
 	defer r.mu.Unlock()
 	if old == nil {
@@ -690,7 +660,7 @@ func (r *Registry) CreateOrUpdateDevice(d Device, ifMatch string) (Device, error
 		return Device{}, err
 	}
 	r.publish(e)
-	return e.dev, nil
+	return e.device(), nil
 }
 
 // DeleteDevice removes a device and its twin (If-Match as for updates).
@@ -735,8 +705,7 @@ type SeedDevice struct {
 // Import creates devices in bulk, in one transaction: all or nothing. A duplicate id (already
 // registered or twice in devs) fails the whole batch with 409001.
 func (r *Registry) Import(devs []SeedDevice) error {
-	now := r.now()
-	dst, rst := newStamp(now, 1, true), newStamp(now, 1, false)
+	at := r.nowNanos()
 	es := make([]*entry, 0, len(devs))
 	seen := make(map[string]bool, len(devs))
 	for _, s := range devs {
@@ -744,22 +713,21 @@ func (r *Registry) Import(devs []SeedDevice) error {
 			return huberr.New(huberr.DeviceAlreadyExists, "A device with ID '%s' is already registered.", s.DeviceID)
 		}
 		seen[s.DeviceID] = true
-		e, err := r.newEntry(s.DeviceID, s.Status, s.PrimaryKey, s.SecondaryKey, now, dst, rst)
+		e, err := r.newEntry(s.DeviceID, s.Status, s.PrimaryKey, s.SecondaryKey, at)
 		if err != nil {
 			return err
 		}
 		for _, sec := range []struct {
-			name  string
-			in    map[string]any
-			out   *map[string]any
-			meta  *map[string]any
-			st    *stamp
-			size  string
-			limit int
+			name    string
+			in      map[string]any
+			out     *[]member
+			at, ver int64
+			size    string
+			limit   int
 		}{
-			{"tags", s.Tags, &e.tw.Tags, nil, nil, sizeTags, hubapi.MaxTagsBytes},
-			{"properties.desired", s.Desired, &e.tw.Desired, &e.tw.DesiredMeta, dst, sizeDesired, hubapi.MaxPropertiesBytes},
-			{"properties.reported", s.Reported, &e.tw.Reported, &e.tw.ReportedMeta, rst, sizeReported, hubapi.MaxPropertiesBytes},
+			{"tags", s.Tags, &e.tw.tags, 0, 0, sizeTags, hubapi.MaxTagsBytes},
+			{"properties.desired", s.Desired, &e.tw.desired, at, 1, sizeDesired, hubapi.MaxPropertiesBytes},
+			{"properties.reported", s.Reported, &e.tw.reported, at, 0, sizeReported, hubapi.MaxPropertiesBytes},
 		} {
 			m, err := normalizeMap(sec.in)
 			if err != nil {
@@ -769,14 +737,9 @@ func (r *Registry) Import(devs []SeedDevice) error {
 			if err := checkKeys(sec.name, m); err != nil {
 				return err
 			}
-			if m != nil {
-				*sec.out = m
-			}
+			*sec.out = membersOf(m, sec.at, sec.ver)
 			if err := checkSize(sec.size, sec.limit, nil, *sec.out); err != nil {
 				return err
-			}
-			if sec.meta != nil {
-				*sec.meta = freshMeta(*sec.out, sec.st)
 			}
 		}
 		es = append(es, e)
@@ -793,7 +756,6 @@ func (r *Registry) Import(devs []SeedDevice) error {
 	}
 	// Insert in bulk: append and sort once instead of one memmove per device.
 	for _, e := range es {
-		e.finalize()
 		r.byID[e.dev.DeviceID] = e
 		r.ids = append(r.ids, e.dev.DeviceID)
 	}
@@ -804,43 +766,29 @@ func (r *Registry) Import(devs []SeedDevice) error {
 // SetConnectionState records a device (dis)connecting: connectionState,
 // connectionStateUpdatedTime and lastActivityTime. It writes memory only: connection state is
 // volatile (as on Azure after a restart, Open marks every device Disconnected), so a fleet
-// of a million devices connecting costs no store transactions. The new document shares
-// everything but its root with the old one.
+// of a million devices connecting costs no store transactions and no new document.
 func (r *Registry) SetConnectionState(deviceID string, connected bool, at time.Time) error {
-	state := "Disconnected"
-	if connected {
-		state = "Connected"
+	e := r.get(deviceID)
+	if e == nil {
+		return notFound(deviceID)
 	}
-	ts := FormatTime(at)
-	return r.setVolatile(deviceID, func(d *Device) {
-		d.ConnectionState = state
-		d.ConnectionStateUpdatedTime = ts
-		d.LastActivityTime = ts
-	})
+	n := at.UnixNano()
+	e.vol.connected.Store(connected)
+	e.vol.connAt.Store(n)
+	e.vol.activeAt.Store(n)
+	e.vol.dirty.Store(true)
+	return nil
 }
 
 // RecordActivity sets a device's lastActivityTime (device traffic: telemetry, twin requests,
 // method answers), in memory only like SetConnectionState.
 func (r *Registry) RecordActivity(deviceID string, at time.Time) error {
-	ts := FormatTime(at)
-	return r.setVolatile(deviceID, func(d *Device) { d.LastActivityTime = ts })
-}
-
-func (r *Registry) setVolatile(deviceID string, change func(d *Device)) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	old := r.byID[deviceID]
-	if old == nil {
+	e := r.get(deviceID)
+	if e == nil {
 		return notFound(deviceID)
 	}
-	n := *old
-	change(&n.dev)
-	r.dirty[deviceID] = true
-	doc := maps.Clone(old.doc)
-	doc["connectionState"] = n.dev.ConnectionState
-	doc["lastActivityTime"] = n.dev.LastActivityTime
-	n.doc = doc
-	r.byID[deviceID] = &n
+	e.vol.activeAt.Store(at.UnixNano())
+	e.vol.dirty.Store(true)
 	return nil
 }
 
@@ -851,33 +799,35 @@ func (r *Registry) setVolatile(deviceID string, change func(d *Device)) error {
 func (r *Registry) Flush() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.dirty) == 0 {
-		return nil
-	}
-	es := make([]*entry, 0, len(r.dirty))
-	for id := range r.dirty {
-		if e := r.byID[id]; e != nil {
+	var es []*entry
+	for _, id := range r.ids {
+		if e := r.byID[id]; e.vol.dirty.Load() {
 			es = append(es, e)
 		}
+	}
+	if len(es) == 0 {
+		return nil
 	}
 	if err := r.persist(es, true, false); err != nil {
 		return err
 	}
-	clear(r.dirty)
+	for _, e := range es {
+		e.vol.dirty.Store(false)
+	}
 	return nil
 }
 
 // twinWrite is the common path of UpdateTwin, ReplaceTwin and PatchReported for devices
 // (moduleID "") and modules.
-func (r *Registry) twinWrite(deviceID, moduleID, ifMatch string, change func(e *entry, now string) error) (*entry, error) {
-	now := r.now()
+func (r *Registry) twinWrite(deviceID, moduleID, ifMatch string, change func(e *entry, now int64) error) (*entry, error) {
+	now := r.nowNanos()
 	r.mu.Lock()
 	old, err := r.lookupLocked(deviceID, moduleID)
 	if err != nil {
 		r.mu.Unlock()
 		return nil, err
 	}
-	if want := parseIfMatch(ifMatch); want != "" && want != etagString(old.tw.ETag) {
+	if want := parseIfMatch(ifMatch); want != "" && want != etagString(old.tw.etag) {
 		r.mu.Unlock()
 		return nil, preconditionFailed()
 	}
@@ -888,13 +838,11 @@ func (r *Registry) twinWrite(deviceID, moduleID, ifMatch string, change func(e *
 	}
 	// Reserved in publish order, encoded and waited for without the mutex, so that concurrent
 	// writers share one commit. Readers may see the write a moment before it is durable; it
-	// is acknowledged only after. The encoding reads a copy of the twin state taken before
-	// publish (which drops the entry's section maps); published maps are never changed.
+	// is acknowledged only after. The encoding reads the published entry, which never changes.
 	op := r.commit.reserve()
-	snapshot := &entry{dev: e.dev, devN: e.devN, mod: e.mod, tw: e.tw}
 	r.publish(e)
 	r.mu.Unlock()
-	op.prepare(records([]*entry{snapshot}, false, true))
+	op.prepare(records([]*entry{e}, false, true))
 	if err := r.commit.wait(op); err != nil {
 		return nil, storeError(err)
 	}
@@ -960,7 +908,7 @@ func (r *Registry) updateTwin(deviceID, moduleID string, patch hubapi.TwinPatch,
 	if err != nil {
 		return nil, err
 	}
-	return deepCopyMap(e.doc), nil
+	return e.Map(), nil
 }
 
 // PreparedPatch is a twin patch (tags and desired properties) checked and normalised once, so
@@ -986,27 +934,26 @@ func (r *Registry) ApplyPatch(deviceID string, p *PreparedPatch, ifMatch string)
 func (r *Registry) applyPatch(deviceID, moduleID string, p *PreparedPatch, ifMatch string) (*entry, error) {
 	tags, desired := p.tags, p.desired
 	var notify map[string]any
-	e, err := r.twinWrite(deviceID, moduleID, ifMatch, func(e *entry, now string) error {
+	e, err := r.twinWrite(deviceID, moduleID, ifMatch, func(e *entry, now int64) error {
 		if len(tags) == 0 && len(desired) == 0 {
 			return nil // nothing to write: versions stay (the hub answers with the twin)
 		}
-		e.tw.ETag++
+		e.tw.etag++
 		if len(tags) > 0 {
-			nt := mergePatch(e.tw.Tags, tags)
-			if err := checkSize(sizeTags, hubapi.MaxTagsBytes, e.tw.Tags, nt); err != nil {
+			nt := mergeMembers(e.tw.tags, tags, 0, 0)
+			if err := checkSize(sizeTags, hubapi.MaxTagsBytes, e.tw.tags, nt); err != nil {
 				return err
 			}
-			e.tw.Tags = nt
-			e.tw.TagsVersion++
+			e.tw.tags = nt
+			e.tw.tagsV++
 		}
 		if len(desired) > 0 {
-			nd := mergePatch(e.tw.Desired, desired)
-			if err := checkSize(sizeDesired, hubapi.MaxPropertiesBytes, e.tw.Desired, nd); err != nil {
+			nd := mergeMembers(e.tw.desired, desired, now, e.tw.desiredV+1)
+			if err := checkSize(sizeDesired, hubapi.MaxPropertiesBytes, e.tw.desired, nd); err != nil {
 				return err
 			}
-			e.tw.DesiredVersion++
-			e.tw.DesiredMeta = mergeMeta(e.tw.DesiredMeta, e.tw.Desired, desired, newStamp(now, e.tw.DesiredVersion, true))
-			e.tw.Desired = nd
+			e.tw.desiredV++
+			e.tw.desired, e.tw.desiredAt = nd, now
 			notify = desired
 		}
 		return nil
@@ -1015,7 +962,7 @@ func (r *Registry) applyPatch(deviceID, moduleID string, p *PreparedPatch, ifMat
 		return nil, err
 	}
 	if moduleID == "" && notify != nil && r.opts.OnDesired != nil {
-		r.opts.OnDesired(deviceID, deepCopyMap(notify), e.tw.DesiredVersion)
+		r.opts.OnDesired(deviceID, deepCopyMap(notify), e.tw.desiredV)
 	}
 	return e, nil
 }
@@ -1038,29 +985,31 @@ func (r *Registry) replaceTwin(deviceID, moduleID string, twin hubapi.TwinPatch,
 	if desired == nil {
 		desired = map[string]any{}
 	}
-	e, err := r.twinWrite(deviceID, moduleID, ifMatch, func(e *entry, now string) error {
-		if err := checkSize(sizeTags, hubapi.MaxTagsBytes, e.tw.Tags, tags); err != nil {
+	e, err := r.twinWrite(deviceID, moduleID, ifMatch, func(e *entry, now int64) error {
+		nt := membersOf(tags, 0, 0)
+		if err := checkSize(sizeTags, hubapi.MaxTagsBytes, e.tw.tags, nt); err != nil {
 			return err
 		}
-		if err := checkSize(sizeDesired, hubapi.MaxPropertiesBytes, e.tw.Desired, desired); err != nil {
+		// The replaced desired section is the old one merge-patched with the difference, so
+		// that $metadata moves only where a value changed.
+		nd := mergeMembers(e.tw.desired, diffPatch(valuesMap(e.tw.desired), desired), now, e.tw.desiredV+1)
+		if err := checkSize(sizeDesired, hubapi.MaxPropertiesBytes, e.tw.desired, nd); err != nil {
 			return err
 		}
-		e.tw.ETag++
-		e.tw.TagsVersion++
-		e.tw.Tags = tags
-		e.tw.DesiredVersion++
-		diff := diffPatch(e.tw.Desired, desired)
-		e.tw.DesiredMeta = mergeMeta(e.tw.DesiredMeta, e.tw.Desired, diff, newStamp(now, e.tw.DesiredVersion, true))
-		e.tw.Desired = desired
+		e.tw.etag++
+		e.tw.tagsV++
+		e.tw.tags = nt
+		e.tw.desiredV++
+		e.tw.desired, e.tw.desiredAt = nd, now
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	if moduleID == "" && r.opts.OnDesired != nil {
-		r.opts.OnDesired(deviceID, deepCopyMap(desired), e.tw.DesiredVersion)
+		r.opts.OnDesired(deviceID, deepCopyMap(desired), e.tw.desiredV)
 	}
-	return deepCopyMap(e.doc), nil
+	return e.Map(), nil
 }
 
 // PatchReported merge-patches reported properties (the device side) and returns the new
@@ -1078,20 +1027,19 @@ func (r *Registry) patchReported(deviceID, moduleID string, patch map[string]any
 	if err := checkKeys("properties.reported", p); err != nil {
 		return 0, err
 	}
-	e, err := r.twinWrite(deviceID, moduleID, "", func(e *entry, now string) error {
-		nr := mergePatch(e.tw.Reported, p)
-		if err := checkSize(sizeReported, hubapi.MaxPropertiesBytes, e.tw.Reported, nr); err != nil {
+	e, err := r.twinWrite(deviceID, moduleID, "", func(e *entry, now int64) error {
+		nr := mergeMembers(e.tw.reported, p, now, 0)
+		if err := checkSize(sizeReported, hubapi.MaxPropertiesBytes, e.tw.reported, nr); err != nil {
 			return err
 		}
-		e.tw.ReportedVersion++
-		e.tw.ReportedMeta = mergeMeta(e.tw.ReportedMeta, e.tw.Reported, p, newStamp(now, e.tw.ReportedVersion, false))
-		e.tw.Reported = nr
+		e.tw.reportedV++
+		e.tw.reported, e.tw.reportedAt = nr, now
 		return nil
 	})
 	if err != nil {
 		return 0, err
 	}
-	return e.tw.ReportedVersion, nil
+	return e.tw.reportedV, nil
 }
 
 // DesiredAndReported returns a copy of the desired and reported properties with $version and
@@ -1101,8 +1049,7 @@ func (r *Registry) DesiredAndReported(deviceID string) (desired, reported map[st
 	if e == nil {
 		return nil, nil, notFound(deviceID)
 	}
-	props := e.doc["properties"].(map[string]any)
-	return deepCopyMap(props["desired"].(map[string]any)), deepCopyMap(props["reported"].(map[string]any)), nil
+	return (*desiredView)(e).Map(), (*reportedView)(e).Map(), nil
 }
 
 // checkSymmetricKeys accepts a pair of symmetric keys given by a client (device or module identity)

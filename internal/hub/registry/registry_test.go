@@ -349,7 +349,11 @@ func TestPersistenceAcrossReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	var before []map[string]any
-	r.ForEachTwin(func(d map[string]any) bool { before = append(before, d); return true })
+	r.ForEachTwin(func(x any) bool {
+		d := x.(*entry).Map()
+		before = append(before, d)
+		return true
+	})
 	// Connection state is volatile; Flush (the hub calls it on Close) keeps lastActivityTime.
 	if err := r.Flush(); err != nil {
 		t.Fatal(err)
@@ -363,7 +367,11 @@ func TestPersistenceAcrossReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	var after []map[string]any
-	r2.ForEachTwin(func(d map[string]any) bool { after = append(after, d); return true })
+	r2.ForEachTwin(func(x any) bool {
+		d := x.(*entry).Map()
+		after = append(after, d)
+		return true
+	})
 	if len(after) != 3 || after[0]["deviceId"] != "a" || after[2]["deviceId"] != "c" {
 		t.Fatalf("order after reopen: %v", after)
 	}
@@ -425,7 +433,9 @@ func TestForEachTwinChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	count, last := 0, ""
-	r.ForEachTwin(func(d map[string]any) bool {
+	r.ForEachTwin(func(x any) bool {
+		d := x.(*entry).Map()
+
 		id := d["deviceId"].(string)
 		if id <= last {
 			t.Fatalf("out of order: %s after %s", id, last)
@@ -443,7 +453,7 @@ func TestForEachTwinChunks(t *testing.T) {
 		t.Fatalf("visited %d of %d", count, n)
 	}
 	count = 0
-	r.ForEachTwin(func(map[string]any) bool { count++; return count < 600 })
+	r.ForEachTwin(func(any) bool { count++; return count < 600 })
 	if count != 600 {
 		t.Fatalf("did not stop: %d", count)
 	}
@@ -476,7 +486,7 @@ func BenchmarkImport100k(b *testing.B) {
 			}
 		}
 		n := 0
-		r.ForEachTwin(func(map[string]any) bool { n++; return true })
+		r.ForEachTwin(func(any) bool { n++; return true })
 		if n != total {
 			b.Fatalf("scan saw %d", n)
 		}

@@ -79,17 +79,7 @@ func BenchmarkMethodJob(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer m.Close()
-	if p := os.Getenv("IOTPLAN_BENCH_CPUPROFILE"); p != "" {
-		// The job phase only, without the fleet's start.
-		out, err := os.Create(p)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := pprof.StartCPUProfile(out); err != nil {
-			b.Fatal(err)
-		}
-		defer func() { pprof.StopCPUProfile(); out.Close() }()
-	}
+	defer profileJob(b)()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		runJob(b, m, n, hubapi.JobRequest{JobID: fmt.Sprintf("bench-%d", i), Type: hubapi.JobTypeDeviceMethod,
@@ -105,6 +95,8 @@ func BenchmarkMethodJob(b *testing.B) {
 // write durable, and reports devices/s:
 //
 //	IOTPLAN_BENCH_DEVICES=100000 go test -run X -bench TwinJob -benchtime 1x ./internal/hub/sim
+//
+// IOTPLAN_BENCH_CPUPROFILE=file profiles the job phase only.
 func BenchmarkTwinJob(b *testing.B) {
 	n := 10000
 	if s := os.Getenv("IOTPLAN_BENCH_DEVICES"); s != "" {
@@ -116,12 +108,30 @@ func BenchmarkTwinJob(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer m.Close()
+	defer profileJob(b)()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		patch := &hubapi.TwinPatch{ETag: "*", Properties: &hubapi.TwinProperties{Desired: map[string]any{"floor": float64(i + 1)}}}
 		runJob(b, m, n, hubapi.JobRequest{JobID: fmt.Sprintf("twin-%d", i), Type: hubapi.JobTypeUpdateTwin, UpdateTwin: patch})
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "devices/s")
+}
+
+// profileJob starts a CPU profile of the job phase (without the fleet's start) when
+// IOTPLAN_BENCH_CPUPROFILE names a file; the returned function stops it.
+func profileJob(b *testing.B) func() {
+	p := os.Getenv("IOTPLAN_BENCH_CPUPROFILE")
+	if p == "" {
+		return func() {}
+	}
+	out, err := os.Create(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		b.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); out.Close() }
 }
 
 // runJob creates a job and waits until it completed with every one of n devices succeeded.
