@@ -71,23 +71,84 @@ func appendBytes(b []byte, s string) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 
-// decoder reads binary records; it interns keys and short string values, so that a loaded
-// fleet shares them as a seeded one shares its stamps (a million "building" keys and "43"
-// values are one each). Each loading goroutine has its own.
+// decoder reads binary records, interning what it reads. Each loading goroutine has its own.
 type decoder struct {
-	b       []byte
-	err     error
-	strs    map[string]any // interned strings, boxed once
+	b   []byte
+	err error
+	*interner
+}
+
+func newDecoder() *decoder { return &decoder{interner: newInterner()} }
+
+// interner shares keys and short values (boxed once, as the twin's members hold them) across
+// twins, so that a fleet of a million devices holds one "building" key and one "43" value
+// instead of a million each. Members are immutable, so sharing is safe. Not for concurrent use.
+type interner struct {
+	strs    map[string]any
 	keys    map[string]string
 	numbers map[float64]any
 }
 
-func newDecoder() *decoder {
-	return &decoder{strs: map[string]any{}, keys: map[string]string{}, numbers: map[float64]any{}}
+func newInterner() *interner {
+	return &interner{strs: map[string]any{}, keys: map[string]string{}, numbers: map[float64]any{}}
 }
 
 // internLimit bounds the intern tables: values beyond it (ids, free text) are not shared.
 const internLimit = 1 << 16
+
+// Interned strings are at most this long: longer ones are rarely repeated.
+const internMaxLen = 32
+
+func (in *interner) key(b []byte) string {
+	if k, ok := in.keys[string(b)]; ok {
+		return k
+	}
+	k := string(b)
+	if len(in.keys) < internLimit {
+		in.keys[k] = k
+	}
+	return k
+}
+
+func (in *interner) str(b []byte) any {
+	if v, ok := in.strs[string(b)]; ok {
+		return v
+	}
+	var v any = string(b)
+	if len(b) <= internMaxLen && len(in.strs) < internLimit {
+		in.strs[string(b)] = v
+	}
+	return v
+}
+
+func (in *interner) number(f float64) any {
+	if v, ok := in.numbers[f]; ok {
+		return v
+	}
+	var v any = f
+	if len(in.numbers) < internLimit {
+		in.numbers[f] = v
+	}
+	return v
+}
+
+// value interns a scalar of the JSON data model (other values are returned as they are).
+func (in *interner) value(v any) any {
+	switch x := v.(type) {
+	case string:
+		if len(x) <= internMaxLen {
+			return in.str([]byte(x))
+		}
+	case float64:
+		return in.number(x)
+	case bool:
+		if x {
+			return boxedTrue
+		}
+		return boxedFalse
+	}
+	return v
+}
 
 func (d *decoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.b)
@@ -127,30 +188,6 @@ func (d *decoder) bytes() []byte {
 	return s
 }
 
-func (d *decoder) key() string {
-	b := d.bytes()
-	if k, ok := d.keys[string(b)]; ok {
-		return k
-	}
-	k := string(b)
-	if len(d.keys) < internLimit {
-		d.keys[k] = k
-	}
-	return k
-}
-
-func (d *decoder) str() any {
-	b := d.bytes()
-	if v, ok := d.strs[string(b)]; ok {
-		return v
-	}
-	var v any = string(b)
-	if len(b) <= 32 && len(d.strs) < internLimit {
-		d.strs[string(b)] = v
-	}
-	return v
-}
-
 func (d *decoder) number() any {
 	if len(d.b) < 8 {
 		d.fail()
@@ -158,14 +195,7 @@ func (d *decoder) number() any {
 	}
 	f := math.Float64frombits(binary.LittleEndian.Uint64(d.b))
 	d.b = d.b[8:]
-	if v, ok := d.numbers[f]; ok {
-		return v
-	}
-	var v any = f
-	if len(d.numbers) < internLimit {
-		d.numbers[f] = v
-	}
-	return v
+	return d.interner.number(f)
 }
 
 // boxed true and false: bool values need no allocation of their own.
@@ -182,7 +212,7 @@ func (d *decoder) section(depth int) []member {
 	}
 	ms := make([]member, n)
 	for i := range ms {
-		ms[i].key = d.key()
+		ms[i].key = d.interner.key(d.bytes())
 		if len(d.b) == 0 {
 			d.fail()
 			return nil
@@ -191,7 +221,7 @@ func (d *decoder) section(depth int) []member {
 		d.b = d.b[1:]
 		switch tag {
 		case 's':
-			ms[i].val = d.str()
+			ms[i].val = d.interner.str(d.bytes())
 		case 'n':
 			ms[i].val = d.number()
 		case 't':

@@ -187,8 +187,8 @@ func TestBinaryRecordRoundTrip(t *testing.T) {
 // a panic; a twin that decodes encodes back to a record that decodes to the same twin.
 func FuzzTwinRecord(f *testing.F) {
 	tw := twin{etag: 3, tagsV: 1, desiredV: 2, reportedV: 1, desiredAt: 7, reportedAt: 9,
-		tags:    membersOf(map[string]any{"a": "x", "n": 1.5}, 0, 0),
-		desired: membersOf(map[string]any{"o": map[string]any{"b": true}, "arr": []any{1.0, "s"}}, 7, 2)}
+		tags:    membersOf(map[string]any{"a": "x", "n": 1.5}, 0, 0, nil),
+		desired: membersOf(map[string]any{"o": map[string]any{"b": true}, "arr": []any{1.0, "s"}}, 7, 2, nil)}
 	f.Add(tw.appendBinary(nil))
 	f.Add([]byte{recordBinary})
 	f.Add([]byte(`{"etag":1}`))

@@ -117,8 +117,8 @@ func metaMap(ms []member, at, ver int64, withVer bool) map[string]any {
 }
 
 // membersOf converts a normalised map without nulls (a seed, a replaced section) into members
-// stamped at/ver.
-func membersOf(m map[string]any, at, ver int64) []member {
+// stamped at/ver; in, when not nil, interns keys and values (seeding).
+func membersOf(m map[string]any, at, ver int64, in *interner) []member {
 	if len(m) == 0 {
 		return nil
 	}
@@ -128,7 +128,12 @@ func membersOf(m map[string]any, at, ver int64) []member {
 			continue
 		}
 		if sub, ok := v.(map[string]any); ok {
-			v = &object{ms: membersOf(sub, at, ver)}
+			v = &object{ms: membersOf(sub, at, ver, in)}
+		} else if in != nil {
+			v = in.value(v)
+		}
+		if in != nil {
+			k = in.key([]byte(k))
 		}
 		ms = append(ms, member{key: k, val: v, at: at, ver: ver})
 	}

@@ -1,0 +1,261 @@
+package registry
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/iotplan/iotplan/internal/hub/huberr"
+)
+
+var (
+	bucketDevices = []byte("devices")
+	bucketTwins   = []byte("twins")
+	bucketMeta    = []byte("meta")
+	bucketModules = []byte("modules")
+	keySchema     = []byte("schema")
+)
+
+const schemaVersion = "1"
+
+// twinState is the twin as the store keeps it ("twins" bucket, and inside module records);
+// in memory it is a twin (document.go).
+type twinState struct {
+	ETag            int64          `json:"etag"`
+	TagsVersion     int64          `json:"tagsVersion"`
+	DesiredVersion  int64          `json:"desiredVersion"`
+	ReportedVersion int64          `json:"reportedVersion"`
+	Tags            map[string]any `json:"tags"`
+	Desired         map[string]any `json:"desired"`
+	Reported        map[string]any `json:"reported"`
+	DesiredMeta     map[string]any `json:"desiredMeta"`
+	ReportedMeta    map[string]any `json:"reportedMeta"`
+}
+
+// Open loads the registry from db, creating its buckets on first use.
+func Open(db *bbolt.DB, opts Options) (*Registry, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	r := &Registry{db: db, commit: newCommitter(db), opts: opts, byID: map[string]*entry{}, mods: map[string]*entry{}}
+	err := db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bucketDevices, bucketTwins, bucketMeta, bucketModules} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		switch v := meta.Get(keySchema); {
+		case v == nil:
+			return meta.Put(keySchema, []byte(schemaVersion))
+		case string(v) != schemaVersion:
+			return fmt.Errorf("registry: data was written by an incompatible version (schema %s, want %s)", v, schemaVersion)
+		}
+		return nil
+	})
+	if err == nil {
+		err = db.View(r.load)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// stored is one device's records, read in one pass over both buckets (their keys are the
+// same ids, in the same order); the slices point into the store's memory map and are valid
+// while the transaction is open.
+type stored struct{ key, device, twin []byte }
+
+// load reads every device and module into memory. Decoding is spread over the machine's
+// cores: it is most of a restart's time (a million devices, BENCHMARKS.md).
+func (r *Registry) load(tx *bbolt.Tx) error {
+	var recs []stored
+	tc := tx.Bucket(bucketTwins).Cursor()
+	tk, tv := tc.First()
+	dc := tx.Bucket(bucketDevices).Cursor()
+	for k, v := dc.First(); k != nil; k, v = dc.Next() {
+		for tk != nil && string(tk) < string(k) {
+			tk, tv = tc.Next()
+		}
+		if tk == nil || string(tk) != string(k) {
+			return fmt.Errorf("registry: device %q has no twin", k)
+		}
+		recs = append(recs, stored{k, v, tv})
+	}
+	entries := make([]*entry, len(recs))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(recs)/10_000))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*len(recs)/workers, (w+1)*len(recs)/workers
+		wg.Go(func() { errs[w] = r.decodeRange(recs[lo:hi], entries[lo:hi]) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	r.ids = make([]string, len(entries)) // bbolt iterates keys in byte order = sorted
+	r.byID = make(map[string]*entry, len(entries))
+	for i, e := range entries {
+		r.ids[i] = e.dev.DeviceID
+		r.byID[e.dev.DeviceID] = e
+	}
+	times := timeCache{}
+	return tx.Bucket(bucketModules).ForEach(func(k, v []byte) error {
+		e, err := decodeModule(v, times)
+		if err != nil {
+			return fmt.Errorf("registry: module %q: %w", k, err)
+		}
+		r.mods[string(k)] = e
+		r.modKeys = append(r.modKeys, string(k))
+		return nil
+	})
+}
+
+func (r *Registry) decodeRange(recs []stored, out []*entry) error {
+	times, d := timeCache{}, newDecoder()
+	for i, s := range recs {
+		rec, err := decodeDevice(s.device, d)
+		if err != nil {
+			return fmt.Errorf("registry: device %q: %w", s.key, err)
+		}
+		tw, err := decodeTwin(s.twin, d, times)
+		if err != nil {
+			return fmt.Errorf("registry: twin %q: %w", s.key, err)
+		}
+		vol := volatileOf(rec.Device, times, r.opts.Now)
+		internDevice(&rec.Device)
+		out[i] = &entry{dev: rec.Device, devN: rec.ETagN, tw: tw, vol: vol}
+	}
+	return nil
+}
+
+// internDevice drops a loaded identity's volatile fields (vol holds them) and shares the
+// strings every device has the same: a million decoded "enabled" and "sas" are one each.
+func internDevice(d *Device) {
+	d.ConnectionState, d.ConnectionStateUpdatedTime, d.LastActivityTime = "", "", ""
+	for _, c := range []string{"enabled", "disabled"} {
+		if d.Status == c {
+			d.Status = c
+		}
+	}
+	if d.StatusUpdatedTime == zeroTime {
+		d.StatusUpdatedTime = zeroTime
+	}
+	if d.Authentication.Type == "sas" {
+		d.Authentication.Type = "sas"
+	}
+}
+
+// volatileOf starts a loaded device's volatile state. No device session survives a restart
+// (SetConnectionState keeps connection state in memory only), so a device stored Connected
+// is Disconnected from now on; its lastActivityTime is kept. The identity keeps none of it.
+func volatileOf(d Device, times timeCache, now func() time.Time) *volatile {
+	v := &volatile{}
+	v.connAt.Store(times.nanos(d.ConnectionStateUpdatedTime))
+	if d.ConnectionState == "Connected" {
+		v.connAt.Store(now().UnixNano())
+	}
+	v.activeAt.Store(times.nanos(d.LastActivityTime))
+	return v
+}
+
+// deviceRecord is the persisted identity ("devices" bucket).
+type deviceRecord struct {
+	Device
+	ETagN int64 `json:"etagN"`
+}
+
+func (r *Registry) now() string { return FormatTime(r.opts.Now()) }
+
+// persist writes the given entries durably, in one transaction; callers hold r.mu, which it
+// keeps while it waits (twinWrite, the hot path, waits without it).
+func (r *Registry) persist(es []*entry, withDevice, withTwin bool) error {
+	write, err := records(es, withDevice, withTwin)
+	if err == nil {
+		err = r.commit.writeSync(write)
+	}
+	if err != nil {
+		return storeError(err)
+	}
+	return nil
+}
+
+// records encodes entries now (they change once published) into a store write.
+func records(es []*entry, withDevice, withTwin bool) (func(tx *bbolt.Tx) error, error) {
+	type kv struct {
+		bucket []byte
+		key    string
+		value  []byte
+	}
+	var puts []kv
+	add := func(bucket []byte, key string, v any) error {
+		b, err := json.Marshal(v)
+		puts = append(puts, kv{bucket, key, b})
+		return err
+	}
+	for _, e := range es {
+		var err error
+		switch {
+		case e.mod != nil:
+			err = add(bucketModules, moduleKey(e.dev.DeviceID, e.mod.ModuleID), moduleRecordOf(e))
+		default:
+			if withDevice {
+				puts = append(puts, kv{bucketDevices, e.dev.DeviceID, appendDeviceRecord(nil, e.device(), e.devN)})
+			}
+			if err == nil && withTwin {
+				puts = append(puts, kv{bucketTwins, e.dev.DeviceID, e.tw.appendBinary(nil)})
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return func(tx *bbolt.Tx) error {
+		for _, p := range puts {
+			if err := tx.Bucket(p.bucket).Put([]byte(p.key), p.value); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil
+}
+
+func storeError(err error) error {
+	var he *huberr.Error
+	if errors.As(err, &he) {
+		return he
+	}
+	return &huberr.Error{Code: huberr.ServerError, Msg: "The hub could not write its store: " + err.Error()}
+}
+
+// Flush writes the volatile state (connectionStateUpdatedTime, lastActivityTime) of the
+// devices whose state changed since the last write, in one transaction, so that
+// lastActivityTime survives a restart (the connection state itself does not: Open marks every
+// device Disconnected). The hub calls it when it closes.
+func (r *Registry) Flush() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var es []*entry
+	for _, id := range r.ids {
+		if e := r.byID[id]; e.vol.dirty.Load() {
+			es = append(es, e)
+		}
+	}
+	if len(es) == 0 {
+		return nil
+	}
+	if err := r.persist(es, true, false); err != nil {
+		return err
+	}
+	for _, e := range es {
+		e.vol.dirty.Store(false)
+	}
+	return nil
+}

@@ -1,0 +1,249 @@
+package registry
+
+import (
+	"github.com/iotplan/iotplan/internal/hubapi"
+)
+
+// GetTwin returns a copy of the twin document, as GET /twins/{id} returns it.
+func (r *Registry) GetTwin(deviceID string) (map[string]any, error) {
+	e := r.get(deviceID)
+	if e == nil {
+		return nil, notFound(deviceID)
+	}
+	return e.Map(), nil
+}
+
+// twinWrite is the common path of UpdateTwin, ReplaceTwin and PatchReported for devices
+// (moduleID "") and modules.
+func (r *Registry) twinWrite(deviceID, moduleID, ifMatch string, change func(e *entry, now int64) error) (*entry, error) {
+	now := r.nowNanos()
+	r.mu.Lock()
+	old, err := r.lookupLocked(deviceID, moduleID)
+	if err != nil {
+		r.mu.Unlock()
+		return nil, err
+	}
+	if want := parseIfMatch(ifMatch); want != "" && want != etagString(old.tw.etag) {
+		r.mu.Unlock()
+		return nil, preconditionFailed()
+	}
+	e := old.clone()
+	if err := change(e, now); err != nil {
+		r.mu.Unlock()
+		return nil, err
+	}
+	// Reserved in publish order, encoded and waited for without the mutex, so that concurrent
+	// writers share one commit. Readers may see the write a moment before it is durable; it
+	// is acknowledged only after. The encoding reads the published entry, which never changes.
+	op := r.commit.reserve()
+	r.publish(e)
+	r.mu.Unlock()
+	op.prepare(records([]*entry{e}, false, true))
+	if err := r.commit.wait(op); err != nil {
+		return nil, storeError(err)
+	}
+	return e, nil
+}
+
+// lookupLocked finds a device (moduleID "") or module entry; callers hold r.mu.
+func (r *Registry) lookupLocked(deviceID, moduleID string) (*entry, error) {
+	if moduleID == "" {
+		if e := r.byID[deviceID]; e != nil {
+			return e, nil
+		}
+		return nil, notFound(deviceID)
+	}
+	if e := r.mods[moduleKey(deviceID, moduleID)]; e != nil {
+		return e, nil
+	}
+	if r.byID[deviceID] == nil {
+		return nil, notFound(deviceID)
+	}
+	return nil, moduleNotFound(deviceID, moduleID)
+}
+
+func patchSections(p hubapi.TwinPatch) (tags, desired map[string]any, err error) {
+	if tags, err = normalizeMap(p.Tags); err != nil {
+		return nil, nil, patchError("tags", err)
+	}
+	if p.Properties != nil {
+		if desired, err = normalizeMap(p.Properties.Desired); err != nil {
+			return nil, nil, patchError("properties.desired", err)
+		}
+	}
+	if err := checkKeys("tags", tags); err != nil {
+		return nil, nil, err
+	}
+	if err := checkKeys("properties.desired", desired); err != nil {
+		return nil, nil, err
+	}
+	return tags, desired, nil
+}
+
+// Section names in the hub's size messages.
+const (
+	sizeTags     = "Tags"
+	sizeDesired  = "Properties.Desired"
+	sizeReported = "Properties.Reported"
+)
+
+// UpdateTwin merge-patches tags and desired properties (PATCH /twins/{id}). Read-only members
+// of the patch (deviceId, etag, properties.reported, ...) are ignored, as the hub does. ifMatch
+// is the If-Match header ("" or "*" = unconditional). Returns the new twin document (a copy).
+// The hub's limits apply (see checkKeys and checkSize).
+func (r *Registry) UpdateTwin(deviceID string, patch hubapi.TwinPatch, ifMatch string) (map[string]any, error) {
+	return r.updateTwin(deviceID, "", patch, ifMatch)
+}
+
+func (r *Registry) updateTwin(deviceID, moduleID string, patch hubapi.TwinPatch, ifMatch string) (map[string]any, error) {
+	p, err := PreparePatch(patch)
+	if err != nil {
+		return nil, err
+	}
+	e, err := r.applyPatch(deviceID, moduleID, p, ifMatch)
+	if err != nil {
+		return nil, err
+	}
+	return e.Map(), nil
+}
+
+// PreparedPatch is a twin patch (tags and desired properties) checked and normalised once, so
+// that a job applies it to each of its devices without doing that again (ApplyPatch).
+type PreparedPatch struct{ tags, desired map[string]any }
+
+// PreparePatch checks and normalises a patch as UpdateTwin does.
+func PreparePatch(patch hubapi.TwinPatch) (*PreparedPatch, error) {
+	tags, desired, err := patchSections(patch)
+	if err != nil {
+		return nil, err
+	}
+	return &PreparedPatch{tags: tags, desired: desired}, nil
+}
+
+// ApplyPatch is UpdateTwin of a prepared patch, without the copy of the new twin that
+// UpdateTwin returns (a job has no use for it).
+func (r *Registry) ApplyPatch(deviceID string, p *PreparedPatch, ifMatch string) error {
+	_, err := r.applyPatch(deviceID, "", p, ifMatch)
+	return err
+}
+
+func (r *Registry) applyPatch(deviceID, moduleID string, p *PreparedPatch, ifMatch string) (*entry, error) {
+	tags, desired := p.tags, p.desired
+	var notify map[string]any
+	e, err := r.twinWrite(deviceID, moduleID, ifMatch, func(e *entry, now int64) error {
+		if len(tags) == 0 && len(desired) == 0 {
+			return nil // nothing to write: versions stay (the hub answers with the twin)
+		}
+		e.tw.etag++
+		if len(tags) > 0 {
+			nt := mergeMembers(e.tw.tags, tags, 0, 0)
+			if err := checkSize(sizeTags, hubapi.MaxTagsBytes, e.tw.tags, nt); err != nil {
+				return err
+			}
+			e.tw.tags = nt
+			e.tw.tagsV++
+		}
+		if len(desired) > 0 {
+			nd := mergeMembers(e.tw.desired, desired, now, e.tw.desiredV+1)
+			if err := checkSize(sizeDesired, hubapi.MaxPropertiesBytes, e.tw.desired, nd); err != nil {
+				return err
+			}
+			e.tw.desiredV++
+			e.tw.desired, e.tw.desiredAt = nd, now
+			notify = desired
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if moduleID == "" && notify != nil && r.opts.OnDesired != nil {
+		r.opts.OnDesired(deviceID, deepCopyMap(notify), e.tw.desiredV)
+	}
+	return e, nil
+}
+
+// ReplaceTwin replaces tags and desired properties (PUT /twins/{id}); an absent section
+// becomes empty and nulls inside the body mean "absent".
+func (r *Registry) ReplaceTwin(deviceID string, twin hubapi.TwinPatch, ifMatch string) (map[string]any, error) {
+	return r.replaceTwin(deviceID, "", twin, ifMatch)
+}
+
+func (r *Registry) replaceTwin(deviceID, moduleID string, twin hubapi.TwinPatch, ifMatch string) (map[string]any, error) {
+	tags, desired, err := patchSections(twin)
+	if err != nil {
+		return nil, err
+	}
+	tags, desired = stripNulls(tags), stripNulls(desired)
+	if tags == nil {
+		tags = map[string]any{}
+	}
+	if desired == nil {
+		desired = map[string]any{}
+	}
+	e, err := r.twinWrite(deviceID, moduleID, ifMatch, func(e *entry, now int64) error {
+		nt := membersOf(tags, 0, 0, nil)
+		if err := checkSize(sizeTags, hubapi.MaxTagsBytes, e.tw.tags, nt); err != nil {
+			return err
+		}
+		// The replaced desired section is the old one merge-patched with the difference, so
+		// that $metadata moves only where a value changed.
+		nd := mergeMembers(e.tw.desired, diffPatch(valuesMap(e.tw.desired), desired), now, e.tw.desiredV+1)
+		if err := checkSize(sizeDesired, hubapi.MaxPropertiesBytes, e.tw.desired, nd); err != nil {
+			return err
+		}
+		e.tw.etag++
+		e.tw.tagsV++
+		e.tw.tags = nt
+		e.tw.desiredV++
+		e.tw.desired, e.tw.desiredAt = nd, now
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if moduleID == "" && r.opts.OnDesired != nil {
+		r.opts.OnDesired(deviceID, deepCopyMap(desired), e.tw.desiredV)
+	}
+	return e.Map(), nil
+}
+
+// PatchReported merge-patches reported properties (the device side) and returns the new
+// reported $version. Keys starting with '$' are rejected (400004), as the hub does, and the
+// other twin limits apply (checkKeys, checkSize).
+func (r *Registry) PatchReported(deviceID string, patch map[string]any) (int64, error) {
+	return r.patchReported(deviceID, "", patch)
+}
+
+func (r *Registry) patchReported(deviceID, moduleID string, patch map[string]any) (int64, error) {
+	p, err := normalizeMap(patch)
+	if err != nil {
+		return 0, patchError("properties.reported", err)
+	}
+	if err := checkKeys("properties.reported", p); err != nil {
+		return 0, err
+	}
+	e, err := r.twinWrite(deviceID, moduleID, "", func(e *entry, now int64) error {
+		nr := mergeMembers(e.tw.reported, p, now, 0)
+		if err := checkSize(sizeReported, hubapi.MaxPropertiesBytes, e.tw.reported, nr); err != nil {
+			return err
+		}
+		e.tw.reportedV++
+		e.tw.reported, e.tw.reportedAt = nr, now
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return e.tw.reportedV, nil
+}
+
+// DesiredAndReported returns a copy of the desired and reported properties with $version and
+// $metadata, as a device's twin GET returns them (for the device-side transports).
+func (r *Registry) DesiredAndReported(deviceID string) (desired, reported map[string]any, err error) {
+	e := r.get(deviceID)
+	if e == nil {
+		return nil, nil, notFound(deviceID)
+	}
+	return (*desiredView)(e).Map(), (*reportedView)(e).Map(), nil
+}
