@@ -250,8 +250,10 @@ func resumeApply(ctx context.Context, s Streams, o *applyOptions, ps *planSessio
 	rec := ps.state.Apply
 	say(s, ui, render.LevelWarn, fmt.Sprintf("Resuming the apply %s (%s since %s): reattaching to the jobs it created, creating the others.\n\n",
 		rec.ID, rec.Operation, reconcile.TimeText(rec.Started)))
-	res, err := reconcile.Resume(ctx, rec, ps.hub.client, applyHook(s, ui, &o.config), reconcile.WithTier(ps.hub.tier),
+	view, viewDone := applyHook(s, ui, &o.config)
+	res, err := reconcile.Resume(ctx, rec, ps.hub.client, view, reconcile.WithTier(ps.hub.tier),
 		reconcile.WithSlotTimeout(o.slotTimeout), reconcile.WithJournal(ps))
+	viewDone()
 	if err := finishApply(ctx, s, o, ps, res, err, ui); err != nil {
 		return err
 	}
@@ -263,12 +265,13 @@ func executeApply(ctx context.Context, s Streams, o *applyOptions, ps *planSessi
 	if ui == nil {
 		fmt.Fprintln(s.Out)
 	}
-	view := applyHook(s, ui, &o.config)
+	view, viewDone := applyHook(s, ui, &o.config)
 	tierOpt := reconcile.WithTier(ps.hub.tier)
 	if ps.hub.tierAssumed {
 		tierOpt = reconcile.WithTier(p.HubTier()) // the tier the plan was sized for
 	}
 	res, err := reconcile.Apply(ctx, p, ps.hub.client, view, tierOpt, reconcile.WithSlotTimeout(o.slotTimeout), reconcile.WithJournal(ps))
+	viewDone()
 	return finishApply(ctx, s, o, ps, res, err, ui)
 }
 

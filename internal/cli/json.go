@@ -125,13 +125,21 @@ func say(s Streams, ui *render.JSONUI, level, text string) {
 	fmt.Fprint(s.Out, text)
 }
 
-// applyHook is where apply reports its progress: the live view on the error stream, or
-// events on ui.
-func applyHook(s Streams, ui *render.JSONUI, cf *configFlags) reconcile.Hook {
+// applyHook is where apply reports its progress: events on ui (-json); progress bars on a
+// terminal outside CI; else plain lines, a line when a job's status changes and at most
+// every 5s while it runs, which read well in a CI log or a file. The data flows one way:
+// reconcile calls the hook with what it observed, and the view draws it. done ends the
+// drawing; call it when apply returns, before its result is written.
+func applyHook(s Streams, ui *render.JSONUI, cf *configFlags) (hook reconcile.Hook, done func()) {
 	if ui != nil {
-		return ui
+		return ui, func() {}
 	}
-	return render.NewApplyView(s.Err, render.ApplyOptions{Options: render.Options{Color: colorOn(s.ErrTTY, cf)}, TTY: s.ErrTTY})
+	opts := render.Options{Color: colorOn(s.ErrTTY, cf)}
+	if s.progressBars() {
+		v := render.NewBarView(s.Err, render.BarOptions{Options: opts, Width: s.Width})
+		return v, func() { _ = v.Close() } // a failed write to the terminal is no reason to fail the apply
+	}
+	return render.NewApplyView(s.Err, render.ApplyOptions{Options: opts}), func() {}
 }
 
 // errApprovalNeeded: apply cannot ask for approval (-json, -input=false).

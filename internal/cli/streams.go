@@ -3,6 +3,7 @@ package cli
 import (
 	"io"
 	"os"
+	"strings"
 
 	"golang.org/x/term"
 )
@@ -19,13 +20,36 @@ type Streams struct {
 	InTTY  bool
 	OutTTY bool
 	ErrTTY bool
-	// Width is the terminal width for wrapping diagnostics (80 when unknown).
+	// Width is the terminal width for wrapping diagnostics and drawing progress bars (80
+	// when unknown).
 	Width int
+	// CI says the run is in a CI pipeline: apply's progress is then written as plain lines
+	// even on a terminal, because CI logs keep every redraw of a bar.
+	CI bool
+}
+
+// progressBars says whether apply draws its progress as bars: on a terminal, outside CI.
+// Tests set ErrTTY on a Streams writing to a buffer to draw them without a terminal.
+func (s Streams) progressBars() bool { return s.ErrTTY && !s.CI }
+
+// inCI recognises a CI pipeline by the variables the common ones set: CI (GitHub Actions,
+// https://docs.github.com/en/actions/reference/workflows-and-actions/variables#default-environment-variables;
+// GitLab CI/CD, https://docs.gitlab.com/ci/variables/predefined_variables/; and most others)
+// and TF_BUILD (Azure Pipelines,
+// https://learn.microsoft.com/azure/devops/pipelines/build/variables#system-variables).
+// CI=false, as some set to say "not CI", does not count.
+func inCI(getenv func(string) string) bool {
+	switch v := strings.ToLower(strings.TrimSpace(getenv("CI"))); v {
+	case "", "0", "false", "no":
+	default:
+		return true
+	}
+	return strings.EqualFold(strings.TrimSpace(getenv("TF_BUILD")), "true")
 }
 
 // SystemStreams returns the process's own streams with terminal detection.
 func SystemStreams() Streams {
-	s := Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Width: 80}
+	s := Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Width: 80, CI: inCI(os.Getenv)}
 	s.InTTY = term.IsTerminal(int(os.Stdin.Fd()))
 	s.OutTTY = term.IsTerminal(int(os.Stdout.Fd()))
 	s.ErrTTY = term.IsTerminal(int(os.Stderr.Fd()))

@@ -3,7 +3,8 @@
 // plan (json.go, json_plan.go; docs/json.md). It only formats: every function writes to an
 // io.Writer it is given and reads the inert data of internal/reconcile, so what is shown is
 // exactly what apply will do. Imports: internal/reconcile, internal/hubapi, schema (its
-// JSON diagnostics), stdlib.
+// JSON diagnostics), github.com/vbauerster/mpb/v8 (progress bars on a terminal, bars.go),
+// stdlib.
 package render
 
 import (

@@ -156,7 +156,7 @@ func TestCount(t *testing.T) {
 }
 
 // applyRun drives a view through a run like reconcile.Apply does.
-func applyRun(v *ApplyView, p *reconcile.Plan) {
+func applyRun(v reconcile.Hook, p *reconcile.Plan) {
 	twin, method := &p.Resources[0], &p.Resources[2]
 	twinJob, methodJob := twin.Jobs[0].Request.JobID, method.Jobs[0].Request.JobID
 	nightly := time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC)

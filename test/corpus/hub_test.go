@@ -16,6 +16,7 @@ import (
 
 	"github.com/iotplan/iotplan/internal/hub"
 	"github.com/iotplan/iotplan/internal/hub/hubtest"
+	"github.com/iotplan/iotplan/internal/hub/mqttapi"
 	"github.com/iotplan/iotplan/internal/hub/registry"
 	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/sas"
@@ -49,8 +50,17 @@ type corpusHub struct {
 	keys map[string]string // device id → primary key
 }
 
+// corpusConnectTimeout is the MQTT endpoint's CONNECT deadline in the corpus hub, short so
+// that raw-connect-truncated sees the connection closed within mqttWait.
+const corpusConnectTimeout = 2 * time.Second
+
 func startCorpusHub(t *testing.T) *corpusHub {
 	t.Helper()
+	// hub.Options has no field for it: the endpoint reads its default when the hub starts
+	// (this package's tests start no other hub meanwhile).
+	old := mqttapi.DefaultConnectTimeout
+	mqttapi.DefaultConnectTimeout = corpusConnectTimeout
+	t.Cleanup(func() { mqttapi.DefaultConnectTimeout = old })
 	h, _ := hubtest.StartWith(t, hub.Options{MQTTAddr: "127.0.0.1:0"}, corpusFleet)
 	ch := &corpusHub{h: h, keys: map[string]string{},
 		hc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: h.RootCAs(), MinVersion: tls.VersionTLS12}}}}

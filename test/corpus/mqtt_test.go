@@ -195,8 +195,9 @@ func (ch *corpusHub) runMQTT(t *testing.T, c *testCase) {
 }
 
 // runRaw writes bytes on a bare TLS connection to the MQTT endpoint: "@expect closed" (the
-// hub closes it, whatever it answered first), "@expect held" (no answer and still open after
-// quietWait) or "@expect connack N".
+// hub closes it within mqttWait, whatever it answered first; a half-sent CONNECT is closed
+// after corpusConnectTimeout), "@expect held" (no answer and still open after quietWait) or
+// "@expect connack N".
 func (ch *corpusHub) runRaw(t *testing.T, c *testCase, expect []string, hexBytes string) {
 	b, err := hex.DecodeString(hexBytes)
 	if err != nil {

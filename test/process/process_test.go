@@ -2,7 +2,10 @@
 // state's lock, and an apply interrupted mid-job by SIGINT or killed by SIGKILL, then run
 // again. The iotplan binary is built once (go build) and run against a local hub started
 // in-process on a random loopback port, which keeps running — with its jobs — while the
-// iotplan processes come and go. Linux only (signals, process groups).
+// iotplan processes come and go. The hubcrash tests kill the local hub itself ('iotplan dev')
+// with SIGKILL during seeding, jobs and bursts of REST and MQTT writes, and restart it on the
+// same data (20 kills by default; IOTPLAN_CRASH_KILLS=N for N in each of those tests). Linux
+// only (signals, process groups).
 package process
 
 import (

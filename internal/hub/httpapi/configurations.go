@@ -66,7 +66,11 @@ func (s *Server) putConfiguration(_ http.ResponseWriter, r *http.Request) (any, 
 	if cfg.ID != id {
 		return nil, huberr.New(huberr.ArgumentInvalid, "The id in the body (%s) does not match the one in the path (%s).", cfg.ID, id)
 	}
-	return c.Put(cfg, r.Header.Get("If-Match"))
+	im, err := ifMatch(r)
+	if err != nil {
+		return nil, err
+	}
+	return c.Put(cfg, im)
 }
 
 func (s *Server) deleteConfiguration(_ http.ResponseWriter, r *http.Request) (any, error) {
@@ -74,7 +78,11 @@ func (s *Server) deleteConfiguration(_ http.ResponseWriter, r *http.Request) (an
 	if err != nil {
 		return nil, err
 	}
-	return nil, c.Delete(r.PathValue("id"), r.Header.Get("If-Match"))
+	im, err := ifMatch(r)
+	if err != nil {
+		return nil, err
+	}
+	return nil, c.Delete(r.PathValue("id"), im)
 }
 
 func (s *Server) testConfigurationQueries(_ http.ResponseWriter, r *http.Request) (any, error) {

@@ -28,13 +28,16 @@ const (
 
 // decodeBody reads a JSON body into v. An empty body is ArgumentNull; unparseable JSON is
 // IotHubFormatError (400006).
-func decodeBody(r *http.Request, v any) error { return decodeBodyOpt(r, v, false) }
+// More values (also) decode the same body, for what v's type cannot tell (an explicit 0).
+func decodeBody(r *http.Request, v any, more ...any) error {
+	return decodeBodyOpt(r, v, false, more...)
+}
 
 // decodeTwinBody decodes a body carrying twin sections keeping number literals
 // (json.Number), so that the registry checks the hub's integer range exactly.
 func decodeTwinBody(r *http.Request, v any) error { return decodeBodyOpt(r, v, true) }
 
-func decodeBodyOpt(r *http.Request, v any, numbers bool) error {
+func decodeBodyOpt(r *http.Request, v any, numbers bool, more ...any) error {
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
 	if err != nil {
 		return huberr.New(huberr.GenericBadRequest, "The request body could not be read.")
@@ -63,6 +66,11 @@ func decodeBodyOpt(r *http.Request, v any, numbers bool) error {
 		}
 	} else {
 		err2 = json.Unmarshal(b, v)
+		for _, m := range more {
+			if err2 == nil {
+				err2 = json.Unmarshal(b, m)
+			}
+		}
 	}
 	if err2 != nil {
 		return huberr.New(huberr.IotHubFormatError, "The request body is not valid JSON for this operation: %s.", strings.TrimPrefix(err2.Error(), "json: "))
@@ -100,11 +108,19 @@ func (s *Server) putDevice(_ http.ResponseWriter, r *http.Request) (any, error) 
 	if d.DeviceID != id {
 		return nil, huberr.New(huberr.ArgumentInvalid, "The deviceId in the body (%s) does not match the one in the path (%s).", d.DeviceID, id)
 	}
-	return s.opts.Registry.CreateOrUpdateDevice(d, r.Header.Get("If-Match"))
+	im, err := ifMatch(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.opts.Registry.CreateOrUpdateDevice(d, im)
 }
 
 func (s *Server) deleteDevice(_ http.ResponseWriter, r *http.Request) (any, error) {
-	return nil, s.opts.Registry.DeleteDevice(r.PathValue("id"), r.Header.Get("If-Match"))
+	im, err := ifMatch(r)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.opts.Registry.DeleteDevice(r.PathValue("id"), im)
 }
 
 // --- twins -------------------------------------------------------------------------------------
@@ -118,7 +134,11 @@ func (s *Server) patchTwin(_ http.ResponseWriter, r *http.Request) (any, error) 
 	if err := decodeTwinBody(r, &p); err != nil {
 		return nil, err
 	}
-	return s.opts.Registry.UpdateTwin(r.PathValue("id"), p, r.Header.Get("If-Match"))
+	im, err := ifMatch(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.opts.Registry.UpdateTwin(r.PathValue("id"), p, im)
 }
 
 func (s *Server) putTwin(_ http.ResponseWriter, r *http.Request) (any, error) {
@@ -126,7 +146,11 @@ func (s *Server) putTwin(_ http.ResponseWriter, r *http.Request) (any, error) {
 	if err := decodeTwinBody(r, &p); err != nil {
 		return nil, err
 	}
-	return s.opts.Registry.ReplaceTwin(r.PathValue("id"), p, r.Header.Get("If-Match"))
+	im, err := ifMatch(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.opts.Registry.ReplaceTwin(r.PathValue("id"), p, im)
 }
 
 // --- direct methods ----------------------------------------------------------------------------
@@ -209,14 +233,60 @@ func (s *Server) queryDevices(w http.ResponseWriter, r *http.Request) (any, erro
 	if err := decodeBody(r, &spec); err != nil {
 		return nil, err
 	}
-	// Only a page that runs the statement compiles it (and reports it with the outcome); a
-	// page served from the cursor of an earlier one reports the text as accepted, since the
-	// cursor's key is the text this hub compiled and accepted then.
+	size, err := pageSize(r)
+	if err != nil {
+		return nil, err
+	}
+	rows, itemType, next, err := s.queryPage(spec.Query, r.Header.Get(hubapi.HeaderContinuation), size)
+	if err != nil {
+		return nil, err
+	}
+	writePageHeaders(w, itemType, next)
+	return rows, nil
+}
+
+// QueryPage is one page of a query's results, as Query returns it.
+type QueryPage struct {
+	Items        []any  // twins, devices.jobs rows or projections; at most the page size
+	ItemType     string // x-ms-item-type: "twin", "deviceJob" or "raw"
+	Continuation string // "" on the last page
+}
+
+// Query runs a query text exactly as POST /devices/query does — the hub's dialect, the
+// OnQuery report, the cursor cache and its continuation tokens — for in-process callers (the
+// local hub's dashboard, internal/hub/dashboard), without SAS, counters or throttling.
+// size is clamped to 1..100 as x-ms-max-item-count is. Errors are the *huberr.Error the REST
+// answer would carry; a parse error wraps the positioned *query.Error (errors.As).
+func (s *Server) Query(text, continuation string, size int) (QueryPage, error) {
+	rows, itemType, next, err := s.queryPage(text, continuation, clampPageSize(size))
+	if err != nil {
+		return QueryPage{}, err
+	}
+	return QueryPage{Items: rows, ItemType: itemType, Continuation: next}, nil
+}
+
+// queryPage serves one page of a query (pageRows). Only a page that runs the statement
+// compiles it (and reports it with the outcome); a page served from the cursor of an earlier
+// one reports the text as accepted, since the cursor's key is the text this hub compiled and
+// accepted then.
+func (s *Server) queryPage(text, token string, size int) (rows []any, itemType, next string, err error) {
 	ran := false
-	run := func() ([]any, string, error) {
+	run := s.queryRunner(text)
+	rows, itemType, next, err = s.pageRows("q:"+text, token, size, func() ([]any, string, error) {
 		ran = true
-		p, err := s.compileQuery(spec.Query)
-		s.onQuery(spec.Query, err)
+		return run()
+	})
+	if !ran && err == nil {
+		s.onQuery(text, nil)
+	}
+	return rows, itemType, next, err
+}
+
+// queryRunner is the run function of a query's pages (see pageRows).
+func (s *Server) queryRunner(text string) func() ([]any, string, error) {
+	return func() ([]any, string, error) {
+		p, err := s.compileQuery(text)
+		s.onQuery(text, err)
 		if err != nil {
 			return nil, "", err
 		}
@@ -241,11 +311,6 @@ func (s *Server) queryDevices(w http.ResponseWriter, r *http.Request) (any, erro
 		}
 		return rows, p.ItemType(), nil
 	}
-	res, err := s.page(w, r, "q:"+spec.Query, run)
-	if !ran && err == nil {
-		s.onQuery(spec.Query, nil)
-	}
-	return res, err
 }
 
 // onQuery reports a POST /devices/query text to Options.OnQuery, if set.
@@ -288,8 +353,23 @@ func (s *Server) createJob(_ http.ResponseWriter, r *http.Request) (any, error) 
 	}
 	id := r.PathValue("id")
 	var req hubapi.JobRequest
-	if err := decodeBody(r, &req); err != nil {
+	var explicit struct {
+		CloudToDeviceMethod *struct {
+			ResponseTimeoutInSeconds *json.RawMessage `json:"responseTimeoutInSeconds"`
+		} `json:"cloudToDeviceMethod"`
+	}
+	if err := decodeBody(r, &req, &explicit); err != nil {
 		return nil, err
+	}
+	// hubapi.JobRequest cannot tell an explicit responseTimeoutInSeconds of 0 from an absent
+	// one (omitempty, and 0 means "the default" to the jobs engine); the direct-method
+	// endpoint refuses the explicit 0 (§4 of docs/hub-api.md: 5–300 s, as
+	// https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-direct-methods states the
+	// range), and a job's method takes the same timeouts, so an explicit 0 is refused here too.
+	if m := explicit.CloudToDeviceMethod; req.Type == hubapi.JobTypeDeviceMethod && m != nil &&
+		m.ResponseTimeoutInSeconds != nil && string(*m.ResponseTimeoutInSeconds) != "null" &&
+		req.CloudToDeviceMethod.ResponseTimeoutInSeconds == 0 {
+		return nil, huberr.New(huberr.ArgumentInvalid, "responseTimeoutInSeconds must be within [5; 300].")
 	}
 	if req.JobID == "" {
 		req.JobID = id
@@ -330,4 +410,19 @@ func (s *Server) queryJobs(w http.ResponseWriter, r *http.Request) (any, error) 
 		}
 		return rows, "jobResponse", nil
 	})
+}
+
+// ifMatch is the request's If-Match header for the registry and ADM, which treat an absent
+// header and "*" as no condition. An empty entity tag ("" or W/"") is refused here with the
+// answer to any etag that does not match (412 PreconditionFailed): RFC 9110 §8.8.3 makes ""
+// a valid entity tag (opaque-tag = DQUOTE *etagc DQUOTE) that no representation has, so
+// the condition of §13.1.1 is false whatever the resource's state, and §13.2.2 answers
+// 412. Stripping the quotes would turn it into "no condition" and apply the write. Azure
+// documents nothing for it [strict where the hub's docs are silent, docs/hub-api.md].
+func ifMatch(r *http.Request) (string, error) {
+	h := r.Header.Get("If-Match")
+	if t := strings.TrimPrefix(strings.TrimSpace(h), "W/"); t == `""` {
+		return "", huberr.New(huberr.PreconditionFailed, "Precondition failed: If-Match \"\" is an entity tag no resource has.")
+	}
+	return h, nil
 }

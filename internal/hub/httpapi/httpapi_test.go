@@ -243,9 +243,15 @@ func TestQueryPagingRaw(t *testing.T) {
 		t.Fatalf("pages %d, rows %d", pages, len(all))
 	}
 
-	// Page size clamps: >100 → 100, <1 → 1, junk → 100.
-	for hv, want := range map[string]int{"500": 100, "0": 1, "-3": 1, "x": 100} {
+	// Page sizes: >100 is served 100 at a time; 0, negative and junk are refused (400).
+	for hv, want := range map[string]int{"500": 100, "99999999999999999999999": 100, "0": -1, "-3": -1, "x": -1, "1.5": -1} {
 		r := h.do("POST", "/devices/query"+apiV, "", `{"Query":"SELECT * FROM devices"}`, map[string]string{"x-ms-max-item-count": hv})
+		if want < 0 {
+			if r.status != 400 || r.header.Get("iothub-errorcode") != "ArgumentInvalid" {
+				t.Errorf("x-ms-max-item-count %s: %d %s, want 400 ArgumentInvalid", hv, r.status, r.header.Get("iothub-errorcode"))
+			}
+			continue
+		}
 		var docs []any
 		r.json(t, &docs)
 		if len(docs) != want {

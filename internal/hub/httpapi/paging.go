@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -98,27 +99,69 @@ func decodeToken(t string) (id string, off int, ok bool) {
 	return parts[1], off, true
 }
 
-// pageSize reads x-ms-max-item-count, clamped to 1..100 (default 100), silently, as the
-// swagger allows ("the service may use a different value").
-func pageSize(r *http.Request) int {
-	n, err := strconv.Atoi(strings.TrimSpace(r.Header.Get(hubapi.HeaderMaxItemCount)))
-	if err != nil || n > hubapi.MaxPageSize {
-		return hubapi.MaxPageSize
+// pageSize reads x-ms-max-item-count: absent (or empty) is the default page of 100; a
+// decimal number of items from 1 up is served, at most 100 a page (docs/hub-api.md §1). A
+// larger number is served 100 at a time rather than refused, because Azure's Node SDK
+// documents page sizes up to 10000 for this header (azure-iothub, registry.js, createQuery:
+// "default: 1000, max: 10000"). Anything else (0, a negative number, not a number) is
+// refused with 400 ArgumentInvalid: IoT Hub documents no answer, the Device Provisioning
+// Service's SDK says of the same header "It must be any positive integer"
+// (https://learn.microsoft.com/dotnet/api/microsoft.azure.devices.provisioning.service.query),
+// and serving a default page would hide the caller's mistake [strict where the hub's docs
+// are silent, docs/hub-api.md].
+func pageSize(r *http.Request) (int, error) {
+	v := strings.TrimSpace(r.Header.Get(hubapi.HeaderMaxItemCount))
+	if v == "" {
+		return hubapi.MaxPageSize, nil
 	}
-	return max(n, 1)
+	n, err := strconv.ParseUint(v, 10, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		return hubapi.MaxPageSize, nil // all digits, beyond uint64: a large page size
+	case err != nil || n == 0:
+		return 0, huberr.New(huberr.ArgumentInvalid, "x-ms-max-item-count must be a positive number of items (at most %d are served per page).", hubapi.MaxPageSize)
+	}
+	return int(min(n, hubapi.MaxPageSize)), nil
 }
 
-// page serves one page of the rows run produces, keyed by key (see the package documentation).
-// run is called only when no cursor holds the rows (the first page, or a cursor evicted or
-// expired), never after a malformed continuation token; a page served from a cursor does not
-// call it.
+// clampPageSize bounds an in-process caller's page size to 1..100, the pages the REST API
+// serves (pageSize); in-process callers are not refused.
+func clampPageSize(n int) int { return min(max(n, 1), hubapi.MaxPageSize) }
+
+// page serves one page of the rows run produces, keyed by key (see pageRows), with the
+// paging headers.
 func (s *Server) page(w http.ResponseWriter, r *http.Request, key string, run func() ([]any, string, error)) (any, error) {
-	size := pageSize(r)
+	size, err := pageSize(r)
+	if err != nil {
+		return nil, err
+	}
+	rows, itemType, next, err := s.pageRows(key, r.Header.Get(hubapi.HeaderContinuation), size, run)
+	if err != nil {
+		return nil, err
+	}
+	writePageHeaders(w, itemType, next)
+	return rows, nil
+}
+
+// writePageHeaders sets x-ms-item-type and, unless this was the last page, x-ms-continuation.
+func writePageHeaders(w http.ResponseWriter, itemType, next string) {
+	w.Header().Set(hubapi.HeaderItemType, itemType)
+	if next != "" {
+		w.Header().Set(hubapi.HeaderContinuation, next)
+	}
+}
+
+// pageRows serves one page of size rows that run produces, keyed by key (see the package
+// documentation), from continuation token t ("" = the first page); next is the token of the
+// following page, "" on the last one. run is called only when no cursor holds the rows (the
+// first page, or a cursor evicted or expired), never after a malformed continuation token; a
+// page served from a cursor does not call it.
+func (s *Server) pageRows(key, t string, size int, run func() ([]any, string, error)) (rows []any, itemType, next string, err error) {
 	id, off := "", 0
-	if t := r.Header.Get(hubapi.HeaderContinuation); t != "" {
+	if t != "" {
 		var ok bool
 		if id, off, ok = decodeToken(t); !ok {
-			return nil, huberr.New(huberr.ArgumentInvalid, "The continuation token is not valid.")
+			return nil, "", "", huberr.New(huberr.ArgumentInvalid, "The continuation token is not valid.")
 		}
 	}
 	var c *cursor
@@ -128,7 +171,7 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, key string, run fu
 	if c == nil {
 		rows, itemType, err := run()
 		if err != nil {
-			return nil, err
+			return nil, "", "", err
 		}
 		c = &cursor{key: key, rows: rows, itemType: itemType}
 		if id == "" {
@@ -141,15 +184,14 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, key string, run fu
 		}
 	}
 	end := min(off+size, len(c.rows))
-	rows := []any{}
+	rows = []any{}
 	if off < end {
 		rows = c.rows[off:end]
 	}
-	w.Header().Set(hubapi.HeaderItemType, c.itemType)
 	if end < len(c.rows) {
-		w.Header().Set(hubapi.HeaderContinuation, encodeToken(id, end))
+		next = encodeToken(id, end)
 	} else {
 		s.pager.drop(id)
 	}
-	return rows, nil
+	return rows, c.itemType, next, nil
 }

@@ -33,11 +33,19 @@ func (s *Server) putModule(_ http.ResponseWriter, r *http.Request) (any, error) 
 	if m.DeviceID != id || m.ModuleID != mid {
 		return nil, huberr.New(huberr.ArgumentInvalid, "The deviceId/moduleId in the body (%s/%s) do not match the ones in the path (%s/%s).", m.DeviceID, m.ModuleID, id, mid)
 	}
-	return s.opts.Registry.CreateOrUpdateModule(m, r.Header.Get("If-Match"))
+	im, err := ifMatch(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.opts.Registry.CreateOrUpdateModule(m, im)
 }
 
 func (s *Server) deleteModule(_ http.ResponseWriter, r *http.Request) (any, error) {
-	return nil, s.opts.Registry.DeleteModule(r.PathValue("id"), r.PathValue("mid"), r.Header.Get("If-Match"))
+	im, err := ifMatch(r)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.opts.Registry.DeleteModule(r.PathValue("id"), r.PathValue("mid"), im)
 }
 
 func (s *Server) getModuleTwin(_ http.ResponseWriter, r *http.Request) (any, error) {
@@ -49,7 +57,11 @@ func (s *Server) patchModuleTwin(_ http.ResponseWriter, r *http.Request) (any, e
 	if err := decodeTwinBody(r, &p); err != nil {
 		return nil, err
 	}
-	return s.opts.Registry.UpdateModuleTwin(r.PathValue("id"), r.PathValue("mid"), p, r.Header.Get("If-Match"))
+	im, err := ifMatch(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.opts.Registry.UpdateModuleTwin(r.PathValue("id"), r.PathValue("mid"), p, im)
 }
 
 func (s *Server) putModuleTwin(_ http.ResponseWriter, r *http.Request) (any, error) {
@@ -57,7 +69,11 @@ func (s *Server) putModuleTwin(_ http.ResponseWriter, r *http.Request) (any, err
 	if err := decodeTwinBody(r, &p); err != nil {
 		return nil, err
 	}
-	return s.opts.Registry.ReplaceModuleTwin(r.PathValue("id"), r.PathValue("mid"), p, r.Header.Get("If-Match"))
+	im, err := ifMatch(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.opts.Registry.ReplaceModuleTwin(r.PathValue("id"), r.PathValue("mid"), p, im)
 }
 
 // invokeModuleMethod validates the call like a device method and checks the module exists;

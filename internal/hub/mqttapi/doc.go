@@ -20,7 +20,9 @@
 //     in this package's log it is escaped and bounded (internal/safetext). Host names are
 //     compared case-insensitively and without ports, because the hub's HostName may be
 //     "localhost:PORT" (the REST port) while devices dial the MQTT port. A session is closed
-//     when its token expires, as IoT Hub does.
+//     when its token expires, as IoT Hub does. A connection that has not completed its TLS
+//     handshake and CONNECT within Options.ConnectTimeout (30 s by default) is closed, as
+//     MQTT 3.1.1 §3.1.4 advises; mochi has no such deadline of its own.
 //   - One connection per device id: a new CONNECT takes the old session over (mochi's session
 //     takeover); clean=false sessions are accepted and keep their subscriptions
 //     (Options.SessionExpiry after a disconnect).

@@ -81,7 +81,22 @@ type Options struct {
 	// while; an error refuses it like a failed authentication (CONNACK 5: mochi maps refusals
 	// to that code; what Azure answers a throttled CONNECT with is not documented).
 	AdmitConnect func(ctx context.Context) error
+	// ConnectTimeout bounds the time from a connection's arrival (TCP or WebSocket) to its
+	// complete CONNECT packet, TLS handshake included; a connection that has not sent one
+	// by then is closed. 0 = DefaultConnectTimeout.
+	ConnectTimeout time.Duration
 }
+
+// DefaultConnectTimeout is Options.ConnectTimeout's default. MQTT 3.1.1 §3.1.4 says "If the
+// Server does not receive a CONNECT Packet within a reasonable amount of time after the
+// Network Connection is established, the Server SHOULD close the connection"; IoT Hub
+// documents no figure. 30 s is the time Azure's C device SDK waits for a CONNACK
+// (DEFAULT_CONNACK_TIMEOUT in azure-iot-sdk-c iothub_client/src/iothubtransport_mqtt_common.c),
+// so no client that gets an answer in time needs longer. mochi-mqtt reads the CONNECT with no
+// deadline of its own (server/v2 Server.attachClient); it sets the keep-alive deadline once
+// the CONNECT is read, replacing this one. A variable so that tests of hubs built without
+// Options (test/corpus) can shorten it before starting one.
+var DefaultConnectTimeout = 30 * time.Second
 
 // Stats are the endpoint's counters since Start.
 type Stats struct {
@@ -155,6 +170,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Addr == "" {
 		opts.Addr = "localhost:8883"
 	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = DefaultConnectTimeout
+	}
 
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1             // IoT Hub grants QoS 1 at most (https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub)
@@ -203,7 +221,8 @@ func (s *Server) serve() error {
 		if i > 0 {
 			id += "-" + strconv.Itoa(i)
 		}
-		if err := s.broker.AddListener(listeners.NewNet(id, tls.NewListener(ln, s.opts.TLSConfig))); err != nil {
+		ln := connectDeadline{tls.NewListener(ln, s.opts.TLSConfig), s.opts.ConnectTimeout}
+		if err := s.broker.AddListener(listeners.NewNet(id, ln)); err != nil {
 			return err
 		}
 	}
@@ -292,6 +311,21 @@ func (s *Server) session(cl *mqtt.Client) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sessions[cl]
+}
+
+// connectDeadline gives each accepted connection a deadline for its TLS handshake and CONNECT
+// (Options.ConnectTimeout); mochi replaces it with the keep-alive deadline after the CONNECT.
+type connectDeadline struct {
+	net.Listener
+	timeout time.Duration
+}
+
+func (l connectDeadline) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		_ = c.SetDeadline(time.Now().Add(l.timeout))
+	}
+	return c, err
 }
 
 // minLevel drops records below a level (used to quieten the broker library).

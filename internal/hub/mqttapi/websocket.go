@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -38,6 +39,9 @@ func (s *Server) WebSocketHandler() http.Handler {
 			return
 		}
 		defer c.Close()
+		// The hijacked connection keeps whatever deadline the HTTPS server set; the CONNECT
+		// gets the same bound as on the MQTT port (Options.ConnectTimeout).
+		_ = c.UnderlyingConn().SetDeadline(time.Now().Add(s.opts.ConnectTimeout))
 		// Blocks for the session's lifetime, like a listener's connection goroutine.
 		if err := s.broker.EstablishConnection(wsListenerID, &wsConn{Conn: c.UnderlyingConn(), ws: c}); err != nil {
 			s.log.Debug("MQTT WebSocket session ended", "remote", r.RemoteAddr, "err", err)
