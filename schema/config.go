@@ -141,7 +141,8 @@ type Variable struct {
 	// when Options.Validate found no value for it.
 	Value cty.Value
 	// Source says where Value came from: "default", "-var", "-var-file FILE", "FILE" (an
-	// auto-loaded variable file), "IOTPLAN_VAR_<name>", or "module.<name>" (an input).
+	// auto-loaded variable file), "IOTPLAN_VAR_<name>", "module.<name>" (an input), or
+	// SavedPlanSource (applying a saved plan).
 	Source    string
 	DeclRange hcl.Range
 }

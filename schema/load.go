@@ -38,6 +38,10 @@ type Options struct {
 	Validate bool
 	// NoAutoVars skips the auto-loaded variable files (iotplan.vars, *.auto.vars).
 	NoAutoVars bool
+	// Saved are the root variables a saved plan recorded (SavedVariables), when the plan is
+	// applied: their values win over every other source, and a sensitive one the plan was
+	// given a value for must get one again (saved.go).
+	Saved []SavedVariable
 }
 
 // VarArg is one -var name=value (File "") or -var-file FILE argument.

@@ -28,17 +28,19 @@ const (
 
 // assignment is one value given for a root variable, before the variable's type is known.
 type assignment struct {
-	text   string    // from -var or the environment: parsed per the type (parseRaw)
-	val    cty.Value // from a variable file: a constant, cty.NilVal for text
-	from   string    // for messages: "-var", "-var-file prod.vars", "iotplan.vars", "IOTPLAN_VAR_x"
-	rng    hcl.Range // the attribute in a variable file
-	isFile bool
-	isEnv  bool
+	text    string    // from -var or the environment: parsed per the type (parseRaw)
+	val     cty.Value // from a variable file: a constant, cty.NilVal for text
+	from    string    // for messages: "-var", "-var-file prod.vars", "iotplan.vars", "IOTPLAN_VAR_x"
+	rng     hcl.Range // the attribute in a variable file
+	isFile  bool
+	isEnv   bool
+	isSaved bool // from a saved plan (saved.go): val is set, as for a file
 }
 
 // readVarSources collects the root's variable values from every source, later ones
 // replacing earlier ones: the environment, the auto-loaded files, then -var and -var-file
-// in command-line order. Defaults come last in decodeVariable, when nothing was assigned.
+// in command-line order, then a saved plan's values. Defaults come last in decodeVariable,
+// when nothing was assigned.
 func (l *loader) readVarSources() {
 	l.assigned = map[string]assignment{}
 	for _, kv := range os.Environ() {
@@ -59,6 +61,7 @@ func (l *loader) readVarSources() {
 		}
 		l.assigned[a.Name] = assignment{text: a.Value, from: "-var"}
 	}
+	l.readSavedValues()
 }
 
 // autoVarFiles are the auto-loaded variable files of dir, in the order they apply.
@@ -124,7 +127,8 @@ func (l *loader) checkUndeclared() {
 	for _, name := range names {
 		a := l.assigned[name]
 		switch {
-		case a.isEnv:
+		case a.isEnv, a.isSaved:
+			// A variable removed since the plan was made no longer matters to it.
 		case a.isFile:
 			l.diags = append(l.diags, &hcl.Diagnostic{
 				Severity: hcl.DiagWarning,

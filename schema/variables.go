@@ -67,6 +67,8 @@ func (l *loader) decodeVariable(b *hcl.Block) *Variable {
 	switch {
 	case !good:
 		return v
+	case !l.checkSavedSensitive(v, given):
+		return v
 	case given && val.IsNull() && !v.Nullable:
 		if d.hasDefault && !d.def.IsNull() {
 			val, source = d.def, "default"
@@ -229,11 +231,17 @@ func (l *loader) assignedValue(d variableDecl) (val cty.Value, source string, gi
 		val, good := l.parseRaw(v, a.text, d.literal, a.from)
 		return val, a.from, true, good
 	}
+	if a.val == cty.NilVal {
+		return cty.NilVal, a.from, true, false // a saved value that could not be read (reported)
+	}
 	cv, err := convert.Convert(a.val, v.Type)
 	if err != nil {
 		// The snippet of a sensitive value's line would print it: point at the declaration.
 		subject, where := a.rng.Ptr(), ""
-		if v.Sensitive {
+		if a.isSaved {
+			// No file holds the value: point at the declaration, whose type changed since.
+			subject, where = v.DeclRange.Ptr(), " (made before the variable's type changed: run plan again)"
+		} else if v.Sensitive {
 			subject, where = v.DeclRange.Ptr(), fmt.Sprintf(" (%s:%d)", a.rng.Filename, a.rng.Start.Line)
 		}
 		l.diags = append(l.diags, &hcl.Diagnostic{

@@ -46,7 +46,10 @@ The first Ctrl-C stops waiting and releases the lock; a second one within 3s
 cancels the apply's jobs.
 
 A saved plan is applied without asking, and refused, changing nothing, when the
-state or the fleet moved since it was made.
+state or the fleet moved since it was made. It is applied with the values of
+the variables it was made with, so -var and -var-file are refused with it; a
+saved plan does not hold the values of sensitive variables (the hub's connection
+string is usually one): give those again in IOTPLAN_VAR_name (or iotplan.vars).
 
 -json writes JSON Lines events on stdout instead of text, for scripts
 (docs/json.md): the plan, each job's progress, every failed device, the outcome.
@@ -181,8 +184,13 @@ func recordOnly(ctx context.Context, s Streams, ps *planSession, p *reconcile.Pl
 // configuration the plan was made from, and the plan is refused, changing nothing, when the
 // state or the fleet moved since.
 func runApplySaved(ctx context.Context, s Streams, o *applyOptions, args []string, ui *render.JSONUI) error {
-	if len(args) > 1 || len(o.config.vars) > 0 || o.destroy || len(o.targets) > 0 {
-		return flagErrorf("a saved plan is applied as it is: give it alone, without configuration paths, -var, -var-file, -destroy or -target (they were fixed when it was made)")
+	if len(o.config.vars) > 0 {
+		// Terraform's refusal (https://developer.hashicorp.com/terraform/cli/commands/apply,
+		// "Saved plan mode"): the plan holds the values it was made with.
+		return flagErrorf("Can't set variables when applying a saved plan: the -var and -var-file options cannot be used when applying a saved plan file, because a saved plan includes the variable values that were set when it was created (sensitive ones excepted: give those in %sNAME)", schema.EnvVarPrefix)
+	}
+	if len(args) > 1 || o.destroy || len(o.targets) > 0 {
+		return flagErrorf("a saved plan is applied as it is: give it alone, without configuration paths, -destroy or -target (they were fixed when it was made)")
 	}
 	p, err := reconcile.LoadPlan(args[0])
 	if err != nil {
@@ -209,8 +217,9 @@ func runApplySaved(ctx context.Context, s Streams, o *applyOptions, args []strin
 	return executeApply(ctx, s, o, ps, p, ui)
 }
 
-// planConfig reads the hub block of the configuration a saved plan was made from; no
-// configuration (a plan from elsewhere) is fine: the environment then names the hub.
+// planConfig reads the hub block of the configuration a saved plan was made from, with the
+// variables' values the plan recorded; no configuration (a plan from elsewhere) is fine: the
+// environment then names the hub.
 func planConfig(p *reconcile.Plan, report diagReporter) (*schema.Config, error) {
 	if len(p.Config) == 0 {
 		return nil, nil
@@ -220,7 +229,7 @@ func planConfig(p *reconcile.Plan, report diagReporter) (*schema.Config, error) 
 			return nil, nil
 		}
 	}
-	cfg, err := loadConfigReporting(p.Config, &configFlags{}, report)
+	cfg, err := loadConfigReporting(p.Config, &configFlags{saved: p.Variables}, report)
 	if err != nil {
 		return nil, fmt.Errorf("reading the hub block from %s, where the plan was made: %w", strings.Join(p.Config, ", "), err)
 	}

@@ -16,6 +16,8 @@ type configFlags struct {
 	noColor bool
 	// validate loads without needing variable values (the validate command; not a flag).
 	validate bool
+	// saved are the variables a saved plan recorded, when it is applied (not a flag).
+	saved []schema.SavedVariable
 }
 
 // rawVar is one -var or -var-file argument as given; variables() checks it. (Checking in
@@ -94,7 +96,7 @@ func loadConfigReporting(paths []string, f *configFlags, report diagReporter) (*
 	if len(paths) == 0 {
 		paths = []string{"."}
 	}
-	cfg, diags := schema.LoadWith(paths, schema.Options{Args: vars, Validate: f.validate})
+	cfg, diags := schema.LoadWith(paths, schema.Options{Args: vars, Validate: f.validate, Saved: f.saved})
 	if len(diags) > 0 {
 		report(cfg.Files, diags)
 	}

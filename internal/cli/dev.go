@@ -40,6 +40,7 @@ type devOptions struct {
 	policies  bool
 	regenKey  string
 	dialect   string // --query-dialect
+	noDash    bool   // --no-dashboard
 }
 
 func newDevCmd(s Streams) *cobra.Command {
@@ -77,6 +78,11 @@ the construct and its position; --query-dialect extended also accepts IS_STRING 
 the other IS_* checks, ENDSWITH, TOP(n), TOP with GROUP BY, numbers like 1e3 and JSON
 string escapes, which Azure may reject (docs/query.md).
 
+The HTTPS port also serves a web dashboard under /ui/ (fleet overview, devices and
+twins, jobs with live progress, recent method calls and twin updates): open the URL
+printed at start, which carries an access token made at every start (docs/dashboard.md).
+--no-dashboard turns it off.
+
 --policies prints the connection string of every shared access policy (iothubowner,
 service, device, registryRead, registryReadWrite), to test what each may do.
 
@@ -103,6 +109,7 @@ first: the keys are part of its configuration.`,
 	fs.BoolVar(&o.policies, "policies", false, "print the connection string of every shared access policy")
 	fs.StringVar(&o.regenKey, "regenerate-key", "", "give shared access policy `POLICY[/primary|/secondary]` a new key and exit")
 	fs.StringVar(&o.dialect, "query-dialect", query.Documented.String(), "query language the hub accepts: `documented|extended`")
+	fs.BoolVar(&o.noDash, "no-dashboard", false, "do not serve the web dashboard under /ui/")
 	return cmd
 }
 
@@ -151,6 +158,7 @@ func runDev(cmd *cobra.Command, s Streams, o *devOptions) error {
 		Units:     tierUnits(o),
 		// The hub's query language (docs/query.md, "The documented dialect").
 		QueryDialect: dialect,
+		Dashboard:    !o.noDash,
 	})
 	if err != nil {
 		return fleetDiagnostics(s, err)
@@ -178,7 +186,14 @@ func runDev(cmd *cobra.Command, s Streams, o *devOptions) error {
 	fmt.Fprintf(out, "  CA file:    %s\n", h.CAFile())
 	fmt.Fprintf(out, "  Devices:    %s (%s simulated)\n", render.Count(h.Registry().DeviceCount()), render.Count(h.Sim().DeviceCount()))
 	fmt.Fprintf(out, "  Data:       %s\n", o.dataDir)
-	fmt.Fprintf(out, "  Throttling: %s\n\n", throttleSummary(h.Throttle()))
+	fmt.Fprintf(out, "  Throttling: %s\n", throttleSummary(h.Throttle()))
+	if u := h.DashboardURL(); u != "" {
+		// The token is the dashboard's only key, printed here and nowhere else (like
+		// Jupyter's); the hub's log never carries it.
+		fmt.Fprintf(out, "  Dashboard:  %s\n", u)
+		fmt.Fprintf(out, "              (its token changes at every start; the browser must trust the CA file above)\n")
+	}
+	fmt.Fprintln(out)
 	if o.policies {
 		writePolicies(out, h)
 	} else {

@@ -101,7 +101,7 @@ var longFlags = map[string]bool{
 	"state": true, "lock": true, "lock-timeout": true, "destroy": true, "json": true,
 	"force": true, "config": true, "target": true,
 	"check": true, "diff": true, "recursive": true, "list": true, "write": true, "top": true,
-	"input": true, "compact-warnings": true, "format": true,
+	"input": true, "compact-warnings": true, "format": true, "no-dashboard": true,
 }
 
 func normalizeArgs(args []string) []string {

@@ -40,6 +40,10 @@ Variables: -var name=value and -var-file FILE (HCL attribute syntax, like
 .tfvars), in the order given, over iotplan.vars and *.auto.vars next to the
 configuration, over IOTPLAN_VAR_name, over defaults.
 
+-out FILE saves the plan for 'iotplan apply FILE' (docs/state.md), with the
+values of the variables, except sensitive ones, which it never holds: applying
+it needs those again, from IOTPLAN_VAR_name or iotplan.vars.
+
 -target ADDR (repeatable) plans only the resources ADDR selects: twin.NAME,
 twin.NAME["KEY"], method.NAME[0], module.NAME... Removals of other resources are
 not planned and their state records are kept. It is for exceptional use.
@@ -90,6 +94,9 @@ func runPlan(cmd *cobra.Command, s Streams, o *planOptions, args []string, ui *r
 		return fmt.Errorf("reading the fleet from %s: %w", ps.hub.name, err)
 	}
 	p.Config = configPaths(args)
+	if p.Variables, err = cfg.SavedVariables(); err != nil {
+		return err
+	}
 	if diags := planOutputs(cfg, p); len(diags) > 0 {
 		o.output.reporter(s, ui, &o.config)(cfg.Files, diags)
 		if diags.HasErrors() {
@@ -103,7 +110,11 @@ func runPlan(cmd *cobra.Command, s Streams, o *planOptions, args []string, ui *r
 		if err := reconcile.SavePlan(o.out, p); err != nil {
 			return fmt.Errorf("saving the plan: %w", err)
 		}
-		say(s, ui, render.LevelInfo, fmt.Sprintf("\nSaved the plan to %s. To perform exactly these actions, run:\n  iotplan apply %s\n", o.out, o.out))
+		msg := fmt.Sprintf("\nSaved the plan to %s. To perform exactly these actions, run:\n  iotplan apply %s\n", o.out, o.out)
+		if need := applyTimeText(p); need != "" {
+			msg += need + "\n"
+		}
+		say(s, ui, render.LevelInfo, msg)
 	}
 	if o.detailedExitCode && p.HasChanges() {
 		return &silentError{exitChanges}

@@ -100,7 +100,7 @@ func TestStaleSavedPlanIsRefused(t *testing.T) {
 	if r := iotplan(t, "apply", "-dev", "-data", dir, planFile, cfg); r.code != exitError || !strings.Contains(r.err, "applied as it is") {
 		t.Errorf("plan with paths: %d %s", r.code, r.err)
 	}
-	if r := iotplan(t, "apply", "-dev", "-data", dir, "-var", "x=1", planFile); r.code != exitError || !strings.Contains(r.err, "applied as it is") {
+	if r := iotplan(t, "apply", "-dev", "-data", dir, "-var", "x=1", planFile); r.code != exitError || !strings.Contains(r.err, "Can't set variables when applying a saved plan") {
 		t.Errorf("plan with -var: %d %s", r.code, r.err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/iotplan/iotplan/internal/reconcile"
 	"github.com/iotplan/iotplan/internal/render"
+	"github.com/iotplan/iotplan/schema"
 )
 
 type showOptions struct {
@@ -29,7 +30,9 @@ func newShowCmd(s Streams) *cobra.Command {
 shows it (-format text, the default), as one JSON document for scripts (-json, or
 -format json; docs/json.md), or as Markdown to post on a pull request
 (-format markdown). Values from sensitive variables are shown as
-"(sensitive value)" in each, though the file holds them.`,
+"(sensitive value)" in each, though the file holds them. The text and Markdown
+also name the sensitive variables that applying the plan needs again (a saved
+plan does not hold their values).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error { return runShow(s, o, args[0]) },
 	}
@@ -70,8 +73,38 @@ func savedPlanText(p *reconcile.Plan) string {
 	if p.Destroy {
 		what = "Saved destroy plan"
 	}
-	return fmt.Sprintf("%s made %s for the state %q (serial %d) on the IoT hub %s.",
+	text := fmt.Sprintf("%s made %s for the state %q (serial %d) on the IoT hub %s.",
 		what, reconcile.TimeText(p.CreatedAt), p.StateName, p.StateSerial, p.Hub)
+	if need := applyTimeText(p); need != "" {
+		text += " " + need
+	}
+	return text
+}
+
+// applyTimeText says which sensitive variables applying a saved plan needs again, or "".
+func applyTimeText(p *reconcile.Plan) string {
+	names := applyTimeVariables(p)
+	if len(names) == 0 {
+		return ""
+	}
+	vars, envs := make([]string, len(names)), make([]string, len(names))
+	for i, n := range names {
+		vars[i], envs[i] = "var."+n, schema.EnvVarPrefix+n
+	}
+	return fmt.Sprintf("Applying it needs the sensitive %s given again (%s, or %s next to the configuration): a saved plan does not hold the values of sensitive variables.",
+		strings.Join(vars, ", "), strings.Join(envs, ", "), schema.AutoVarsFile)
+}
+
+// applyTimeVariables are the sensitive variables a saved plan was given values for, which it
+// does not hold (schema.SavedVariable): 'apply PLANFILE' needs them again.
+func applyTimeVariables(p *reconcile.Plan) []string {
+	var names []string
+	for _, v := range p.Variables {
+		if v.Sensitive && v.Source != "default" {
+			names = append(names, v.Name)
+		}
+	}
+	return names
 }
 
 // writePlanMarkdown writes a saved plan as Markdown for a pull request comment: where it was

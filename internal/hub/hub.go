@@ -15,6 +15,10 @@
 // stored in the clear (docs/hub-api.md, "Listening addresses"). HostName() is then the bare host; on any other port it is "host:port", which
 // iotplan and amenzhinsky/iothub accept in connection strings and Azure's SDKs do not.
 //
+// Dashboard: with Options.Dashboard the HTTPS port also serves the web dashboard under /ui/
+// (internal/hub/dashboard), behind a token made at start (DashboardURL), and the hub records
+// recent method calls and twin changes for it (activity.go).
+//
 // Queries: Options.QueryDialect sets the query language of every place the hub parses one
 // (POST /devices/query, job queryConditions, ADM); Options.OnQuery observes each text it
 // receives there, for audits (internal/hub/hubtest), and each is logged at debug level.
@@ -48,6 +52,7 @@ import (
 
 	"github.com/iotplan/iotplan/internal/hub/adm"
 	"github.com/iotplan/iotplan/internal/hub/bind"
+	"github.com/iotplan/iotplan/internal/hub/dashboard"
 	"github.com/iotplan/iotplan/internal/hub/httpapi"
 	"github.com/iotplan/iotplan/internal/hub/jobs"
 	"github.com/iotplan/iotplan/internal/hub/link"
@@ -92,6 +97,10 @@ type Options struct {
 	// OnQuery, if set, is called for every query text the hub receives there, with the error
 	// it was rejected with (see QueryEvent). It may be called from several goroutines at once.
 	OnQuery func(QueryEvent)
+	// Dashboard serves the web dashboard under /ui/ on the HTTPS address (internal/hub/
+	// dashboard; its URL with a fresh access token is DashboardURL) and records recent
+	// direct-method calls and twin changes for it. `iotplan dev` turns it on.
+	Dashboard bool
 }
 
 // Defaults.
@@ -127,6 +136,8 @@ type Hub struct {
 	polMu    sync.RWMutex
 	throttle *throttle.Limiter
 	served   chan struct{}
+	dash     *dashboard.Server   // nil without Options.Dashboard
+	activity *dashboard.Activity // nil without Options.Dashboard: nothing is recorded
 
 	closeOnce sync.Once
 	closeErr  error
@@ -187,8 +198,14 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 		return nil, err
 	}
 
+	if opts.Dashboard {
+		h.activity = dashboard.NewActivity(nil)
+	}
 	h.reg, err = registry.Open(h.db, registry.Options{OnDesired: func(id string, patch map[string]any, v int64) {
 		h.link.NotifyDesired(id, patch, v)
+		h.activity.Twin(dashboard.KindDesired, dashboard.SourceService, id, patch, v) // no-op when nil
+	}, OnTags: func(id string, patch map[string]any, v int64) {
+		h.activity.Twin(dashboard.KindTags, dashboard.SourceService, id, patch, v)
 	}})
 	if err != nil {
 		return nil, err
@@ -200,7 +217,20 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 	}})
 	// Method jobs resumed after a restart wait until the simulated devices reconnected.
 	devicesReady := make(chan struct{})
-	if h.jobs, err = jobs.New(h.db, h.reg, h.link, jobs.Options{Logger: h.log, Ready: devicesReady,
+	// Direct methods and reported patches pass through the activity record when there is one
+	// (activity.go).
+	var restMethods httpapi.Methods = h.link
+	var jobMethods jobs.Invoker = h.link
+	var reporter interface {
+		mqttapi.Registry
+		sim.Reporter
+	} = h.reg
+	if h.activity != nil {
+		restMethods = recordedInvoker{next: h.link, act: h.activity, source: dashboard.SourceREST}
+		jobMethods = recordedInvoker{next: h.link, act: h.activity, source: dashboard.SourceJob}
+		reporter = recordedReporter{Registry: h.reg, act: h.activity}
+	}
+	if h.jobs, err = jobs.New(h.db, h.reg, jobMethods, jobs.Options{Logger: h.log, Ready: devicesReady,
 		QueryDialect: opts.QueryDialect, OnQuery: h.queryHook(QueryFromJob),
 		MaxConcurrentJobs: h.throttle.MaxConcurrentJobs(), DeviceOpsPerSecond: h.throttle.Rate(tier.JobDeviceOps)}); err != nil {
 		return nil, err
@@ -223,17 +253,24 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 	}
 
 	h.api = httpapi.New(httpapi.Options{
-		HostName: h.host, Registry: h.reg, Methods: h.link, Jobs: h.jobs, Policies: h.policies, Logger: h.log,
+		HostName: h.host, Registry: h.reg, Methods: restMethods, Jobs: h.jobs, Policies: h.policies, Logger: h.log,
 		Throttle: h.throttle, Configurations: h.adm,
 		QueryDialect: opts.QueryDialect, OnQuery: h.queryHook(QueryFromQuery),
 	})
-	handler := h.api.Handler()
+	// The REST API answers everything the routes below do not take.
+	mux := http.NewServeMux()
+	mux.Handle("/", h.api.Handler())
+	if opts.Dashboard {
+		if err := h.startDashboard(mux); err != nil {
+			return nil, err
+		}
+	}
 	if opts.MQTTAddr != "" {
 		h.mqtt, err = mqttapi.Start(context.Background(), mqttapi.Options{
 			HostName:  h.host,
 			Addr:      opts.MQTTAddr,
 			TLSConfig: &tls.Config{Certificates: []tls.Certificate{h.tls.Cert}, MinVersion: tls.VersionTLS12},
-			Registry:  h.reg,
+			Registry:  reporter,
 			Link:      h.link,
 			Policies:  h.devicePolicy,
 			Logger:    h.log,
@@ -245,10 +282,7 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 			return nil, explainListen(opts.MQTTAddr, "--mqtt-port 18883", "8883", err)
 		}
 		// MQTT over WebSockets shares the HTTPS port, as on Azure.
-		mux := http.NewServeMux()
 		mux.Handle("GET "+mqttapi.WebSocketPath, h.mqtt.WebSocketHandler())
-		mux.Handle("/", handler)
-		handler = mux
 	}
 	// The simulated devices start after the MQTT endpoint: mqtt-mode devices connect to it.
 	simOpts := sim.Options{Logger: h.log}
@@ -256,12 +290,12 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 		simOpts.MQTT = sim.MQTTOptions{Addr: h.mqtt.Addr().String(), HostName: h.host, Keys: h.reg,
 			TLSConfig: &tls.Config{RootCAs: h.tls.Pool, ServerName: opts.HostName, MinVersion: tls.VersionTLS12}}
 	}
-	if h.sim, err = sim.Start(ctx, fleet, h.db, h.reg, h.reg, h.link, simOpts); err != nil {
+	if h.sim, err = sim.Start(ctx, fleet, h.db, h.reg, reporter, h.link, simOpts); err != nil {
 		return nil, err
 	}
 	close(devicesReady)
 	h.http = &http.Server{
-		Handler:           handler,
+		Handler:           mux,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{h.tls.Cert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute, // SDKs keep connections alive; idle ones are closed
@@ -474,6 +508,9 @@ func (h *Hub) Close() error {
 
 func (h *Hub) teardown() error {
 	var errs []error
+	if h.dash != nil {
+		h.dash.Close() // ends its event streams, which Shutdown would wait for
+	}
 	if h.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		if err := h.http.Shutdown(ctx); err != nil {
@@ -516,4 +553,47 @@ type slogWriter struct{ l *slog.Logger }
 func (w slogWriter) Write(p []byte) (int, error) {
 	w.l.Debug("hub: http", "msg", strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// startDashboard mounts the dashboard (Options.Dashboard) under /ui/ of the HTTPS mux. Its
+// queries take the REST API's own query path (httpapi.Server.Query).
+func (h *Hub) startDashboard(mux *http.ServeMux) error {
+	token, err := dashboard.NewToken()
+	if err != nil {
+		return fmt.Errorf("dashboard token: %w", err)
+	}
+	h.dash, err = dashboard.New(dashboard.Options{
+		Token:          token,
+		Queries:        h.api,
+		Jobs:           h.jobs,
+		Twin:           func(id string) (any, error) { return h.reg.GetTwin(id) },
+		DeviceCount:    h.reg.DeviceCount,
+		ConnectedCount: h.link.ConnectedCount,
+		Generation:     h.reg.Generation,
+		Throttle:       h.throttle,
+		Activity:       h.activity,
+		QueryDialect:   h.opts.QueryDialect,
+		Logger:         h.log,
+	})
+	if err != nil {
+		return err
+	}
+	mux.Handle(dashboard.Prefix, h.dash.Handler())
+	return nil
+}
+
+// DashboardURL is the dashboard's address with its access token
+// (https://127.0.0.1:PORT/ui/?token=…), which `iotplan dev` prints; "" without
+// Options.Dashboard. The token is made at every start and is the only key to the dashboard:
+// the hub never logs it.
+func (h *Hub) DashboardURL() string {
+	if h.dash == nil || len(h.lns) == 0 {
+		return ""
+	}
+	a := h.lns[0].Addr().(*net.TCPAddr)
+	host := h.opts.HostName
+	if a.IP.IsLoopback() {
+		host = a.IP.String() // the address it listens on, whatever localhost resolves to
+	}
+	return h.dash.URL("https://" + net.JoinHostPort(host, strconv.Itoa(a.Port)))
 }

@@ -11,16 +11,41 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/iotplan/iotplan/internal/hubapi"
 	"github.com/iotplan/iotplan/internal/state"
 	"github.com/iotplan/iotplan/internal/tier"
+	"github.com/iotplan/iotplan/schema"
 )
 
-// FormatVersion is the version of the saved plan format (Plan as JSON). LoadPlan refuses other
-// versions rather than guessing what an older or newer iotplan meant.
-const FormatVersion = "2"
+// FormatVersion is the version of the saved plan format (Plan as JSON) that SavePlan writes.
+// LoadPlan refuses versions it does not know rather than guessing what another iotplan meant.
+//
+// Version 3 added Variables. A version 2 file is the same without them and still loads: it
+// is applied as before, with the variables' values read from the environment and the
+// auto-loaded variable files. An iotplan that reads only version 2 refuses a version 3 file
+// by its version ("run plan again") rather than by the unknown field.
+const FormatVersion = "3"
+
+// readableVersions are the format versions LoadPlan accepts.
+var readableVersions = []string{"2", FormatVersion}
+
+// versionError is the error of a plan file of a format version this iotplan does not read.
+func versionError(v string) error {
+	return fmt.Errorf("plan format version %q is not supported by this iotplan (it reads versions %s); run plan again", v, strings.Join(quoted(readableVersions), " and "))
+}
+
+func quoted(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strconv.Quote(s)
+	}
+	return out
+}
 
 // Action is what apply will do for a resource.
 type Action string
@@ -86,6 +111,12 @@ type Plan struct {
 	// Config is where the configuration was read from (absolute paths): applying a saved
 	// plan reads the hub block there.
 	Config []string `json:"config,omitempty"`
+	// Variables are the root variables the plan was made with (values of sensitive ones
+	// excepted: schema.SavedVariable): applying a saved plan loads Config with them, as
+	// Terraform applies a saved plan with the variable values recorded in it
+	// (https://developer.hashicorp.com/terraform/cli/commands/apply, "Saved plan mode").
+	// Nil in a version 2 plan.
+	Variables []schema.SavedVariable `json:"variables,omitempty"`
 	// Records are what the state will hold once the plan is applied; Kept are the prior
 	// records of refused resources, which the state keeps instead.
 	Records []state.Resource `json:"records"`
@@ -307,7 +338,8 @@ func WritePlan(w io.Writer, p *Plan) error {
 }
 
 // SavePlan writes p to path (the -out file), readable by its owner only (0600): a plan holds
-// the values it will set, sensitive ones included. Only what apply needs is kept: the target of
+// the values it will set, sensitive ones included (though not the values of sensitive
+// variables themselves: Variables). Only what apply needs is kept: the target of
 // a resource with nothing to do is dropped when it is sensitive.
 func SavePlan(path string, p *Plan) error {
 	saved := *p
@@ -352,8 +384,8 @@ func ReadPlan(r io.Reader) (*Plan, error) {
 	if err := json.Unmarshal(data, &probe); err != nil || probe.FormatVersion == nil {
 		return nil, errors.New("not an iotplan plan file (expected JSON with a format_version)")
 	}
-	if *probe.FormatVersion != FormatVersion {
-		return nil, fmt.Errorf("plan format version %q is not supported by this iotplan (it reads version %q); run plan again", *probe.FormatVersion, FormatVersion)
+	if !slices.Contains(readableVersions, *probe.FormatVersion) {
+		return nil, versionError(*probe.FormatVersion)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -402,11 +434,26 @@ var jobIDPattern = regexp.MustCompile(fmt.Sprintf(`^[A-Za-z0-9-]{1,%d}$`, hubapi
 // Validate checks what apply relies on: the format version, and that every change carries a
 // well-formed job of the right type and every no-op none.
 func (p *Plan) Validate() error {
-	if p.FormatVersion != FormatVersion {
+	if !slices.Contains(readableVersions, p.FormatVersion) {
 		if p.FormatVersion == "" {
 			return errors.New("not an iotplan plan file (no format_version)")
 		}
-		return fmt.Errorf("plan format version %q is not supported by this iotplan (it reads version %q); run plan again", p.FormatVersion, FormatVersion)
+		return versionError(p.FormatVersion)
+	}
+	if p.FormatVersion != FormatVersion && len(p.Variables) > 0 {
+		return fmt.Errorf("a plan of format version %q holds no variables, but this one does: run plan again", p.FormatVersion)
+	}
+	names := map[string]bool{}
+	for i, v := range p.Variables {
+		switch {
+		case v.Name == "" || names[v.Name]:
+			return fmt.Errorf("variable %d (%s): missing or duplicate name", i+1, v.Name)
+		case v.Sensitive && len(v.Value) > 0:
+			// Never written so (schema.SavedVariables): refuse rather than use a secret
+			// from a file that should not hold it.
+			return fmt.Errorf("variable %d (%s): a sensitive variable with a value", i+1, v.Name)
+		}
+		names[v.Name] = true
 	}
 	seen := map[string]bool{}
 	for i, r := range p.Resources {

@@ -338,7 +338,9 @@ func TestPlanRoundTrip(t *testing.T) {
 
 	raw, _ := os.ReadFile(path)
 	for _, bad := range []struct{ name, edit, want string }{
-		{"other version", `"format_version": "2"`, "format version \"9\" is not supported"},
+		{"other version", `"format_version": "` + FormatVersion + `"`, "format version \"9\" is not supported"},
+		{"version 2 with variables", `"format_version": "` + FormatVersion + `"`, "holds no variables"},
+		{"sensitive value", `"hub":`, "a sensitive variable with a value"},
 		{"not a plan", `{`, "not an iotplan plan file"},
 		{"unknown field", `"hub":`, "malformed plan file"},
 		{"bad job id", `"jobId": "iotplan-door-location-`, "job id"},
@@ -346,7 +348,11 @@ func TestPlanRoundTrip(t *testing.T) {
 		var data []byte
 		switch bad.name {
 		case "other version":
-			data = bytes.Replace(raw, []byte(`"format_version": "2"`), []byte(`"format_version": "9"`), 1)
+			data = bytes.Replace(raw, []byte(`"format_version": "`+FormatVersion+`"`), []byte(`"format_version": "9"`), 1)
+		case "version 2 with variables":
+			data = bytes.Replace(raw, []byte(`"format_version": "`+FormatVersion+`"`), []byte(`"format_version": "2", "variables": [{"name": "site", "source": "-var", "value": {"value": "hq", "type": "string"}}]`), 1)
+		case "sensitive value":
+			data = bytes.Replace(raw, []byte(`"hub":`), []byte(`"variables": [{"name": "cs", "source": "-var", "sensitive": true, "value": {"value": "x", "type": "string"}}], "hub":`), 1)
 		case "not a plan":
 			data = []byte(`{"resources": []}`)
 		case "unknown field":
@@ -360,6 +366,11 @@ func TestPlanRoundTrip(t *testing.T) {
 	}
 	if bytes.Contains(raw, []byte("SharedAccessKey")) {
 		t.Error("a plan file mentions SharedAccessKey")
+	}
+	// A plan of the previous format version, which had no variables, still loads.
+	v2 := bytes.Replace(raw, []byte(`"format_version": "`+FormatVersion+`"`), []byte(`"format_version": "2"`), 1)
+	if old, err := ReadPlan(bytes.NewReader(v2)); err != nil || old.FormatVersion != "2" || old.Variables != nil {
+		t.Errorf("version 2 plan: %v", err)
 	}
 	var generic map[string]any
 	if err := json.Unmarshal(raw, &generic); err != nil || generic["hub"] != "localhost:8443" {

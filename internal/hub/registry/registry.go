@@ -57,6 +57,10 @@ type Options struct {
 	// patch = what changed in the same form as the update (merge patch, or the full desired
 	// properties for a replace), version = the new desired $version.
 	OnDesired func(deviceID string, patch map[string]any, version int64)
+	// OnTags is called after every tags change of a device twin (REST PATCH/PUT or job), outside
+	// locks, like OnDesired: patch in the same form as the update, version = the twin's tags
+	// version (the count of its tag writes).
+	OnTags func(deviceID string, patch map[string]any, version int64)
 }
 
 // Registry holds the devices and twins of one hub.

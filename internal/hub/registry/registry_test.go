@@ -533,3 +533,40 @@ func TestSharedNodesAreCopyOnWrite(t *testing.T) {
 		t.Fatal("a returned document aliases the store")
 	}
 }
+
+// TestOnTags: tag changes by PATCH and PUT are reported with the tags version; a desired-only
+// patch and a module's tags are not.
+func TestOnTags(t *testing.T) {
+	db := openDB(t, filepath.Join(t.TempDir(), "hub.db"))
+	t.Cleanup(func() { db.Close() })
+	type call struct {
+		id      string
+		patch   map[string]any
+		version int64
+	}
+	var calls []call
+	r, err := Open(db, Options{OnTags: func(id string, p map[string]any, v int64) { calls = append(calls, call{id, p, v}) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create(t, r, "d1")
+	if _, err := r.UpdateTwin("d1", hubapi.TwinPatch{Tags: j(t, `{"a":1,"b":null}`)}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.UpdateTwin("d1", hubapi.TwinPatch{Properties: &hubapi.TwinProperties{Desired: j(t, `{"x":1}`)}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReplaceTwin("d1", hubapi.TwinPatch{Tags: j(t, `{"c":"z"}`)}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CreateOrUpdateModule(Module{DeviceID: "d1", ModuleID: "m"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.UpdateModuleTwin("d1", "m", hubapi.TwinPatch{Tags: j(t, `{"m":1}`)}, ""); err != nil {
+		t.Fatal(err)
+	}
+	want := []call{{"d1", j(t, `{"a":1,"b":null}`), 1}, {"d1", j(t, `{"c":"z"}`), 2}}
+	if !reflect.DeepEqual(calls, want) {
+		t.Fatalf("OnTags calls = %+v, want %+v", calls, want)
+	}
+}

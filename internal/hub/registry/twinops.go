@@ -129,7 +129,7 @@ func (r *Registry) ApplyPatch(deviceID string, p *PreparedPatch, ifMatch string)
 
 func (r *Registry) applyPatch(deviceID, moduleID string, p *PreparedPatch, ifMatch string) (*entry, error) {
 	tags, desired := p.tags, p.desired
-	var notify map[string]any
+	var notify, notifyTags map[string]any
 	e, err := r.twinWrite(deviceID, moduleID, ifMatch, func(e *entry, now int64) error {
 		if len(tags) == 0 && len(desired) == 0 {
 			return nil // nothing to write: versions stay (the hub answers with the twin)
@@ -142,6 +142,7 @@ func (r *Registry) applyPatch(deviceID, moduleID string, p *PreparedPatch, ifMat
 			}
 			e.tw.tags = nt
 			e.tw.tagsV++
+			notifyTags = tags
 		}
 		if len(desired) > 0 {
 			nd := mergeMembers(e.tw.desired, desired, now, e.tw.desiredV+1)
@@ -159,6 +160,9 @@ func (r *Registry) applyPatch(deviceID, moduleID string, p *PreparedPatch, ifMat
 	}
 	if moduleID == "" && notify != nil && r.opts.OnDesired != nil {
 		r.opts.OnDesired(deviceID, deepCopyMap(notify), e.tw.desiredV)
+	}
+	if moduleID == "" && notifyTags != nil && r.opts.OnTags != nil {
+		r.opts.OnTags(deviceID, deepCopyMap(notifyTags), e.tw.tagsV)
 	}
 	return e, nil
 }
@@ -204,6 +208,9 @@ func (r *Registry) replaceTwin(deviceID, moduleID string, twin hubapi.TwinPatch,
 	}
 	if moduleID == "" && r.opts.OnDesired != nil {
 		r.opts.OnDesired(deviceID, deepCopyMap(desired), e.tw.desiredV)
+	}
+	if moduleID == "" && r.opts.OnTags != nil {
+		r.opts.OnTags(deviceID, deepCopyMap(tags), e.tw.tagsV)
 	}
 	return e.Map(), nil
 }

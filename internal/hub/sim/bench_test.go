@@ -22,6 +22,7 @@ import (
 	"github.com/iotplan/iotplan/internal/hub/link"
 	"github.com/iotplan/iotplan/internal/hub/registry"
 	"github.com/iotplan/iotplan/internal/hubapi"
+	"github.com/iotplan/iotplan/internal/query"
 )
 
 func bigFleet(t testing.TB, n int) *Fleet {
@@ -108,13 +109,60 @@ func BenchmarkTwinJob(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer m.Close()
+	idle := queryLatency(b, h.reg, 3, nil)
+	stop := make(chan struct{})
+	busy := make(chan time.Duration)
+	go func() { busy <- queryLatency(b, h.reg, 1<<30, stop) }()
 	defer profileJob(b)()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		patch := &hubapi.TwinPatch{ETag: "*", Properties: &hubapi.TwinProperties{Desired: map[string]any{"floor": float64(i + 1)}}}
 		runJob(b, m, n, hubapi.JobRequest{JobID: fmt.Sprintf("twin-%d", i), Type: hubapi.JobTypeUpdateTwin, UpdateTwin: patch})
 	}
+	b.StopTimer()
+	close(stop)
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "devices/s")
+	b.ReportMetric(float64(idle.Milliseconds()), "ms/query-idle")
+	b.ReportMetric(float64((<-busy).Milliseconds()), "ms/query-during-job")
+}
+
+func stopped(stop chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// queryLatency runs a plan's typical aggregate (a GROUP BY over every twin) up to n times, or
+// until stop is closed, and returns the mean time of one: "queries stay fast while a job runs".
+func queryLatency(b *testing.B, reg *registry.Registry, n int, stop chan struct{}) time.Duration {
+	q, err := query.Parse("SELECT properties.desired.floor AS floor, COUNT() AS n FROM devices GROUP BY properties.desired.floor")
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := query.Compile(q)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total time.Duration
+	runs := 0
+	for ; runs < n; runs++ {
+		if stopped(stop) {
+			break
+		}
+		start := time.Now()
+		if _, err := p.Run(reg.ForEachTwin); err != nil {
+			b.Error(err)
+			return 0
+		}
+		total += time.Since(start)
+	}
+	if runs == 0 {
+		return 0
+	}
+	return total / time.Duration(runs)
 }
 
 // profileJob starts a CPU profile of the job phase (without the fleet's start) when

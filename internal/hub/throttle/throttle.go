@@ -98,6 +98,22 @@ type Limiter struct {
 	opts Options
 	mu   sync.Mutex
 	b    map[tier.Class]*bucket
+	// recent holds the last RecentRefusals refusals (a ring; next is the slot to write,
+	// total how many were ever written), guarded by mu: the dashboard of `iotplan dev`
+	// shows them (internal/hub/dashboard).
+	recent      [RecentRefusals]Refused
+	next, total int
+}
+
+// RecentRefusals is how many refusals Recent remembers: a fixed ring, so a hub refusing
+// thousands of requests a second holds no more.
+const RecentRefusals = 64
+
+// Refused is one refused request, as Recent reports it.
+type Refused struct {
+	At         time.Time
+	Class      tier.Class
+	RetryAfter time.Duration
 }
 
 // bucket is a class's token bucket (tier.Bucket: negative tokens are promised to queued
@@ -219,6 +235,9 @@ func (l *Limiter) Reserve(c tier.Class, cost float64) Decision {
 	wait, ok := b.tokens.ReserveWithin(cost, now, l.opts.MaxQueueWait)
 	if !ok {
 		b.refused++
+		l.recent[l.next] = Refused{At: now, Class: c, RetryAfter: wait}
+		l.next = (l.next + 1) % RecentRefusals
+		l.total++
 		return Decision{Refused: true, RetryAfter: wait}
 	}
 	b.served++
@@ -290,4 +309,20 @@ func (l *Limiter) Stats() map[tier.Class]Stats {
 		out[c] = Stats{Rate: b.tokens.Rate(), Burst: b.tokens.Capacity(), Served: b.served, Queued: b.queued, Refused: b.refused, Held: b.queuedFor}
 	}
 	return out
+}
+
+// Recent returns the last refusals (at most RecentRefusals), newest first, and how many
+// requests were refused since New (every class); none when unlimited.
+func (l *Limiter) Recent() (recent []Refused, total int) {
+	if l.Unlimited() {
+		return nil, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := min(l.total, RecentRefusals)
+	recent = make([]Refused, 0, n)
+	for i := 1; i <= n; i++ {
+		recent = append(recent, l.recent[(l.next-i+RecentRefusals)%RecentRefusals])
+	}
+	return recent, l.total
 }

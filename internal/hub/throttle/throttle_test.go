@@ -237,3 +237,33 @@ func TestUnitsScaleTheBurst(t *testing.T) {
 		t.Fatalf("burst of 6 S1 units = %d queries, want 20", n)
 	}
 }
+
+// Recent keeps the last RecentRefusals refusals, newest first, and counts them all; the
+// ring never grows, however many requests are refused.
+func TestRecentRefusalsAreBounded(t *testing.T) {
+	l, clk := newTest(t, "S1", 1)
+	if r, n := l.Recent(); len(r) != 0 || n != 0 {
+		t.Fatalf("fresh limiter: %v, %d", r, n)
+	}
+	for l.Stats()[tier.Queries].Refused == 0 {
+		l.Reserve(tier.Queries, 1)
+	}
+	r, n := l.Recent()
+	if n != 1 || len(r) != 1 || r[0].Class != tier.Queries || !r[0].At.Equal(clk.now) || RetryAfterSeconds(r[0].RetryAfter) != 3 {
+		t.Fatalf("after one refusal: %+v, %d", r, n)
+	}
+	for i := range RecentRefusals + 10 {
+		clk.now = clk.now.Add(time.Millisecond)
+		if d := l.Reserve(tier.Queries, 1); !d.Refused {
+			t.Fatalf("request %d passed: %+v", i, d)
+		}
+	}
+	r, n = l.Recent()
+	if n != RecentRefusals+11 || len(r) != RecentRefusals || !r[0].At.Equal(clk.now) || !r[0].At.After(r[1].At) {
+		t.Fatalf("after %d refusals: %d kept, total %d, newest %v", RecentRefusals+11, len(r), n, r[0].At)
+	}
+	var unlimited *Limiter
+	if r, n := unlimited.Recent(); r != nil || n != 0 {
+		t.Errorf("nil limiter: %v, %d", r, n)
+	}
+}
