@@ -272,6 +272,28 @@ func decodeTwin(b []byte, d *decoder, times timeCache) (twin, error) {
 	return twinOf(&rec, times), nil
 }
 
+// A volatile record (bucket "volatile") is flag(connected) varint(connectionStateUpdatedTime)
+// varint(lastActivityTime), times in Unix nanoseconds (0 = never).
+func appendVolatile(b []byte, connected bool, connAt, activeAt int64) []byte {
+	flag := byte(0)
+	if connected {
+		flag = 1
+	}
+	return binary.AppendVarint(binary.AppendVarint(append(b, flag), connAt), activeAt)
+}
+
+func decodeVolatile(b []byte) (connected bool, connAt, activeAt int64, ok bool) {
+	if len(b) < 3 || b[0] > 1 {
+		return false, 0, 0, false
+	}
+	connAt, n := binary.Varint(b[1:])
+	if n <= 0 {
+		return false, 0, 0, false
+	}
+	activeAt, m := binary.Varint(b[1+n:])
+	return b[0] == 1, connAt, activeAt, m > 0 && 1+n+m == len(b)
+}
+
 // Device records are binary too (JSON ones, from earlier versions, are still read):
 //
 //	device = 0x02 string(deviceId) string(generationId) string(etag) uvarint(etagN)

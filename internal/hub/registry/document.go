@@ -20,6 +20,8 @@ type volatile struct {
 	connAt    atomic.Int64 // connectionStateUpdatedTime, Unix ns; 0 = never
 	activeAt  atomic.Int64 // lastActivityTime
 	dirty     atomic.Bool  // changed since Flush last wrote it
+	// wasConnected is only used while loading: the stored state said Connected.
+	wasConnected bool
 }
 
 // device returns the identity with its volatile fields filled in.

@@ -295,6 +295,9 @@ func (r *Registry) DeleteDevice(deviceID, ifMatch string) error {
 				return err
 			}
 		}
+		if err := tx.Bucket(bucketVolatile).Delete([]byte(deviceID)); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketTwins).Delete([]byte(deviceID))
 	})
 	if err != nil {

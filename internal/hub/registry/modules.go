@@ -78,7 +78,7 @@ func decodeModule(v []byte, times timeCache) (*entry, error) {
 		devN: rec.ETagN,
 		mod:  &moduleInfo{ModuleID: rec.ModuleID, ManagedBy: rec.ManagedBy},
 		// Modules have no sessions on the local hub: Disconnected, times as stored.
-		vol: volatileOf(Device{ConnectionStateUpdatedTime: rec.ConnectionStateUpdatedTime, LastActivityTime: rec.LastActivityTime}, times, nil),
+		vol: volatileOf(Device{ConnectionStateUpdatedTime: rec.ConnectionStateUpdatedTime, LastActivityTime: rec.LastActivityTime}, times),
 		tw:  twinOf(&rec.Twin, times),
 	}
 	return e, nil

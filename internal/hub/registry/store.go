@@ -18,7 +18,11 @@ var (
 	bucketTwins   = []byte("twins")
 	bucketMeta    = []byte("meta")
 	bucketModules = []byte("modules")
-	keySchema     = []byte("schema")
+	// bucketVolatile holds each device's connection times (flag, connectionStateUpdatedTime,
+	// lastActivityTime), written by Flush: a few bytes a device, so that flushing a million
+	// devices at shutdown does not rewrite a million identity records.
+	bucketVolatile = []byte("volatile")
+	keySchema      = []byte("schema")
 )
 
 const schemaVersion = "1"
@@ -44,7 +48,7 @@ func Open(db *bbolt.DB, opts Options) (*Registry, error) {
 	}
 	r := &Registry{db: db, commit: newCommitter(db), opts: opts, byID: map[string]*entry{}, mods: map[string]*entry{}}
 	err := db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketDevices, bucketTwins, bucketMeta, bucketModules} {
+		for _, b := range [][]byte{bucketDevices, bucketTwins, bucketMeta, bucketModules, bucketVolatile} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -106,6 +110,9 @@ func (r *Registry) load(tx *bbolt.Tx) error {
 		r.ids[i] = e.dev.DeviceID
 		r.byID[e.dev.DeviceID] = e
 	}
+	if err := r.loadVolatile(tx); err != nil {
+		return err
+	}
 	times := timeCache{}
 	return tx.Bucket(bucketModules).ForEach(func(k, v []byte) error {
 		e, err := decodeModule(v, times)
@@ -129,7 +136,7 @@ func (r *Registry) decodeRange(recs []stored, out []*entry) error {
 		if err != nil {
 			return fmt.Errorf("registry: twin %q: %w", s.key, err)
 		}
-		vol := volatileOf(rec.Device, times, r.opts.Now)
+		vol := volatileOf(rec.Device, times)
 		internDevice(&rec.Device)
 		out[i] = &entry{dev: rec.Device, devN: rec.ETagN, tw: tw, vol: vol}
 	}
@@ -153,17 +160,50 @@ func internDevice(d *Device) {
 	}
 }
 
-// volatileOf starts a loaded device's volatile state. No device session survives a restart
-// (SetConnectionState keeps connection state in memory only), so a device stored Connected
-// is Disconnected from now on; its lastActivityTime is kept. The identity keeps none of it.
-func volatileOf(d Device, times timeCache, now func() time.Time) *volatile {
-	v := &volatile{}
+// volatileOf starts a loaded device's volatile state from its identity record (loadVolatile
+// then applies newer times from the volatile bucket). The identity keeps none of it.
+func volatileOf(d Device, times timeCache) *volatile {
+	v := &volatile{wasConnected: d.ConnectionState == "Connected"}
 	v.connAt.Store(times.nanos(d.ConnectionStateUpdatedTime))
-	if d.ConnectionState == "Connected" {
-		v.connAt.Store(now().UnixNano())
-	}
 	v.activeAt.Store(times.nanos(d.LastActivityTime))
 	return v
+}
+
+// loadVolatile merges the volatile bucket's times into the loaded devices (the later of the
+// two records wins) and ends every session: no device session survives a restart
+// (SetConnectionState keeps connection state in memory only), so a device last seen
+// Connected is Disconnected from now on; its lastActivityTime is kept.
+func (r *Registry) loadVolatile(tx *bbolt.Tx) error {
+	err := tx.Bucket(bucketVolatile).ForEach(func(k, v []byte) error {
+		e := r.byID[string(k)]
+		if e == nil {
+			return nil
+		}
+		connected, connAt, activeAt, ok := decodeVolatile(v)
+		if !ok {
+			return fmt.Errorf("registry: device %q: corrupt volatile record", k)
+		}
+		if connAt >= e.vol.connAt.Load() {
+			e.vol.connAt.Store(connAt)
+			e.vol.wasConnected = connected
+		}
+		e.vol.activeAt.Store(max(activeAt, e.vol.activeAt.Load()))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	now := int64(0)
+	for _, e := range r.byID {
+		if e.vol.wasConnected {
+			if now == 0 {
+				now = r.opts.Now().UnixNano()
+			}
+			e.vol.connAt.Store(now)
+			e.vol.wasConnected = false
+		}
+	}
+	return nil
 }
 
 // deviceRecord is the persisted identity ("devices" bucket).
@@ -251,11 +291,25 @@ func (r *Registry) Flush() error {
 	if len(es) == 0 {
 		return nil
 	}
-	if err := r.persist(es, true, false); err != nil {
-		return err
+	puts := make([][]byte, len(es))
+	for i, e := range es {
+		e.vol.dirty.Store(false) // before the copy: a change while it is written stays dirty
+		puts[i] = appendVolatile(nil, e.vol.connected.Load(), e.vol.connAt.Load(), e.vol.activeAt.Load())
 	}
-	for _, e := range es {
-		e.vol.dirty.Store(false)
+	err := r.commit.writeSync(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketVolatile)
+		for i, e := range es {
+			if err := b.Put([]byte(e.dev.DeviceID), puts[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for _, e := range es {
+			e.vol.dirty.Store(true)
+		}
+		return storeError(err)
 	}
 	return nil
 }
