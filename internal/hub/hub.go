@@ -5,10 +5,8 @@
 //
 // Store: each package owns its buckets inside hub.db (registry: devices, twins, meta; jobs:
 // jobs, devicejobs; sim: fleet); this package owns "policies" (the shared access policies and
-// their keys, generated on first start). The database runs with NoSync: a commit reaches the
-// OS (so a crashed or killed process loses nothing) but is not fsynced per operation (a power
-// loss may lose the last writes) — the right trade for a development hub whose jobs write
-// one twin per device. Close syncs.
+// their keys, generated on first start). internal/hub/store opens it: every commit is fsynced,
+// and the writers batch, so a commit is shared by many writes.
 //
 // Ports: the default HTTPS address is "localhost:443" — the hub's own port, because Azure's
 // SDKs cannot use another, on the loopback addresses only, because its keys are printed and
@@ -59,6 +57,7 @@ import (
 	"github.com/iotplan/iotplan/internal/hub/mqttapi"
 	"github.com/iotplan/iotplan/internal/hub/registry"
 	"github.com/iotplan/iotplan/internal/hub/sim"
+	"github.com/iotplan/iotplan/internal/hub/store"
 	"github.com/iotplan/iotplan/internal/hub/throttle"
 	"github.com/iotplan/iotplan/internal/hub/tlscert"
 	"github.com/iotplan/iotplan/internal/query"
@@ -186,14 +185,13 @@ func Start(ctx context.Context, opts Options) (_ *Hub, err error) {
 		return nil, fmt.Errorf("local hub data directory: %w", err)
 	}
 	dbPath := filepath.Join(opts.DataDir, DBFile)
-	h.db, err = bbolt.Open(dbPath, 0o600, &bbolt.Options{Timeout: time.Second})
+	h.db, err = store.Open(dbPath)
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, fmt.Errorf("%s is in use by another process (is `iotplan dev` already running on %s?)", dbPath, opts.DataDir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", dbPath, err)
 	}
-	h.db.NoSync = true
 	if h.policies, err = loadPolicies(h.db); err != nil {
 		return nil, err
 	}

@@ -98,11 +98,12 @@ type Options struct {
 // DefaultWorkers is the number of concurrent device operations of one job: a method job
 // stores each device's running row before calling it (putDurable), so many calls in flight
 // share each flush. A twin job runs at least TwinWorkers: its writes wait for the registry's
-// group commit, so many in flight share each transaction (internal/hub/registry, commit.go).
+// group commit, so many in flight share each transaction (internal/hub/registry, commit.go);
+// 1,024 ran a twin job over 100,000 devices 10% faster than 512, and 2,048 no faster.
 // The hub's job-device-operation throttle, not these numbers, sets a tier's pace.
 const (
 	DefaultWorkers = 256
-	TwinWorkers    = 512
+	TwinWorkers    = 1024
 )
 
 // Limits from the hub's documentation (hubapi and query hold the numbers).

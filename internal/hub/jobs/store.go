@@ -30,27 +30,40 @@ func rowKey(jobID, deviceID string) string { return jobID + string(rowKeySep) + 
 
 // rowStore persists devices.jobs rows. Rows changed since the last flush live in dirty (and,
 // while a flush is being written, in inflight); reads overlay them on the stored rows.
+//
+// Flushes are group commits: puts are numbered (seq), a flush writes every row put so far in
+// one transaction, and whoever needs its row on disk (putDurable, flush) either waits for the
+// flush in progress or, when none runs, leads the next one — which also carries the rows of
+// everyone who queued meanwhile. A method job's 256 workers thus share each fsync instead of
+// queueing for a flush each (BENCHMARKS.md, "Lean twins").
 type rowStore struct {
-	db      *bbolt.DB
-	flushMu sync.Mutex // one flush at a time
+	db *bbolt.DB
 
 	mu       sync.Mutex
+	cond     *sync.Cond // signalled when a flush ends
 	dirty    map[string][]byte
 	inflight map[string][]byte
+	seq      uint64 // puts so far
+	flushed  uint64 // every put numbered up to this is on disk
+	flushing bool
+	lastErr  error  // the outcome of the last flush, for those who waited on it
+	lastUpTo uint64 // the puts that flush carried
 	kick     chan struct{}
 }
 
 func newRowStore(db *bbolt.DB) *rowStore {
-	return &rowStore{db: db, dirty: make(map[string][]byte), kick: make(chan struct{}, 1)}
+	s := &rowStore{db: db, dirty: make(map[string][]byte), kick: make(chan struct{}, 1)}
+	s.cond = sync.NewCond(&s.mu)
+	return s
 }
 
-func (s *rowStore) put(row *hubapi.DeviceJob) {
-	b, err := json.Marshal(row)
-	if err != nil {
-		panic(err) // DeviceJob holds only marshalable values
-	}
+// put stores row in memory (a flush writes it) and returns its number.
+func (s *rowStore) put(row *hubapi.DeviceJob) uint64 {
+	b := appendRow(make([]byte, 0, 256), row)
 	s.mu.Lock()
 	s.dirty[rowKey(row.JobID, row.DeviceID)] = b
+	s.seq++
+	n := s.seq
 	full := len(s.dirty) >= flushRows
 	s.mu.Unlock()
 	if full {
@@ -59,15 +72,14 @@ func (s *rowStore) put(row *hubapi.DeviceJob) {
 		default:
 		}
 	}
+	return n
 }
 
 // putDurable stores row and returns once it is on disk with every row put before it. A
 // method job marks a device running this way before calling it, so that a hub killed during
 // the call finds the row running at restart and never calls the device again for the job.
-// Concurrent callers share flushes: whoever flushes writes every dirty row.
 func (s *rowStore) putDurable(row *hubapi.DeviceJob) error {
-	s.put(row)
-	return s.flush()
+	return s.flushedTo(s.put(row))
 }
 
 func (s *rowStore) loop(ctx context.Context, wg *sync.WaitGroup) {
@@ -85,20 +97,56 @@ func (s *rowStore) loop(ctx context.Context, wg *sync.WaitGroup) {
 	}
 }
 
-// flush writes the dirty rows in one transaction.
+// flush returns once every row put so far is on disk.
 func (s *rowStore) flush() error {
-	s.flushMu.Lock()
-	defer s.flushMu.Unlock()
 	s.mu.Lock()
-	if len(s.dirty) == 0 {
-		s.mu.Unlock()
-		return nil
-	}
-	batch := s.dirty
-	s.inflight = batch
-	s.dirty = make(map[string][]byte, len(batch))
+	n := s.seq
 	s.mu.Unlock()
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	return s.flushedTo(n)
+}
+
+// flushedTo returns once the puts numbered up to n are on disk, or the flush that carried
+// them failed (its rows stay dirty, for the next flush to retry).
+func (s *rowStore) flushedTo(n uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.flushed < n {
+		if s.flushing {
+			s.cond.Wait()
+			if s.lastErr != nil && s.lastUpTo >= n {
+				return s.lastErr
+			}
+			continue
+		}
+		s.flushing = true
+		upTo, batch := s.seq, s.dirty
+		s.inflight = batch
+		s.dirty = make(map[string][]byte, len(batch))
+		s.mu.Unlock()
+		err := s.write(batch)
+		s.mu.Lock()
+		s.inflight, s.flushing = nil, false
+		s.lastErr, s.lastUpTo = err, upTo
+		if err == nil {
+			s.flushed = upTo
+		} else {
+			for k, v := range batch {
+				if _, newer := s.dirty[k]; !newer {
+					s.dirty[k] = v
+				}
+			}
+		}
+		s.cond.Broadcast()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// write stores a batch of rows in one transaction.
+func (s *rowStore) write(batch map[string][]byte) error {
+	return s.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketDeviceJobs))
 		for k, v := range batch {
 			if err := b.Put([]byte(k), v); err != nil {
@@ -107,17 +155,6 @@ func (s *rowStore) flush() error {
 		}
 		return nil
 	})
-	s.mu.Lock()
-	s.inflight = nil
-	if err != nil {
-		for k, v := range batch {
-			if _, newer := s.dirty[k]; !newer {
-				s.dirty[k] = v
-			}
-		}
-	}
-	s.mu.Unlock()
-	return err
 }
 
 // writeDirect stores rows straight away (a job's initial "pending" rows).
@@ -125,11 +162,7 @@ func (s *rowStore) writeDirect(rows []*hubapi.DeviceJob) error {
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketDeviceJobs))
 		for _, r := range rows {
-			v, err := json.Marshal(r)
-			if err != nil {
-				return err
-			}
-			if err := b.Put([]byte(rowKey(r.JobID, r.DeviceID)), v); err != nil {
+			if err := b.Put([]byte(rowKey(r.JobID, r.DeviceID)), appendRow(nil, r)); err != nil {
 				return err
 			}
 		}

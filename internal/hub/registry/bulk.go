@@ -158,7 +158,7 @@ type DeviceStats struct {
 func (r *Registry) Stats() DeviceStats {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	s := DeviceStats{TotalDeviceCount: len(r.ids)}
+	s := DeviceStats{TotalDeviceCount: len(r.order)}
 	for _, e := range r.byID {
 		if e.dev.Status == "disabled" {
 			s.DisabledDeviceCount++

@@ -26,6 +26,6 @@ func (r *Registry) SetTwinConfigurations(deviceID string, cfg map[string]any) er
 	if len(cfg) > 0 {
 		n.cfg = deepCopyMap(cfg)
 	}
-	r.byID[deviceID] = n
+	r.put(n)
 	return nil
 }

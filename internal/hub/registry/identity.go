@@ -154,13 +154,13 @@ func (r *Registry) GetDevice(deviceID string) (Device, error) {
 func (r *Registry) ListDevices(max int) []Device {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	n := len(r.ids)
+	n := len(r.order)
 	if max > 0 && max < n {
 		n = max
 	}
 	out := make([]Device, 0, n)
-	for _, id := range r.ids[:n] {
-		out = append(out, r.byID[id].device())
+	for _, e := range r.order[:n] {
+		out = append(out, e.device())
 	}
 	return out
 }
@@ -376,9 +376,9 @@ func (r *Registry) Import(devs []SeedDevice) error {
 	// Insert in bulk: append and sort once instead of one memmove per device.
 	for _, e := range es {
 		r.byID[e.dev.DeviceID] = e
-		r.ids = append(r.ids, e.dev.DeviceID)
 	}
-	slices.Sort(r.ids)
+	r.order = append(r.order, es...)
+	slices.SortFunc(r.order, func(a, b *entry) int { return strings.Compare(a.dev.DeviceID, b.dev.DeviceID) })
 	return nil
 }
 

@@ -99,8 +99,8 @@ func (r *Registry) moduleRange(deviceID string) (lo, hi int) {
 func (r *Registry) removeLocked(deviceID string) {
 	r.gen.Add(1)
 	delete(r.byID, deviceID)
-	if i, ok := slices.BinarySearch(r.ids, deviceID); ok {
-		r.ids = slices.Delete(r.ids, i, i+1)
+	if i, ok := r.position(deviceID); ok {
+		r.order = slices.Delete(r.order, i, i+1)
 	}
 	lo, hi := r.moduleRange(deviceID)
 	for _, k := range r.modKeys[lo:hi] {

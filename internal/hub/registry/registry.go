@@ -3,6 +3,7 @@ package registry
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,7 +72,9 @@ type Registry struct {
 
 	mu   sync.RWMutex
 	byID map[string]*entry
-	ids  []string // sorted; the iteration order of ForEachTwin and ListDevices
+	// order: the devices sorted by id, the iteration order of ForEachTwin and ListDevices
+	// (a scan reads it instead of looking each id up in byID).
+	order []*entry
 	// Modules, keyed moduleKey(deviceID, moduleID); modKeys sorted (module ids cannot
 	// contain '/', so a device's modules are contiguous).
 	mods    map[string]*entry
@@ -93,7 +96,7 @@ func (r *Registry) Has(deviceID string) bool { return r.get(deviceID) != nil }
 func (r *Registry) DeviceCount() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return len(r.ids)
+	return len(r.order)
 }
 
 // forEachChunk is how many documents ForEachTwin collects per read lock, so that a scan of a
@@ -115,14 +118,14 @@ func (r *Registry) ForEachTwin(fn func(doc any) bool) {
 		r.mu.RLock()
 		i := 0
 		if !first {
-			i, _ = slices.BinarySearch(r.ids, after)
-			if i < len(r.ids) && r.ids[i] == after {
+			var found bool
+			if i, found = r.position(after); found {
 				i++
 			}
 		}
-		for ; i < len(r.ids) && len(batch) < forEachChunk; i++ {
-			batch = append(batch, r.byID[r.ids[i]])
-			after = r.ids[i]
+		for ; i < len(r.order) && len(batch) < forEachChunk; i++ {
+			batch = append(batch, r.order[i])
+			after = r.order[i].dev.DeviceID
 		}
 		r.mu.RUnlock()
 		first = false
@@ -160,9 +163,22 @@ func (r *Registry) publish(e *entry) {
 		r.mods[k] = e
 		return
 	}
-	if _, ok := r.byID[e.dev.DeviceID]; !ok {
-		i, _ := slices.BinarySearch(r.ids, e.dev.DeviceID)
-		r.ids = slices.Insert(r.ids, i, e.dev.DeviceID)
+	r.put(e)
+}
+
+// put stores a device entry, new or in place of its previous version, in byID and order;
+// callers hold r.mu (write).
+func (r *Registry) put(e *entry) {
+	i, found := r.position(e.dev.DeviceID)
+	if found {
+		r.order[i] = e
+	} else {
+		r.order = slices.Insert(r.order, i, e)
 	}
 	r.byID[e.dev.DeviceID] = e
+}
+
+// position finds a device id in order (a binary search); callers hold r.mu.
+func (r *Registry) position(id string) (int, bool) {
+	return slices.BinarySearchFunc(r.order, id, func(e *entry, id string) int { return strings.Compare(e.dev.DeviceID, id) })
 }

@@ -104,10 +104,9 @@ func (r *Registry) load(tx *bbolt.Tx) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	r.ids = make([]string, len(entries)) // bbolt iterates keys in byte order = sorted
+	r.order = entries // bbolt iterates keys in byte order = sorted
 	r.byID = make(map[string]*entry, len(entries))
-	for i, e := range entries {
-		r.ids[i] = e.dev.DeviceID
+	for _, e := range entries {
 		r.byID[e.dev.DeviceID] = e
 	}
 	if err := r.loadVolatile(tx); err != nil {
@@ -283,8 +282,8 @@ func (r *Registry) Flush() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var es []*entry
-	for _, id := range r.ids {
-		if e := r.byID[id]; e.vol.dirty.Load() {
+	for _, e := range r.order {
+		if e.vol.dirty.Load() {
 			es = append(es, e)
 		}
 	}

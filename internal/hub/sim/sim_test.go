@@ -15,6 +15,7 @@ import (
 	"github.com/iotplan/iotplan/internal/hub/jobs"
 	"github.com/iotplan/iotplan/internal/hub/link"
 	"github.com/iotplan/iotplan/internal/hub/registry"
+	"github.com/iotplan/iotplan/internal/hub/store"
 	"github.com/iotplan/iotplan/internal/hubapi"
 )
 
@@ -29,7 +30,7 @@ type testHub struct {
 
 func startHub(t testing.TB, path string, f *Fleet) *testHub {
 	t.Helper()
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, NoSync: true})
+	db, err := store.Open(path) // as the hub opens it
 	if err != nil {
 		t.Fatal(err)
 	}
