@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -145,7 +144,6 @@ func runDev(cmd *cobra.Command, s Streams, o *devOptions) error {
 	if o.regenKey != "" {
 		return regenerateKey(ctx, s, o)
 	}
-	limitMemory()
 	logger := slog.New(slog.NewTextHandler(s.Err, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	h, err := hub.Start(ctx, hub.Options{
 		DataDir:   o.dataDir,
@@ -382,15 +380,3 @@ func regenerateKey(ctx context.Context, s Streams, o *devOptions) error {
 	return nil
 }
 
-// devMemoryLimit is the soft memory limit of 'iotplan dev'. A million simulated devices with
-// their twins hold about 4 GiB live, but with Go's default GC pacing the heap grows to twice
-// the live data while a fleet is seeded (8.7 GiB RSS measured, BENCHMARKS.md); under this
-// soft limit the same fleet peaks at 6.1 GiB and only the GC works harder. GOMEMLIMIT, when
-// set, wins.
-const devMemoryLimit = 6 << 30
-
-func limitMemory() {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(devMemoryLimit)
-	}
-}

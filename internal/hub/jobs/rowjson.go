@@ -1,10 +1,10 @@
 package jobs
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/iotplan/iotplan/internal/hubapi"
+	"github.com/iotplan/iotplan/internal/jsonappend"
 )
 
 // appendRow writes a devices.jobs row as encoding/json writes hubapi.DeviceJob (the same bytes;
@@ -14,17 +14,17 @@ import (
 // encoding/json.
 func appendRow(b []byte, r *hubapi.DeviceJob) []byte {
 	b = append(b, `{"deviceId":`...)
-	b = appendString(b, r.DeviceID)
+	b = jsonappend.String(b, r.DeviceID)
 	if r.ModuleID != "" {
 		b = append(b, `,"moduleId":`...)
-		b = appendString(b, r.ModuleID)
+		b = jsonappend.String(b, r.ModuleID)
 	}
 	b = append(b, `,"jobId":`...)
-	b = appendString(b, r.JobID)
+	b = jsonappend.String(b, r.JobID)
 	b = append(b, `,"jobType":`...)
-	b = appendString(b, r.JobType)
+	b = jsonappend.String(b, r.JobType)
 	b = append(b, `,"status":`...)
-	b = appendString(b, r.Status)
+	b = jsonappend.String(b, r.Status)
 	b = appendTime(b, `,"startTimeUtc":`, r.StartTimeUTC)
 	b = appendTime(b, `,"endTimeUtc":`, r.EndTimeUTC)
 	b = appendTime(b, `,"createdDateTimeUtc":`, r.CreatedDateTimeUTC)
@@ -34,12 +34,12 @@ func appendRow(b []byte, r *hubapi.DeviceJob) []byte {
 		if r.Outcome.DeviceMethodResponse == nil {
 			b = append(b, `{"deviceMethodResponse":null}`...)
 		} else {
-			b = appendJSON(b, r.Outcome)
+			b = jsonappend.Value(b, r.Outcome)
 		}
 	}
 	if r.Error != nil {
 		b = append(b, `,"error":`...)
-		b = appendJSON(b, r.Error)
+		b = jsonappend.Value(b, r.Error)
 	}
 	return append(b, '}')
 }
@@ -51,30 +51,9 @@ func appendTime(b []byte, member string, t *time.Time) []byte {
 		return b
 	}
 	if y := t.Year(); y < 0 || y > 9999 {
-		return appendJSON(append(b, member...), t) // MarshalJSON's own error path
+		return jsonappend.Value(append(b, member...), t) // MarshalJSON's own error path
 	}
 	b = append(append(b, member...), '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	return append(b, '"')
-}
-
-// appendString writes s as a JSON string: plain printable ASCII directly (ids and names
-// usually are), anything else through encoding/json.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return appendJSON(b, s)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
-func appendJSON(b []byte, v any) []byte {
-	j, err := json.Marshal(v)
-	if err != nil {
-		return append(b, "null"...)
-	}
-	return append(b, j...)
 }

@@ -3,6 +3,8 @@ package registry
 import (
 	"encoding/json"
 	"sync/atomic"
+
+	"github.com/iotplan/iotplan/internal/jsonappend"
 )
 
 // twin is a twin's state in memory (the store keeps it as twinState).
@@ -251,13 +253,13 @@ func (tw *twin) record() twinState {
 // path of every twin write).
 func (tw *twin) appendRecord(b []byte) []byte {
 	b = append(b, `{"etag":`...)
-	b = appendFloat(b, float64(tw.etag))
+	b = jsonappend.Number(b, float64(tw.etag))
 	b = append(b, `,"tagsVersion":`...)
-	b = appendFloat(b, float64(tw.tagsV))
+	b = jsonappend.Number(b, float64(tw.tagsV))
 	b = append(b, `,"desiredVersion":`...)
-	b = appendFloat(b, float64(tw.desiredV))
+	b = jsonappend.Number(b, float64(tw.desiredV))
 	b = append(b, `,"reportedVersion":`...)
-	b = appendFloat(b, float64(tw.reportedV))
+	b = jsonappend.Number(b, float64(tw.reportedV))
 	b = append(b, `,"tags":`...)
 	b = appendValues(b, tw.tags)
 	b = append(b, `,"desired":`...)

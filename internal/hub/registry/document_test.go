@@ -142,22 +142,6 @@ func TestCompactRecordRoundTrip(t *testing.T) {
 	})
 }
 
-// TestAppendStringMatchesEncodingJSON: the fast string writer agrees with encoding/json.
-func TestAppendStringMatchesEncodingJSON(t *testing.T) {
-	for _, s := range []string{"", "plain", `q"uote`, `back\slash`, "tab\there", "<html>&", "é ünïcode", "\x00\x1f", "bad \xff utf8", "\u2028"} {
-		want, _ := json.Marshal(s)
-		if got := appendString(nil, s); string(got) != string(want) {
-			t.Errorf("appendString(%q) = %s, want %s", s, got, want)
-		}
-	}
-	for _, f := range []float64{0, 1, -1, 0.5, 1e21, 1e-7, 4503599627370495, -4503599627370496, 123.456} {
-		var back float64
-		if err := json.Unmarshal(appendFloat(nil, f), &back); err != nil || back != f {
-			t.Errorf("appendFloat(%v) = %s", f, appendFloat(nil, f))
-		}
-	}
-}
-
 // TestBinaryRecordRoundTrip: the store's binary twin record decodes to the twin it was made
 // from, and a record cut short or changed decodes to an error, never a panic.
 func TestBinaryRecordRoundTrip(t *testing.T) {

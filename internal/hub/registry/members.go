@@ -2,11 +2,11 @@ package registry
 
 import (
 	"encoding/json"
-	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/iotplan/iotplan/internal/jsonappend"
 )
 
 // The compact twin: how the registry keeps a twin's sections in memory. A section (tags,
@@ -232,7 +232,7 @@ func appendValues(b []byte, ms []member) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, ms[i].key)
+		b = jsonappend.String(b, ms[i].key)
 		b = append(b, ':')
 		b = appendValue(b, ms[i].val)
 	}
@@ -244,9 +244,9 @@ func appendValue(b []byte, v any) []byte {
 	case *object:
 		return appendValues(b, x.ms)
 	case string:
-		return appendString(b, x)
+		return jsonappend.String(b, x)
 	case float64:
-		return appendFloat(b, x)
+		return jsonappend.Number(b, x)
 	case bool:
 		if x {
 			return append(b, "true"...)
@@ -265,15 +265,15 @@ func appendValue(b []byte, v any) []byte {
 // appendMeta writes the $metadata tree of a section (see metaMap).
 func appendMeta(b []byte, ms []member, at, ver int64, withVer bool) []byte {
 	b = append(b, `{"$lastUpdated":`...)
-	b = appendString(b, formatNanos(at))
+	b = jsonappend.String(b, formatNanos(at))
 	if withVer {
 		b = append(b, `,"$lastUpdatedVersion":`...)
-		b = appendFloat(b, float64(ver))
+		b = jsonappend.Number(b, float64(ver))
 	}
 	for i := range ms {
 		mb := &ms[i]
 		b = append(b, ',')
-		b = appendString(b, mb.key)
+		b = jsonappend.String(b, mb.key)
 		b = append(b, ':')
 		var sub []member
 		if o, ok := mb.val.(*object); ok {
@@ -282,31 +282,4 @@ func appendMeta(b []byte, ms []member, at, ver int64, withVer bool) []byte {
 		b = appendMeta(b, sub, mb.at, mb.ver, withVer)
 	}
 	return append(b, '}')
-}
-
-// appendString writes s as a JSON string: plain printable ASCII directly, anything else
-// through encoding/json, which escapes and replaces invalid UTF-8 as a decoder expects.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			j, _ := json.Marshal(s)
-			return append(b, j...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
-// appendFloat writes a number as encoding/json does (the hub's values are finite: JSON has no
-// NaN or infinity, and the patch decoders refuse them).
-func appendFloat(b []byte, f float64) []byte {
-	if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
-		return strconv.AppendInt(b, int64(f), 10)
-	}
-	j, err := json.Marshal(f)
-	if err != nil {
-		return append(b, '0')
-	}
-	return append(b, j...)
 }

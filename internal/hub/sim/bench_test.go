@@ -186,13 +186,32 @@ func profileJob(b *testing.B) func() {
 	return func() { pprof.StopCPUProfile(); out.Close() }
 }
 
+// writeHeapProfile writes the live heap (after a GC) to file.
+func writeHeapProfile(b *testing.B, file string) {
+	runtime.GC()
+	out, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer out.Close()
+	if err := pprof.WriteHeapProfile(out); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // runJob creates a job and waits until it completed with every one of n devices succeeded.
+// IOTPLAN_BENCH_JOBHEAP=file writes a heap profile when half of them are done.
 func runJob(b *testing.B, m *jobs.Manager, n int, req hubapi.JobRequest) {
 	if _, err := m.Create(req); err != nil {
 		b.Fatal(err)
 	}
+	halfway := os.Getenv("IOTPLAN_BENCH_JOBHEAP") // a heap profile when half the devices are done
 	for {
 		r, _ := m.Get(req.JobID)
+		if st := r.DeviceJobStatistics; halfway != "" && st != nil && st.SucceededCount >= n/2 {
+			writeHeapProfile(b, halfway)
+			halfway = ""
+		}
 		if r.Status == hubapi.JobStatusCompleted {
 			if r.DeviceJobStatistics.SucceededCount != n {
 				b.Fatalf("stats %+v", r.DeviceJobStatistics)

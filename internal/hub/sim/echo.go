@@ -46,7 +46,11 @@ func (h *echoHeap) Pop() any {
 	return it
 }
 
-const echoWorkers = 4
+// echoWorkers report echoes concurrently: each report waits for the registry's group commit
+// (an fsync), so a few workers would echo a few thousand devices a second while a twin job
+// writes tens of thousands, and pending echoes would pile up in memory. Many workers share each
+// commit instead.
+const echoWorkers = 256
 
 func newEchoer(rep Reporter) *echoer {
 	e := &echoer{rep: rep, wake: make(chan struct{}, 1), work: make(chan echoJob, 256), done: make(chan struct{})}
