@@ -379,4 +379,3 @@ func regenerateKey(ctx context.Context, s Streams, o *devOptions) error {
 	fmt.Fprintln(s.Out, parsed.String())
 	return nil
 }
-
