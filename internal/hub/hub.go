@@ -21,7 +21,7 @@
 // (POST /devices/query, job queryConditions, ADM); Options.OnQuery observes each text it
 // receives there, for audits (internal/hub/hubtest), and each is logged at debug level.
 //
-// Imports: internal/hub/..., query, sas, safetext, tier, bbolt, hcl (fleet diagnostics), stdlib.
+// Imports: internal/hub/..., hubapi, query, sas, safetext, tier, bbolt, hcl (fleet diagnostics), stdlib.
 package hub
 
 import (

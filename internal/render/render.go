@@ -4,7 +4,7 @@
 // io.Writer it is given and reads the inert data of internal/reconcile, so what is shown is
 // exactly what apply will do. Imports: internal/reconcile, internal/hubapi, schema (its
 // JSON diagnostics), github.com/vbauerster/mpb/v8 (progress bars on a terminal, bars.go),
-// stdlib.
+// github.com/mattn/go-runewidth (their widths), stdlib.
 package render
 
 import (

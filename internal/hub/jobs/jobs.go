@@ -45,7 +45,7 @@
 // History: finished jobs and their device rows are purged HistoryTTL (30 days) after they
 // ended, at New and then hourly (retention.go).
 //
-// Imports: hubapi, huberr, registry (error-code names only), query, bbolt, stdlib.
+// Imports: hubapi, huberr, registry (error-code names only), query, jsonappend, bbolt, stdlib.
 package jobs
 
 import (

@@ -14,13 +14,13 @@ import (
 // workers: no goroutine or timer per device. Changes that arrive while a device's echo is
 // pending are merged into it, so a burst becomes one reported patch.
 type echoer struct {
-	rep  Reporter
-	mu   sync.Mutex
-	due  echoHeap
-	wake chan struct{}
-	work chan echoJob
-	done chan struct{}
-	wg   sync.WaitGroup
+	rep   Reporter
+	mu    sync.Mutex
+	due   echoHeap
+	wake  chan struct{}
+	slots chan struct{} // one per echo being reported (echoWorkers)
+	done  chan struct{}
+	wg    sync.WaitGroup
 }
 
 type echoItem struct {
@@ -46,19 +46,17 @@ func (h *echoHeap) Pop() any {
 	return it
 }
 
-// echoWorkers report echoes concurrently: each report waits for the registry's group commit
-// (an fsync), so a few workers would echo a few thousand devices a second while a twin job
-// writes tens of thousands, and pending echoes would pile up in memory. Many workers share each
-// commit instead.
+// echoWorkers bounds the echoes reported at once: each report waits for the registry's group
+// commit (an fsync), so a few reporters would echo a few thousand devices a second while a
+// twin job writes tens of thousands, and pending echoes would pile up in memory; many share
+// each commit instead. Reporters are goroutines started per echo, up to this bound, so an
+// idle fleet has none.
 const echoWorkers = 256
 
 func newEchoer(rep Reporter) *echoer {
-	e := &echoer{rep: rep, wake: make(chan struct{}, 1), work: make(chan echoJob, 256), done: make(chan struct{})}
-	e.wg.Add(1 + echoWorkers)
+	e := &echoer{rep: rep, wake: make(chan struct{}, 1), slots: make(chan struct{}, echoWorkers), done: make(chan struct{})}
+	e.wg.Add(1)
 	go e.loop()
-	for range echoWorkers {
-		go e.report()
-	}
 	return e
 }
 
@@ -85,7 +83,6 @@ func (e *echoer) add(d *device, patch map[string]any, delay time.Duration) {
 
 func (e *echoer) loop() {
 	defer e.wg.Done()
-	defer close(e.work)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -104,10 +101,12 @@ func (e *echoer) loop() {
 		e.mu.Unlock()
 		for _, j := range ready {
 			select {
-			case e.work <- j:
+			case e.slots <- struct{}{}:
 			case <-e.done:
 				return
 			}
+			e.wg.Add(1)
+			go e.report(j)
 		}
 		if !waitFor(timer, wait, e.wake, e.done) {
 			return
@@ -115,17 +114,15 @@ func (e *echoer) loop() {
 	}
 }
 
-func (e *echoer) report() {
-	defer e.wg.Done()
-	for j := range e.work {
-		// A failure (device deleted meanwhile, hub closing) only loses this echo, as it
-		// would for a real device.
-		if j.d.mq != nil {
-			j.d.mq.report(j.patch)
-			continue
-		}
-		_, _ = e.rep.PatchReported(j.d.id, j.patch)
+// report sends one echo. A failure (device deleted meanwhile, hub closing) only loses this
+// echo, as it would for a real device.
+func (e *echoer) report(j echoJob) {
+	defer func() { <-e.slots; e.wg.Done() }()
+	if j.d.mq != nil {
+		j.d.mq.report(j.patch)
+		return
 	}
+	_, _ = e.rep.PatchReported(j.d.id, j.patch)
 }
 
 func (e *echoer) close() {
