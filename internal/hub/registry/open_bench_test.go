@@ -10,29 +10,25 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/iotplan/iotplan/internal/hub/store"
 	"github.com/iotplan/iotplan/internal/hubapi"
 )
 
-// BenchmarkOpen measures a restart: Open of a store holding N devices (default 100,000;
-// IOTPLAN_BENCH_DEVICES overrides) shaped like the default fleet's doors, every twin written
-// twice after seeding (a desired patch and a reported patch), so that stamps differ by device.
-//
-//	IOTPLAN_BENCH_DEVICES=1000000 go test -run X -bench Open -benchtime 1x ./internal/hub/registry
-func BenchmarkOpen(b *testing.B) {
-	n := 100_000
-	if v, err := strconv.Atoi(os.Getenv("IOTPLAN_BENCH_DEVICES")); err == nil && v > 0 {
-		n = v
-	}
-	path := filepath.Join(b.TempDir(), "hub.db")
-	db, err := bbolt.Open(path, 0o600, nil)
+// benchRegistry opens a registry on a new store at path, as the hub opens its store.
+func benchRegistry(b *testing.B, path string) (*Registry, *bbolt.DB) {
+	db, err := store.Open(path)
 	if err != nil {
 		b.Fatal(err)
 	}
-	db.NoSync = true
 	r, err := Open(db, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
+	return r, db
+}
+
+// seedDoors imports n door controllers shaped like the default fleet's, 5,000 a batch.
+func seedDoors(b *testing.B, r *Registry, n int) {
 	const batch = 5_000
 	for s := 0; s < n; s += batch {
 		seeds := make([]SeedDevice, min(batch, n-s))
@@ -48,6 +44,21 @@ func BenchmarkOpen(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkOpen measures a restart: Open of a store holding N devices (default 100,000;
+// IOTPLAN_BENCH_DEVICES overrides) shaped like the default fleet's doors, every twin written
+// twice after seeding (a desired patch and a reported patch), so that stamps differ by device.
+//
+//	IOTPLAN_BENCH_DEVICES=1000000 go test -run X -bench Open -benchtime 1x ./internal/hub/registry
+func BenchmarkOpen(b *testing.B) {
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("IOTPLAN_BENCH_DEVICES")); err == nil && v > 0 {
+		n = v
+	}
+	path := filepath.Join(b.TempDir(), "hub.db")
+	r, db := benchRegistry(b, path)
+	seedDoors(b, r, n)
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("door-%07d", i)
 		_ = r.SetConnectionState(id, true, time.Now())
@@ -61,7 +72,7 @@ func BenchmarkOpen(b *testing.B) {
 	db.Close()
 	b.ResetTimer()
 	for range b.N {
-		db, err := bbolt.Open(path, 0o600, nil)
+		db, err := store.Open(path)
 		if err != nil {
 			b.Fatal(err)
 		}
