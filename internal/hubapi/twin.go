@@ -3,6 +3,7 @@ package hubapi
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"unicode"
 	"unicode/utf8"
 )
@@ -67,6 +68,14 @@ func TwinSize(v any) int {
 		return n
 	}
 	return 0
+}
+
+// TwinIntegerOutOfRange reports whether f, a number as JSON decoding gives it, is an integer
+// the hub refuses: integral, beyond MinTwinInteger..MaxTwinInteger and within the int64 range.
+// A decoded number has lost its literal, so an integral value of a larger magnitude (1e300) is
+// taken for a double, which the hub accepts [inferred].
+func TwinIntegerOutOfRange(f float64) bool {
+	return f == math.Trunc(f) && (f > MaxTwinInteger || f < MinTwinInteger) && math.Abs(f) < 9.2e18
 }
 
 // TwinKeyProblem says why the hub refuses k as a key of a twin document ("contains a space,

@@ -68,3 +68,17 @@ func TestTwinJSON(t *testing.T) {
 		t.Errorf("TwinJSON of a value JSON cannot encode = %v, want it unchanged", got)
 	}
 }
+
+// TestTwinIntegerOutOfRange: ±2^52 is the hub's range; larger integral magnitudes within
+// int64 are refused, and beyond it a number is a double.
+func TestTwinIntegerOutOfRange(t *testing.T) {
+	for f, want := range map[float64]bool{
+		0: false, 1.5: false, MaxTwinInteger: false, MinTwinInteger: false,
+		MaxTwinInteger + 1: true, MinTwinInteger - 1: true, 1e18: true, -1e18: true,
+		1e300: false, -1e300: false, 1e15 + 0.5: false,
+	} {
+		if got := TwinIntegerOutOfRange(f); got != want {
+			t.Errorf("TwinIntegerOutOfRange(%v) = %v, want %v", f, got, want)
+		}
+	}
+}

@@ -119,7 +119,7 @@ func checkNum(f float64) (any, error) {
 	switch {
 	case math.IsNaN(f) || math.IsInf(f, 0):
 		return nil, fmt.Errorf("%v is not a number a twin can hold", f)
-	case f == math.Trunc(f) && (f > hubapi.MaxTwinInteger || f < hubapi.MinTwinInteger):
+	case hubapi.TwinIntegerOutOfRange(f):
 		return nil, fmt.Errorf("%v is outside the hub's integer range (±2^52)", f)
 	}
 	return f, nil

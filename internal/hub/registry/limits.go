@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"math"
 
 	"github.com/iotplan/iotplan/internal/hub/huberr"
 	"github.com/iotplan/iotplan/internal/hubapi"
@@ -52,11 +51,8 @@ func checkValue(path string, v any, depth int) error {
 			return huberr.New(huberr.ArgumentInvalid, "%s: Property or Tag value should be maximum %d bytes (this one is %d).", path, hubapi.MaxTwinStringBytes, len(x))
 		}
 	case float64:
-		// Decoded JSON numbers lost their literal: an integral value beyond ±2^52 but within
-		// the int64 range is taken for an integer the hub rejects; larger magnitudes (1e300)
-		// are doubles, which it accepts [inferred]. REST bodies are checked exactly instead
-		// (json.Number literals, see normalize).
-		if a := math.Abs(x); x == math.Trunc(x) && a > hubapi.MaxTwinInteger && a < 9.2e18 && (x < hubapi.MinTwinInteger || x > hubapi.MaxTwinInteger) {
+		// REST bodies are checked exactly instead (json.Number literals, see normalize).
+		if hubapi.TwinIntegerOutOfRange(x) {
 			return huberr.New(huberr.ArgumentInvalid, "%s: integer values must be within %d and %d.", path, int64(hubapi.MinTwinInteger), int64(hubapi.MaxTwinInteger))
 		}
 	}
