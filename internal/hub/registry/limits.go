@@ -1,7 +1,6 @@
 package registry
 
 import (
-
 	"github.com/iotplan/iotplan/internal/hub/huberr"
 	"github.com/iotplan/iotplan/internal/hubapi"
 )
