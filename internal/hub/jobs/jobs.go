@@ -104,6 +104,9 @@ type Options struct {
 const (
 	DefaultWorkers = 256
 	TwinWorkers    = 1024
+	// twinStep is how many devices a twin job's worker writes at once (TwinWorkers/twinStep
+	// workers): one registry lock and one commit record for all of them.
+	twinStep = 32
 )
 
 // Limits from the hub's documentation (hubapi and query hold the numbers).

@@ -127,26 +127,32 @@ func (m *Manager) run(ctx context.Context, j *job) {
 		case <-ctx.Done():
 		}
 	}
-	ch := make(chan string)
+	// Workers take steps of one device; a twin job's take twinStep devices, whose twins are
+	// written together (processTwins).
+	ch := make(chan []string)
 	var wg sync.WaitGroup
-	workers := m.opts.Workers
+	workers, step := m.opts.Workers, 1
 	if j.rec.Job.Type == hubapi.JobTypeUpdateTwin {
-		workers = max(workers, TwinWorkers)
+		workers, step = max(workers, TwinWorkers)/twinStep, twinStep
 	}
-	for range min(workers, max(len(todo), 1)) {
+	for range min(workers, max(len(todo)/step, 1)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for id := range ch {
-				m.process(ctx, j, id)
+			for ids := range ch {
+				if step > 1 {
+					m.processTwins(ctx, j, ids)
+					continue
+				}
+				m.process(ctx, j, ids[0])
 			}
 		}()
 	}
 	rest := todo[:0:0]
 feed:
-	for i, id := range todo {
+	for i := 0; i < len(todo); i += step {
 		select {
-		case ch <- id:
+		case ch <- todo[i:min(i+step, len(todo))]:
 		case <-ctx.Done():
 			rest = todo[i:]
 			break feed
@@ -324,34 +330,19 @@ func (m *Manager) resume(j *job) ([]string, error) {
 
 // process runs one device of a job.
 func (m *Manager) process(ctx context.Context, j *job, deviceID string) {
-	if err := m.limiter.wait(ctx); err != nil {
-		m.settle(ctx, j, deviceID, false)
+	base, ok := m.begin(ctx, j, deviceID)
+	if !ok {
 		return
 	}
 	m.mu.Lock()
-	if ctx.Err() != nil {
-		m.mu.Unlock()
-		m.settle(ctx, j, deviceID, false)
-		return
-	}
-	st := j.rec.Job.DeviceJobStatistics
-	st.PendingCount--
-	st.RunningCount++
-	base := hubapi.DeviceJob{DeviceID: deviceID, JobID: j.rec.Job.JobID, JobType: j.rec.Job.Type,
-		StartTimeUTC: j.rec.Job.StartTime, CreatedDateTimeUTC: j.rec.SelectedAt}
-	method := j.rec.Job.CloudToDeviceMethod
-	twin := j.rec.Job.UpdateTwin
+	method, twin := j.rec.Job.CloudToDeviceMethod, j.rec.Job.UpdateTwin
 	m.mu.Unlock()
-
-	now := m.now()
-	row := base
-	row.Status, row.LastUpdatedDateTimeUTC, row.Outcome = hubapi.DeviceJobRunning, &now, &hubapi.DeviceJobOutcome{}
-	var opErr error
 	outcome := &hubapi.DeviceJobOutcome{}
+	var opErr error
 	if method != nil {
 		// Marked running on disk before the call (see putDurable): at most one call per device
 		// and job, whatever kills the hub.
-		if opErr = m.rows.putDurable(&row); opErr == nil {
+		if opErr = m.rows.putDurable(runningRow(base, m.now())); opErr == nil {
 			res, err := m.inv.Invoke(ctx, deviceID, *method)
 			if err == nil {
 				outcome.DeviceMethodResponse = &res
@@ -361,19 +352,70 @@ func (m *Manager) process(ctx context.Context, j *job, deviceID string) {
 			opErr = &huberr.Error{Code: huberr.ServerError, Msg: "The hub could not record the call before making it; the device was not called."}
 		}
 	} else {
-		m.rows.put(&row)
+		m.rows.put(runningRow(base, m.now()))
 		opErr = m.updateTwin(j, deviceID, *twin)
 	}
+	m.end(ctx, j, base, opErr, outcome)
+}
+
+// processTwins runs a twin job's step over several devices: their twins are written together
+// (one registry lock and one commit record for all, registry.ApplyPatches), so a job's writers
+// do not queue for the registry's mutex one device at a time.
+func (m *Manager) processTwins(ctx context.Context, j *job, ids []string) {
+	bases := make([]hubapi.DeviceJob, 0, len(ids))
+	for _, id := range ids {
+		base, ok := m.begin(ctx, j, id)
+		if !ok {
+			continue
+		}
+		m.rows.put(runningRow(base, m.now()))
+		bases = append(bases, base)
+	}
+	errs := m.updateTwins(j, bases)
+	for i, base := range bases {
+		m.end(ctx, j, base, errs[i], &hubapi.DeviceJobOutcome{})
+	}
+}
+
+// begin counts a device running and returns its row's fixed part; false when the job's
+// context ended first (the device is settled).
+func (m *Manager) begin(ctx context.Context, j *job, deviceID string) (hubapi.DeviceJob, bool) {
+	if err := m.limiter.wait(ctx); err != nil {
+		m.settle(ctx, j, deviceID, false)
+		return hubapi.DeviceJob{}, false
+	}
+	m.mu.Lock()
+	if ctx.Err() != nil {
+		m.mu.Unlock()
+		m.settle(ctx, j, deviceID, false)
+		return hubapi.DeviceJob{}, false
+	}
+	st := j.rec.Job.DeviceJobStatistics
+	st.PendingCount--
+	st.RunningCount++
+	base := hubapi.DeviceJob{DeviceID: deviceID, JobID: j.rec.Job.JobID, JobType: j.rec.Job.Type,
+		StartTimeUTC: j.rec.Job.StartTime, CreatedDateTimeUTC: j.rec.SelectedAt}
+	m.mu.Unlock()
+	return base, true
+}
+
+func runningRow(base hubapi.DeviceJob, now time.Time) *hubapi.DeviceJob {
+	row := base
+	row.Status, row.LastUpdatedDateTimeUTC, row.Outcome = hubapi.DeviceJobRunning, &now, &hubapi.DeviceJobOutcome{}
+	return &row
+}
+
+// end records a device's outcome: its final row and the job's counters.
+func (m *Manager) end(ctx context.Context, j *job, base hubapi.DeviceJob, opErr error, outcome *hubapi.DeviceJobOutcome) {
 	if opErr != nil && ctx.Err() != nil {
-		m.settle(ctx, j, deviceID, true)
+		m.settle(ctx, j, base.DeviceID, true)
 		return
 	}
-
-	now = m.now()
-	row = base
+	now := m.now()
+	row := base
 	row.EndTimeUTC, row.LastUpdatedDateTimeUTC, row.Outcome = &now, &now, outcome
 	m.mu.Lock()
-	st = j.rec.Job.DeviceJobStatistics
+	st := j.rec.Job.DeviceJobStatistics
 	st.RunningCount--
 	if opErr == nil {
 		row.Status = hubapi.DeviceJobCompleted
@@ -455,6 +497,37 @@ func (l *limiter) wait(ctx context.Context) error {
 // twin back (*registry.Registry): a twin job prepares its patch once.
 type patcher interface {
 	ApplyPatch(deviceID string, p *registry.PreparedPatch, ifMatch string) error
+}
+
+// batchPatcher is implemented by a Twins store that applies a prepared patch to several
+// devices at once (*registry.Registry).
+type batchPatcher interface {
+	ApplyPatches(deviceIDs []string, p *registry.PreparedPatch) []error
+}
+
+// updateTwins applies a twin job's patch to the devices of bases; errs[i] is bases[i]'s.
+func (m *Manager) updateTwins(j *job, bases []hubapi.DeviceJob) []error {
+	m.mu.Lock()
+	patch := *j.rec.Job.UpdateTwin
+	m.mu.Unlock()
+	errs := make([]error, len(bases))
+	bp, ok := m.twins.(batchPatcher)
+	if ok {
+		patch.DeviceID = nil
+		j.prepareOnce.Do(func() { j.prepared, j.prepareErr = registry.PreparePatch(patch) })
+		ok = j.prepareErr == nil
+	}
+	if !ok {
+		for i, b := range bases {
+			errs[i] = m.updateTwin(j, b.DeviceID, patch)
+		}
+		return errs
+	}
+	ids := make([]string, len(bases))
+	for i, b := range bases {
+		ids[i] = b.DeviceID
+	}
+	return bp.ApplyPatches(ids, j.prepared)
 }
 
 // updateTwin applies a twin job's patch to one device.

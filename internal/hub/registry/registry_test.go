@@ -548,3 +548,57 @@ func TestOnTags(t *testing.T) {
 		t.Fatalf("OnTags calls = %+v, want %+v", calls, want)
 	}
 }
+
+// TestWriteMany: ApplyPatches and PatchReportedBatch write each device as the one-device calls
+// do, report errors per device, notify, and redo a twin written while they computed.
+func TestWriteMany(t *testing.T) {
+	r, calls, _ := newRegistry(t)
+	for _, id := range []string{"a", "b", "c"} {
+		create(t, r, id)
+	}
+	p, err := PreparePatch(hubapi.TwinPatch{Properties: &hubapi.TwinProperties{Desired: j(t, `{"floor":7}`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := r.ApplyPatches([]string{"a", "nope", "c"}, p)
+	if errs[0] != nil || errs[2] != nil {
+		t.Fatalf("errs %v", errs)
+	}
+	mustCode(t, errs[1], huberr.DeviceNotFound)
+	for _, id := range []string{"a", "c"} {
+		tw, _ := r.GetTwin(id)
+		if path(tw, "properties", "desired", "floor") != 7.0 || path(tw, "properties", "desired", "$version") != 2.0 {
+			t.Errorf("%s after ApplyPatches: %v", id, tw["properties"])
+		}
+	}
+	if len(*calls) != 2 {
+		t.Errorf("OnDesired calls %+v", *calls)
+	}
+	errs = r.PatchReportedBatch([]string{"a", "b", "c"}, []map[string]any{{"t": 1.0}, {"bad$key": 1.0}, {"t": 3.0}})
+	if errs[0] != nil || errs[2] != nil {
+		t.Fatalf("errs %v", errs)
+	}
+	mustCode(t, errs[1], huberr.ArgumentInvalid)
+	if tw, _ := r.GetTwin("c"); path(tw, "properties", "reported", "t") != 3.0 {
+		t.Errorf("c reported %v", tw["properties"])
+	}
+	// A twin written while writeMany computed its change is written again, from the new
+	// version, and keeps the other write.
+	raced := false
+	errs = r.writeMany([]string{"b"}, make([]error, 1), func(_ int, e *entry, now int64) (patchChanges, error) {
+		if !raced {
+			raced = true
+			if _, err := r.UpdateTwin("b", hubapi.TwinPatch{Tags: j(t, `{"meanwhile":true}`)}, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return patchChanges{}, mergeReported(e, j(t, `{"late":1}`), now)
+	}, func(int) error { _, err := r.PatchReported("b", j(t, `{"late":1}`)); return err })
+	if errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	tw, _ := r.GetTwin("b")
+	if path(tw, "tags", "meanwhile") != true || path(tw, "properties", "reported", "late") != 1.0 {
+		t.Errorf("b after a raced write: tags %v reported %v", tw["tags"], path(tw, "properties", "reported"))
+	}
+}

@@ -99,14 +99,21 @@ func (e *echoer) loop() {
 			wait = e.due[0].at.Sub(now)
 		}
 		e.mu.Unlock()
-		for _, j := range ready {
+		for len(ready) > 0 {
+			n := 1
+			if ready[0].d.mq == nil { // in-process echoes go in batches (reportBatch)
+				for n < len(ready) && n < echoBatch && ready[n].d.mq == nil {
+					n++
+				}
+			}
 			select {
 			case e.slots <- struct{}{}:
 			case <-e.done:
 				return
 			}
 			e.wg.Add(1)
-			go e.report(j)
+			go e.report(ready[:n:n])
+			ready = ready[n:]
 		}
 		if !waitFor(timer, wait, e.wake, e.done) {
 			return
@@ -114,15 +121,34 @@ func (e *echoer) loop() {
 	}
 }
 
-// report sends one echo. A failure (device deleted meanwhile, hub closing) only loses this
-// echo, as it would for a real device.
-func (e *echoer) report(j echoJob) {
+// echoBatch is how many in-process echoes one reporter writes at once, when the Reporter can
+// (batchReporter: one registry lock and one commit record for all).
+const echoBatch = 64
+
+// batchReporter is optionally implemented by a Reporter (*registry.Registry has it).
+type batchReporter interface {
+	PatchReportedBatch(deviceIDs []string, patches []map[string]any) []error
+}
+
+// report sends echoes: an MQTT device's alone, in-process ones together. A failure (device
+// deleted meanwhile, hub closing) only loses that echo, as it would for a real device.
+func (e *echoer) report(jobs []echoJob) {
 	defer func() { <-e.slots; e.wg.Done() }()
-	if j.d.mq != nil {
-		j.d.mq.report(j.patch)
+	if br, ok := e.rep.(batchReporter); ok && len(jobs) > 1 {
+		ids, patches := make([]string, len(jobs)), make([]map[string]any, len(jobs))
+		for i, j := range jobs {
+			ids[i], patches[i] = j.d.id, j.patch
+		}
+		br.PatchReportedBatch(ids, patches)
 		return
 	}
-	_, _ = e.rep.PatchReported(j.d.id, j.patch)
+	for _, j := range jobs {
+		if j.d.mq != nil {
+			j.d.mq.report(j.patch)
+			continue
+		}
+		_, _ = e.rep.PatchReported(j.d.id, j.patch)
+	}
 }
 
 func (e *echoer) close() {
