@@ -179,3 +179,20 @@ func TestHMS(t *testing.T) {
 		}
 	}
 }
+
+// TestReserveKeepsSessions: making room for more sessions keeps the connected ones, and a
+// disconnect function taken before still ends its session.
+func TestReserveKeepsSessions(t *testing.T) {
+	h := New(Options{})
+	disc := h.Connect("a", &testDevice{})
+	h.Connect("b", &testDevice{})
+	h.Reserve(1000)
+	h.Reserve(0)
+	if !h.Connected("a") || !h.Connected("b") || h.ConnectedCount() != 2 {
+		t.Fatalf("after Reserve: %d connected", h.ConnectedCount())
+	}
+	disc()
+	if h.Connected("a") || h.ConnectedCount() != 1 {
+		t.Fatal("a disconnect taken before Reserve did not end its session")
+	}
+}

@@ -77,31 +77,10 @@ func Open(db *bbolt.DB, opts Options) (*Registry, error) {
 type stored struct{ key, device, twin []byte }
 
 // load reads every device and module into memory. Decoding is spread over the machine's
-// cores: it is most of a restart's time (a million devices, BENCHMARKS.md).
+// cores (loadDevices): it is most of a restart's time (a million devices, BENCHMARKS.md).
 func (r *Registry) load(tx *bbolt.Tx) error {
-	var recs []stored
-	tc := tx.Bucket(bucketTwins).Cursor()
-	tk, tv := tc.First()
-	dc := tx.Bucket(bucketDevices).Cursor()
-	for k, v := dc.First(); k != nil; k, v = dc.Next() {
-		for tk != nil && string(tk) < string(k) {
-			tk, tv = tc.Next()
-		}
-		if tk == nil || string(tk) != string(k) {
-			return fmt.Errorf("registry: device %q has no twin", k)
-		}
-		recs = append(recs, stored{k, v, tv})
-	}
-	entries := make([]*entry, len(recs))
-	workers := min(runtime.GOMAXPROCS(0), max(1, len(recs)/10_000))
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := w*len(recs)/workers, (w+1)*len(recs)/workers
-		wg.Go(func() { errs[w] = r.decodeRange(recs[lo:hi], entries[lo:hi]) })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	entries, err := r.loadDevices(tx)
+	if err != nil {
 		return err
 	}
 	r.order = entries // bbolt iterates keys in byte order = sorted
@@ -124,8 +103,78 @@ func (r *Registry) load(tx *bbolt.Tx) error {
 	})
 }
 
-func (r *Registry) decodeRange(recs []stored, out []*entry) error {
-	times, d := timeCache{}, newDecoder()
+// loadChunk is how many devices one decoding step takes: the cursor reads the next chunk
+// while the decoders work, and no list of a million records is built first.
+const loadChunk = 4096
+
+// loadChunkOf is one step of loadDevices: records in, entries (or an error) out.
+type loadChunkOf struct {
+	recs []stored
+	out  []*entry
+	err  error
+}
+
+// loadDevices reads the devices and twins buckets in one pass and decodes them on every core,
+// in id order.
+func (r *Registry) loadDevices(tx *bbolt.Tx) ([]*entry, error) {
+	work := make(chan *loadChunkOf, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			times, d := timeCache{}, newDecoder() // per decoder: interning is not concurrent
+			for c := range work {
+				c.err = r.decodeRange(c.recs, c.out, times, d)
+			}
+		})
+	}
+	var chunks []*loadChunkOf
+	cur := &loadChunkOf{}
+	send := func() {
+		cur.out = make([]*entry, len(cur.recs))
+		chunks = append(chunks, cur)
+		work <- cur
+		cur = &loadChunkOf{}
+	}
+	var err error
+	tc := tx.Bucket(bucketTwins).Cursor()
+	tk, tv := tc.First()
+	dc := tx.Bucket(bucketDevices).Cursor()
+	for k, v := dc.First(); k != nil; k, v = dc.Next() {
+		for tk != nil && string(tk) < string(k) {
+			tk, tv = tc.Next()
+		}
+		if tk == nil || string(tk) != string(k) {
+			err = fmt.Errorf("registry: device %q has no twin", k)
+			break
+		}
+		if cur.recs == nil {
+			cur.recs = make([]stored, 0, loadChunk)
+		}
+		if cur.recs = append(cur.recs, stored{k, v, tv}); len(cur.recs) == loadChunk {
+			send()
+		}
+	}
+	if len(cur.recs) > 0 {
+		send()
+	}
+	close(work)
+	wg.Wait()
+	n := 0
+	for _, c := range chunks {
+		err = errors.Join(err, c.err)
+		n += len(c.out)
+	}
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]*entry, 0, n)
+	for _, c := range chunks {
+		entries = append(entries, c.out...)
+	}
+	return entries, nil
+}
+
+func (r *Registry) decodeRange(recs []stored, out []*entry, times timeCache, d *decoder) error {
 	for i, s := range recs {
 		rec, err := decodeDevice(s.device, d)
 		if err != nil {

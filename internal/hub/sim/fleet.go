@@ -271,8 +271,9 @@ func ParseFleet(filename string, src []byte) (*Fleet, hcl.Diagnostics) {
 	content, more := file.Body.Content(fileSchema)
 	diags = append(diags, more...)
 	f := &Fleet{Filename: filename, Source: src}
-	seen := map[string]hcl.Range{} // device id → where it was defined
 	total, mqttTotal := 0, 0
+	var groups []*Group
+	var ranges []hcl.Range
 	for _, b := range content.Blocks {
 		var g *Group
 		var gd hcl.Diagnostics
@@ -299,16 +300,22 @@ func ParseFleet(filename string, src []byte) (*Fleet, hcl.Diagnostics) {
 				Detail: fmt.Sprintf("The fleet defines more than %d devices.", MaxGroupCount), Subject: b.DefRange.Ptr()})
 			return nil, diags
 		}
+		groups, ranges = append(groups, g), append(ranges, b.DefRange)
+	}
+	// Duplicate ids, once the fleet's size is known: the map is sized once and holds a group
+	// index per id (a million ids rehashed a growing map of ranges for seconds).
+	seen := make(map[string]int32, total) // device id → index of the group that defined it
+	for gi, g := range groups {
 		dup := false
 		for _, id := range g.ids {
 			if first, ok := seen[id]; ok {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate device id",
-					Detail:  fmt.Sprintf("The device id %q is already defined at %s.", id, first),
-					Subject: b.DefRange.Ptr()})
+					Detail:  fmt.Sprintf("The device id %q is already defined at %s.", id, ranges[first]),
+					Subject: ranges[gi].Ptr()})
 				dup = true
 				break
 			}
-			seen[id] = b.DefRange
+			seen[id] = int32(gi)
 		}
 		if !dup {
 			f.Groups = append(f.Groups, g)

@@ -211,12 +211,12 @@ var _ link.Device = (*device)(nil)
 // f == nil means the remembered fleet, or DefaultFleet for a new hub. ctx bounds the start
 // only; Close stops the devices.
 func Start(ctx context.Context, f *Fleet, db *bbolt.DB, seed Seeder, rep Reporter, l *link.Hub, opts Options) (*Sim, error) {
-	remembered, seeding, err := loadRemembered(db)
+	remembered, err := loadRemembered(db)
 	if err != nil {
 		return nil, err
 	}
 	// A seed a crash interrupted is finished with the same fleet, never mixed with another.
-	if seeding && f != nil && !bytes.Equal(remembered.Source, f.Source) {
+	if remembered != nil && remembered.Seeding && f != nil && !bytes.Equal(remembered.Source, f.Source) {
 		return nil, fmt.Errorf("%w: the hub's data holds the fleet of %s, half seeded; start it again with that fleet (or none) to finish seeding, or remove the data directory",
 			ErrInterruptedSeed, remembered.Filename)
 	}
@@ -224,13 +224,18 @@ func Start(ctx context.Context, f *Fleet, db *bbolt.DB, seed Seeder, rep Reporte
 	switch {
 	case f != nil:
 	case remembered != nil:
-		f = remembered
+		// Parsed only when no fleet was given: the same fleet's file was parsed already.
+		parsed, diags := ParseFleet(remembered.Filename, remembered.Source)
+		if diags.HasErrors() {
+			return nil, fmt.Errorf("the fleet remembered in the hub's data (from %s) no longer parses: %s", remembered.Filename, diags.Error())
+		}
+		f = parsed
 	case newHub:
 		f = DefaultFleet()
 	default:
 		f = &Fleet{}
 	}
-	same := remembered != nil && !seeding && bytes.Equal(remembered.Source, f.Source)
+	same := remembered != nil && !remembered.Seeding && bytes.Equal(remembered.Source, f.Source)
 
 	s := &Sim{fleet: f, devices: make(map[string]*device, f.Size()), done: make(chan struct{}), mqtt: opts.MQTT, log: opts.Logger}
 	if s.log == nil {
@@ -284,6 +289,7 @@ func Start(ctx context.Context, f *Fleet, db *bbolt.DB, seed Seeder, rep Reporte
 		s.Close()
 		return nil, seedErr
 	}
+	l.Reserve(len(inProcess))
 	for i, d := range inProcess {
 		if i%1024 == 0 && ctx.Err() != nil {
 			s.Close()
@@ -375,7 +381,7 @@ type rememberedFleet struct {
 	Seeding  bool   `json:"seeding,omitempty"` // its devices are being imported
 }
 
-func loadRemembered(db *bbolt.DB) (*Fleet, bool, error) {
+func loadRemembered(db *bbolt.DB) (*rememberedFleet, error) {
 	var rf *rememberedFleet
 	err := db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketFleet))
@@ -390,13 +396,9 @@ func loadRemembered(db *bbolt.DB) (*Fleet, bool, error) {
 		return json.Unmarshal(v, rf)
 	})
 	if err != nil || rf == nil {
-		return nil, false, err
+		return nil, err
 	}
-	f, diags := ParseFleet(rf.Filename, rf.Source)
-	if diags.HasErrors() {
-		return nil, false, fmt.Errorf("the fleet remembered in the hub's data (from %s) no longer parses: %s", rf.Filename, diags.Error())
-	}
-	return f, rf.Seeding, nil
+	return rf, nil
 }
 
 func remember(db *bbolt.DB, f *Fleet, seeding bool) error {

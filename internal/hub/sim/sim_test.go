@@ -380,7 +380,7 @@ func TestInterruptedSeedIsFinished(t *testing.T) {
 	if n := h.reg.DeviceCount(); n != 2500 {
 		t.Fatalf("%d devices after finishing the seed, want 2500", n)
 	}
-	if _, seeding, err := loadRemembered(h.db); err != nil || seeding {
-		t.Fatalf("still seeding after Start: %v", err)
+	if rf, err := loadRemembered(h.db); err != nil || rf == nil || rf.Seeding {
+		t.Fatalf("still seeding after Start: %+v %v", rf, err)
 	}
 }
