@@ -72,14 +72,7 @@ func BenchmarkOpen(b *testing.B) {
 	db.Close()
 	b.ResetTimer()
 	for range b.N {
-		db, err := store.Open(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		r, err := Open(db, Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
+		r, db := benchRegistry(b, path) // the restart
 		if r.DeviceCount() != n {
 			b.Fatalf("%d devices after Open", r.DeviceCount())
 		}
