@@ -144,7 +144,7 @@ type job struct {
 	rec    record                  // guarded by Manager.mu
 	cancel context.CancelCauseFunc // non-nil while a runner is active
 	done   chan struct{}           // closed when the runner exits
-	// A twin job's patch, prepared once for all its devices (updateTwin).
+	// A twin job's patch, prepared once for all its devices (updateTwins).
 	prepareOnce sync.Once
 	prepared    *registry.PreparedPatch
 	prepareErr  error

@@ -127,12 +127,13 @@ func (m *Manager) run(ctx context.Context, j *job) {
 		case <-ctx.Done():
 		}
 	}
-	// Workers take steps of one device; a twin job's take twinStep devices, whose twins are
-	// written together (processTwins).
+	// A method job's workers take one device a step; a twin job's take twinStep devices,
+	// whose twins are written together (processTwins).
 	ch := make(chan []string)
 	var wg sync.WaitGroup
+	twinJob := j.rec.Job.Type == hubapi.JobTypeUpdateTwin
 	workers, step := m.opts.Workers, 1
-	if j.rec.Job.Type == hubapi.JobTypeUpdateTwin {
+	if twinJob {
 		workers, step = max(workers, TwinWorkers)/twinStep, twinStep
 	}
 	for range min(workers, max(len(todo)/step, 1)) {
@@ -140,11 +141,11 @@ func (m *Manager) run(ctx context.Context, j *job) {
 		go func() {
 			defer wg.Done()
 			for ids := range ch {
-				if step > 1 {
+				if twinJob {
 					m.processTwins(ctx, j, ids)
 					continue
 				}
-				m.process(ctx, j, ids[0])
+				m.processMethod(ctx, j, ids[0])
 			}
 		}()
 	}
@@ -328,32 +329,26 @@ func (m *Manager) resume(j *job) ([]string, error) {
 	return todo, nil
 }
 
-// process runs one device of a job.
-func (m *Manager) process(ctx context.Context, j *job, deviceID string) {
+// processMethod runs one device of a method job. The device's row is stored running before
+// the call (see putDurable): at most one call per device and job, whatever kills the hub.
+func (m *Manager) processMethod(ctx context.Context, j *job, deviceID string) {
 	base, ok := m.begin(ctx, j, deviceID)
 	if !ok {
 		return
 	}
 	m.mu.Lock()
-	method, twin := j.rec.Job.CloudToDeviceMethod, j.rec.Job.UpdateTwin
+	method := *j.rec.Job.CloudToDeviceMethod
 	m.mu.Unlock()
 	outcome := &hubapi.DeviceJobOutcome{}
-	var opErr error
-	if method != nil {
-		// Marked running on disk before the call (see putDurable): at most one call per device
-		// and job, whatever kills the hub.
-		if opErr = m.rows.putDurable(runningRow(base, m.now())); opErr == nil {
-			res, err := m.inv.Invoke(ctx, deviceID, *method)
-			if err == nil {
-				outcome.DeviceMethodResponse = &res
-			}
-			opErr = err
-		} else {
-			opErr = &huberr.Error{Code: huberr.ServerError, Msg: "The hub could not record the call before making it; the device was not called."}
+	opErr := m.rows.putDurable(runningRow(base, m.now()))
+	if opErr == nil {
+		res, err := m.inv.Invoke(ctx, deviceID, method)
+		if err == nil {
+			outcome.DeviceMethodResponse = &res
 		}
+		opErr = err
 	} else {
-		m.rows.put(runningRow(base, m.now()))
-		opErr = m.updateTwin(j, deviceID, *twin)
+		opErr = &huberr.Error{Code: huberr.ServerError, Msg: "The hub could not record the call before making it; the device was not called."}
 	}
 	m.end(ctx, j, base, opErr, outcome)
 }
@@ -493,33 +488,32 @@ func (l *limiter) wait(ctx context.Context) error {
 	}
 }
 
-// patcher is implemented by a Twins store that applies a prepared patch without copying the
-// twin back (*registry.Registry): a twin job prepares its patch once.
-type patcher interface {
-	ApplyPatch(deviceID string, p *registry.PreparedPatch, ifMatch string) error
-}
-
 // batchPatcher is implemented by a Twins store that applies a prepared patch to several
 // devices at once (*registry.Registry).
 type batchPatcher interface {
 	ApplyPatches(deviceIDs []string, p *registry.PreparedPatch) []error
 }
 
-// updateTwins applies a twin job's patch to the devices of bases; errs[i] is bases[i]'s.
+// updateTwins applies a twin job's patch to the devices of bases; errs[i] is bases[i]'s. A
+// store that applies prepared patches in batches (the registry) gets the patch checked and
+// normalised once for the whole job.
 func (m *Manager) updateTwins(j *job, bases []hubapi.DeviceJob) []error {
 	m.mu.Lock()
 	patch := *j.rec.Job.UpdateTwin
 	m.mu.Unlock()
+	patch.DeviceID = nil
 	errs := make([]error, len(bases))
 	bp, ok := m.twins.(batchPatcher)
-	if ok {
-		patch.DeviceID = nil
-		j.prepareOnce.Do(func() { j.prepared, j.prepareErr = registry.PreparePatch(patch) })
-		ok = j.prepareErr == nil
-	}
 	if !ok {
 		for i, b := range bases {
-			errs[i] = m.updateTwin(j, b.DeviceID, patch)
+			_, errs[i] = m.twins.UpdateTwin(b.DeviceID, patch, "*")
+		}
+		return errs
+	}
+	j.prepareOnce.Do(func() { j.prepared, j.prepareErr = registry.PreparePatch(patch) })
+	if j.prepareErr != nil {
+		for i := range errs {
+			errs[i] = j.prepareErr
 		}
 		return errs
 	}
@@ -528,19 +522,4 @@ func (m *Manager) updateTwins(j *job, bases []hubapi.DeviceJob) []error {
 		ids[i] = b.DeviceID
 	}
 	return bp.ApplyPatches(ids, j.prepared)
-}
-
-// updateTwin applies a twin job's patch to one device.
-func (m *Manager) updateTwin(j *job, deviceID string, patch hubapi.TwinPatch) error {
-	patch.DeviceID = nil
-	p, ok := m.twins.(patcher)
-	if !ok {
-		_, err := m.twins.UpdateTwin(deviceID, patch, "*")
-		return err
-	}
-	j.prepareOnce.Do(func() { j.prepared, j.prepareErr = registry.PreparePatch(patch) })
-	if j.prepareErr != nil {
-		return j.prepareErr
-	}
-	return p.ApplyPatch(deviceID, j.prepared, "*")
 }

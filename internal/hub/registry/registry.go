@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
@@ -141,14 +140,6 @@ func (r *Registry) ForEachTwin(fn func(doc any) bool) {
 			return
 		}
 	}
-}
-
-func putJSON(b *bbolt.Bucket, key string, v any) error {
-	buf, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return b.Put([]byte(key), buf)
 }
 
 // publish replaces e's entry in memory; callers hold r.mu.

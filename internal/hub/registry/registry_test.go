@@ -472,8 +472,8 @@ func BenchmarkImport100k(b *testing.B) {
 	}
 }
 
-// Devices seeded together share metadata leaf nodes and constant maps; a write to one twin
-// must never show through another (copy-on-write).
+// Devices seeded together share interned keys and values and constant maps; a write to one
+// twin must never show through another (copy-on-write).
 func TestSharedNodesAreCopyOnWrite(t *testing.T) {
 	r, _, _ := newRegistry(t)
 	if err := r.Import([]SeedDevice{

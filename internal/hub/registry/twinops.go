@@ -36,24 +36,52 @@ func (r *Registry) twinWrite(deviceID, moduleID, ifMatch string, change func(e *
 		if err := change(e, now); err != nil {
 			return nil, err
 		}
-		r.mu.Lock()
-		if cur, _ := r.lookupLocked(deviceID, moduleID); cur != old {
-			r.mu.Unlock()
+		stale, err := r.publishCurrent([]twinKey{{deviceID, moduleID}}, []*entry{old}, []*entry{e})
+		if stale[0] {
 			continue
 		}
-		// Reserved in publish order, encoded and waited for without the mutex, so that
-		// concurrent writers share one commit. Readers may see the write a moment before it is
-		// durable; it is acknowledged only after. The encoding reads the published entry,
-		// which never changes.
-		op := r.commit.reserve()
-		r.publish(e)
-		r.mu.Unlock()
-		op.prepare(records([]*entry{e}, false, true))
-		if err := r.commit.wait(op); err != nil {
-			return nil, storeError(err)
+		if err != nil {
+			return nil, err
 		}
 		return e, nil
 	}
+}
+
+// twinKey names a device twin (moduleID "") or a module twin.
+type twinKey struct{ deviceID, moduleID string }
+
+// publishCurrent publishes each written entry news[i] (nil: none) whose twin is still olds[i],
+// under one hold of the mutex, and returns once they are durable: they are reserved in publish
+// order, encoded and waited for without the mutex, so that concurrent writers share one
+// commit. Readers may see a write a moment before it is durable; it is acknowledged only
+// after. The encoding reads the published entries, which never change. stale[i] marks a twin
+// written meanwhile, which was not published.
+func (r *Registry) publishCurrent(keys []twinKey, olds, news []*entry) (stale []bool, err error) {
+	stale = make([]bool, len(keys))
+	var published []*entry
+	r.mu.Lock()
+	for i, k := range keys {
+		if news[i] == nil {
+			continue
+		}
+		if cur, _ := r.lookupLocked(k.deviceID, k.moduleID); cur != olds[i] {
+			stale[i] = true
+			continue
+		}
+		r.publish(news[i])
+		published = append(published, news[i])
+	}
+	if len(published) == 0 {
+		r.mu.Unlock()
+		return stale, nil
+	}
+	op := r.commit.reserve()
+	r.mu.Unlock()
+	op.prepare(records(published, false, true))
+	if err := r.commit.wait(op); err != nil {
+		return stale, storeError(err)
+	}
+	return stale, nil
 }
 
 // lookupLocked finds a device (moduleID "") or module entry; callers hold r.mu.
@@ -119,7 +147,7 @@ func (r *Registry) updateTwin(deviceID, moduleID string, patch hubapi.TwinPatch,
 }
 
 // PreparedPatch is a twin patch (tags and desired properties) checked and normalised once, so
-// that a job applies it to each of its devices without doing that again (ApplyPatch).
+// that a job applies it to each of its devices without doing that again (ApplyPatches).
 type PreparedPatch struct{ tags, desired map[string]any }
 
 // PreparePatch checks and normalises a patch as UpdateTwin does.
@@ -129,13 +157,6 @@ func PreparePatch(patch hubapi.TwinPatch) (*PreparedPatch, error) {
 		return nil, err
 	}
 	return &PreparedPatch{tags: tags, desired: desired}, nil
-}
-
-// ApplyPatch is UpdateTwin of a prepared patch, without the copy of the new twin that
-// UpdateTwin returns (a job has no use for it).
-func (r *Registry) ApplyPatch(deviceID string, p *PreparedPatch, ifMatch string) error {
-	_, err := r.applyPatch(deviceID, "", p, ifMatch)
-	return err
 }
 
 func (r *Registry) applyPatch(deviceID, moduleID string, p *PreparedPatch, ifMatch string) (*entry, error) {
@@ -233,40 +254,19 @@ func (r *Registry) writeMany(ids []string, errs []error, change func(i int, e *e
 	}
 	r.mu.RUnlock()
 	now := r.nowNanos()
+	keys := make([]twinKey, len(ids))
 	news := make([]*entry, len(ids))
 	changes := make([]patchChanges, len(ids))
 	for i, old := range olds {
+		keys[i].deviceID = ids[i]
 		if errs[i] == nil {
-			news[i] = old.clone()
-			changes[i], errs[i] = change(i, news[i], now)
+			e := old.clone()
+			if changes[i], errs[i] = change(i, e, now); errs[i] == nil {
+				news[i] = e
+			}
 		}
 	}
-	var published []*entry
-	stale := make([]bool, len(ids))
-	r.mu.Lock()
-	for i, id := range ids {
-		if errs[i] != nil {
-			continue
-		}
-		if cur, _ := r.lookupLocked(id, ""); cur != olds[i] {
-			stale[i] = true
-			continue
-		}
-		r.publish(news[i])
-		published = append(published, news[i])
-	}
-	var op *commitOp
-	if len(published) > 0 {
-		op = r.commit.reserve()
-	}
-	r.mu.Unlock()
-	var commitErr error
-	if op != nil {
-		op.prepare(records(published, false, true))
-		if err := r.commit.wait(op); err != nil {
-			commitErr = storeError(err)
-		}
-	}
+	stale, commitErr := r.publishCurrent(keys, olds, news)
 	for i := range ids {
 		switch {
 		case stale[i]:
