@@ -24,6 +24,21 @@ func callIn(dir, src string, vars map[string]cty.Value) (cty.Value, hcl.Diagnost
 	return expr.Value(&hcl.EvalContext{Functions: functionsAt(dir), Variables: vars})
 }
 
+// checkResult evaluates expr in dir and checks it gives want, or an error containing wantErr
+// when that is not "".
+func checkResult(t *testing.T, dir, expr string, vars map[string]cty.Value, want cty.Value, wantErr string) {
+	t.Helper()
+	got, diags := callIn(dir, expr, vars)
+	switch {
+	case wantErr != "" && !strings.Contains(diags.Error(), wantErr):
+		t.Errorf("%s: error %q, want %q", expr, diags.Error(), wantErr)
+	case wantErr == "" && diags.HasErrors():
+		t.Errorf("%s: %s", expr, diags.Error())
+	case wantErr == "" && !got.RawEquals(want):
+		t.Errorf("%s = %#v, want %#v", expr, got, want)
+	}
+}
+
 var (
 	str = cty.StringVal
 	num = cty.NumberIntVal
@@ -500,15 +515,7 @@ func TestFileFunctions(t *testing.T) {
 		{expr: `file("sub")`, err: "is not a regular file"},
 		{expr: `file("")`, err: "is not a regular file"},
 	} {
-		got, diags := callIn(dir, tc.expr, vars)
-		switch {
-		case tc.err != "" && !strings.Contains(diags.Error(), tc.err):
-			t.Errorf("%s: error %q, want %q", tc.expr, diags.Error(), tc.err)
-		case tc.err == "" && diags.HasErrors():
-			t.Errorf("%s: %s", tc.expr, diags.Error())
-		case tc.err == "" && !got.RawEquals(tc.want):
-			t.Errorf("%s = %#v, want %#v", tc.expr, got, tc.want)
-		}
+		checkResult(t, dir, tc.expr, vars, tc.want, tc.err)
 	}
 }
 
@@ -537,14 +544,6 @@ func TestTemplateFile(t *testing.T) {
 		{expr: `templatefile("tags.tmpl", { "a b" = 1 })`, err: `"a b" cannot be a template variable`},
 		{expr: `templatefile("nope.tmpl", {})`, err: "no file exists at " + filepath.Join(dir, "nope.tmpl")},
 	} {
-		got, diags := callIn(dir, tc.expr, vars)
-		switch {
-		case tc.err != "" && !strings.Contains(diags.Error(), tc.err):
-			t.Errorf("%s: error %q, want %q", tc.expr, diags.Error(), tc.err)
-		case tc.err == "" && diags.HasErrors():
-			t.Errorf("%s: %s", tc.expr, diags.Error())
-		case tc.err == "" && !got.RawEquals(tc.want):
-			t.Errorf("%s = %#v, want %#v", tc.expr, got, tc.want)
-		}
+		checkResult(t, dir, tc.expr, vars, tc.want, tc.err)
 	}
 }

@@ -1,7 +1,6 @@
 package schema
 
 import (
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -9,23 +8,9 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
-)
 
-// writeTree writes files (path → text) under a new temporary directory and returns it.
-func writeTree(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for name, text := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
+	"github.com/iotplan/iotplan/internal/filetest"
+)
 
 func mustLoad(t *testing.T, paths []string, opts Options) *Config {
 	t.Helper()
@@ -81,7 +66,7 @@ variable "g" { default = "default" }
 // TestVariablePrecedence: default < IOTPLAN_VAR_ < iotplan.vars < *.auto.vars (name order)
 // < -var and -var-file in the order given, as Terraform orders its sources.
 func TestVariablePrecedence(t *testing.T) {
-	dir := writeTree(t, map[string]string{
+	dir := filetest.WriteTree(t, map[string]string{
 		"main.hcl":     sevenVars,
 		"iotplan.vars": "b = \"iotplan.vars\"\nc = \"iotplan.vars\"\nd = \"iotplan.vars\"\ne = \"iotplan.vars\"\nf = \"iotplan.vars\"\n",
 		"1.auto.vars":  "c = \"1.auto\"\nd = \"1.auto\"\n",
@@ -110,7 +95,7 @@ func TestVariablePrecedence(t *testing.T) {
 		}
 	}
 	// -var-file values are typed like the configuration's, not text.
-	dir2 := writeTree(t, map[string]string{
+	dir2 := filetest.WriteTree(t, map[string]string{
 		"main.hcl": `variable "floors" { type = map(number) }`,
 		"v.vars":   `floors = { "41" = 1, "43" = 3 }`,
 	})
@@ -126,7 +111,7 @@ func TestVariablePrecedence(t *testing.T) {
 }
 
 func TestVariableFileErrors(t *testing.T) {
-	dir := writeTree(t, map[string]string{
+	dir := filetest.WriteTree(t, map[string]string{
 		"main.hcl": `
 variable "floor" { type = number }
 variable "token" {
@@ -180,7 +165,7 @@ variable "floor" {
   default  = 3
 }
 `
-	dir := writeTree(t, map[string]string{"main.hcl": src, "null.vars": "floor = null\n"})
+	dir := filetest.WriteTree(t, map[string]string{"main.hcl": src, "null.vars": "floor = null\n"})
 	cfg := mustLoad(t, []string{dir}, Options{Args: []VarArg{{Name: "site", Value: "hq"}, {File: filepath.Join(dir, "null.vars")}}})
 	if v := cfg.Variables[1].Value; !v.Equals(cty.NumberIntVal(3)).True() {
 		t.Errorf("a null for a non-nullable variable takes its default, got %#v", v)
@@ -194,7 +179,7 @@ variable "floor" {
 		t.Errorf("the error does not say where the value came from: %s", d.Detail)
 	}
 	// Validation rules refer to their own variable only.
-	dir = writeTree(t, map[string]string{"main.hcl": `
+	dir = filetest.WriteTree(t, map[string]string{"main.hcl": `
 variable "a" { default = 1 }
 variable "b" {
   default = 2
@@ -216,7 +201,7 @@ variable "c" {
 // TestValidateWithoutValues: like terraform validate, checking needs no variable values,
 // and still finds what is wrong regardless of them.
 func TestValidateWithoutValues(t *testing.T) {
-	dir := writeTree(t, map[string]string{"main.hcl": `
+	dir := filetest.WriteTree(t, map[string]string{"main.hcl": `
 variable "site" { type = string }
 variable "floors" { type = map(number) }
 twin "doors" {
@@ -243,7 +228,7 @@ method "reboot" {
 }
 
 func TestForEachAndCount(t *testing.T) {
-	dir := writeTree(t, map[string]string{"main.hcl": `
+	dir := filetest.WriteTree(t, map[string]string{"main.hcl": `
 variable "floors" {
   default = { "41" = 1, "43" = 3 }
 }
@@ -294,7 +279,7 @@ method "one" {
 }
 
 func TestRepetitionErrors(t *testing.T) {
-	dir := writeTree(t, map[string]string{"main.hcl": `
+	dir := filetest.WriteTree(t, map[string]string{"main.hcl": `
 variable "secret" {
   default   = { a = 1 }
   sensitive = true
@@ -348,7 +333,7 @@ twin "negative" {
 }
 
 func TestDynamicBlocks(t *testing.T) {
-	dir := writeTree(t, map[string]string{"main.hcl": `
+	dir := filetest.WriteTree(t, map[string]string{"main.hcl": `
 variable "keep" { default = true }
 twin "t" {
   target = "*"
@@ -372,7 +357,7 @@ twin "t" {
 }
 
 func TestModules(t *testing.T) {
-	dir := writeTree(t, map[string]string{
+	dir := filetest.WriteTree(t, map[string]string{
 		"main.hcl": `
 module "hq" {
   source = "./modules/door-site"
@@ -441,7 +426,7 @@ twin "panel" {
 }
 
 func TestModuleErrors(t *testing.T) {
-	dir := writeTree(t, map[string]string{
+	dir := filetest.WriteTree(t, map[string]string{
 		"main.hcl": `
 module "a" {
   source = "./m"
@@ -488,7 +473,7 @@ twin "t" {
 }
 
 func TestOutputsAndPlanFacts(t *testing.T) {
-	dir := writeTree(t, map[string]string{"main.hcl": `
+	dir := filetest.WriteTree(t, map[string]string{"main.hcl": `
 variable "token" {
   default   = "s3cr3t"
   sensitive = true
@@ -529,7 +514,7 @@ output "token" {
 		t.Errorf("changing = %#v, want 9", got)
 	}
 	// Sensitive outputs must say so; plan facts are for outputs only.
-	dir = writeTree(t, map[string]string{"main.hcl": `
+	dir = filetest.WriteTree(t, map[string]string{"main.hcl": `
 variable "token" {
   default   = "s3cr3t"
   sensitive = true
@@ -551,7 +536,7 @@ output "token" { value = var.token }
 }
 
 func TestDidYouMean(t *testing.T) {
-	dir := writeTree(t, map[string]string{"main.hcl": `
+	dir := filetest.WriteTree(t, map[string]string{"main.hcl": `
 variable "site" { default = "hq" }
 locals { doors = "tags.kind = 'door'" }
 twin "doors" {
@@ -590,7 +575,7 @@ func TestBuildingsExample(t *testing.T) {
 }
 
 func TestRolloutAndConverge(t *testing.T) {
-	dir := writeTree(t, map[string]string{"main.hcl": `
+	dir := filetest.WriteTree(t, map[string]string{"main.hcl": `
 twin "doors" {
   target  = "*"
   desired = { floor = 3 }
@@ -625,7 +610,7 @@ method "reboot" {
 		t.Errorf("method rollout %+v", m)
 	}
 
-	dir = writeTree(t, map[string]string{"main.hcl": `
+	dir = filetest.WriteTree(t, map[string]string{"main.hcl": `
 twin "a" {
   target = "*"
   desired = { x = 1 }

@@ -1,10 +1,11 @@
 package cli
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/iotplan/iotplan/internal/filetest"
 )
 
 // languageTree is a configuration with for_each, a module, an output of plan facts and a
@@ -40,24 +41,9 @@ output "target" { value = twin.owner.target }
 	"prod.vars": "floors = { hq = 7, lab = 2 }\n",
 }
 
-func writeConfigTree(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for name, text := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
 func TestLanguageEndToEnd(t *testing.T) {
 	_, c, data := safeHub(t)
-	cfg := writeConfigTree(t, languageTree)
+	cfg := filetest.WriteTree(t, languageTree)
 	vars := filepath.Join(cfg, "prod.vars")
 
 	// validate needs no values.
@@ -131,7 +117,7 @@ func TestLanguageEndToEnd(t *testing.T) {
 // TestVarFlagNeverEchoesAValue: a malformed -var is reported without its value, through
 // the whole command line (pflag would quote a value its Set refused).
 func TestVarFlagNeverEchoesAValue(t *testing.T) {
-	cfg := writeConfigTree(t, map[string]string{"main.hcl": `variable "k" {}`})
+	cfg := filetest.WriteTree(t, map[string]string{"main.hcl": `variable "k" {}`})
 	const secret = "c2VjcmV0LWtleQ=="
 	r := iotplan(t, "validate", "-var", "="+secret, cfg)
 	if r.code != 1 || strings.Contains(r.out+r.err, secret) || !strings.Contains(r.err, "name=value") {
@@ -158,7 +144,7 @@ func TestBuildingsExamplePlans(t *testing.T) {
 }
 
 func TestValidateCountsInstancesWithValues(t *testing.T) {
-	cfg := writeConfigTree(t, languageTree)
+	cfg := filetest.WriteTree(t, languageTree)
 	r := mustRun(t, "validate", "-var-file", filepath.Join(cfg, "prod.vars"), cfg)
 	if strings.TrimSpace(r.out) != "Success! The configuration is valid: 3 twin resources and 0 method resources." {
 		t.Errorf("validate with values: %q", r.out)
