@@ -42,8 +42,15 @@ func (e *entry) connectionState() string {
 	return "Disconnected"
 }
 
-// Values shared by every twin document (immutable).
+// Values shared by every twin document (immutable). The strings are boxed once, so that a
+// query reading status or connectionState over a million twins allocates nothing
+// (BenchmarkQueryOverTwins: two allocations a twin before).
 var (
+	boxedEnabled      any = "enabled"
+	boxedDisabled     any = "disabled"
+	boxedConnected    any = "Connected"
+	boxedDisconnected any = "Disconnected"
+
 	x509Null   = map[string]any{"primaryThumbprint": nil, "secondaryThumbprint": nil}
 	capsNoEdge = map[string]any{"iotEdge": false}
 	capsEdge   = map[string]any{"iotEdge": true}
@@ -70,6 +77,12 @@ func (e *entry) Field(name string) (any, bool) {
 	case "version":
 		return float64(e.tw.desiredV + e.tw.reportedV + e.tw.tagsV), true
 	case "status":
+		switch e.dev.Status {
+		case "enabled":
+			return boxedEnabled, true
+		case "disabled":
+			return boxedDisabled, true
+		}
 		return e.dev.Status, true
 	case "statusReason":
 		if e.dev.StatusReason != nil {
@@ -79,7 +92,10 @@ func (e *entry) Field(name string) (any, bool) {
 	case "statusUpdateTime":
 		return e.dev.StatusUpdatedTime, true
 	case "connectionState":
-		return e.connectionState(), true
+		if e.vol.connected.Load() {
+			return boxedConnected, true
+		}
+		return boxedDisconnected, true
 	case "lastActivityTime":
 		return formatNanos(e.vol.activeAt.Load()), true
 	case "cloudToDeviceMessageCount":
