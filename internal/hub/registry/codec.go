@@ -99,7 +99,8 @@ const internLimit = 1 << 16
 // Interned strings are at most this long: longer ones are rarely repeated.
 const internMaxLen = 32
 
-func (in *interner) key(b []byte) string {
+// internKey returns the shared copy of a key, read from a record or given by a seed.
+func internKey[T ~string | ~[]byte](in *interner, b T) string {
 	if k, ok := in.keys[string(b)]; ok {
 		return k
 	}
@@ -110,7 +111,8 @@ func (in *interner) key(b []byte) string {
 	return k
 }
 
-func (in *interner) str(b []byte) any {
+// internString returns the shared boxed copy of a short string value.
+func internString[T ~string | ~[]byte](in *interner, b T) any {
 	if v, ok := in.strs[string(b)]; ok {
 		return v
 	}
@@ -137,7 +139,7 @@ func (in *interner) value(v any) any {
 	switch x := v.(type) {
 	case string:
 		if len(x) <= internMaxLen {
-			return in.str([]byte(x))
+			return internString(in, x)
 		}
 	case float64:
 		return in.number(x)
@@ -212,7 +214,7 @@ func (d *decoder) section(depth int) []member {
 	}
 	ms := make([]member, n)
 	for i := range ms {
-		ms[i].key = d.interner.key(d.bytes())
+		ms[i].key = internKey(d.interner, d.bytes())
 		if len(d.b) == 0 {
 			d.fail()
 			return nil
@@ -221,7 +223,7 @@ func (d *decoder) section(depth int) []member {
 		d.b = d.b[1:]
 		switch tag {
 		case 's':
-			ms[i].val = d.interner.str(d.bytes())
+			ms[i].val = internString(d.interner, d.bytes())
 		case 'n':
 			ms[i].val = d.number()
 		case 't':

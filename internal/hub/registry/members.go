@@ -133,7 +133,7 @@ func membersOf(m map[string]any, at, ver int64, in *interner) []member {
 			v = in.value(v)
 		}
 		if in != nil {
-			k = in.key([]byte(k))
+			k = internKey(in, k)
 		}
 		ms = append(ms, member{key: k, val: v, at: at, ver: ver})
 	}
