@@ -3,8 +3,8 @@
 // simulated devices, the TLS identity and the HTTPS service REST API. It owns no hub behaviour
 // itself; it wires the packages under internal/hub together and manages their lifecycle.
 //
-// Store: each package owns its buckets inside hub.db (registry: devices, twins, meta; jobs:
-// jobs, devicejobs; sim: fleet); this package owns "policies" (the shared access policies and
+// Store: each package owns its buckets inside hub.db (registry: devices, twins, volatile,
+// modules, meta; jobs: jobs, devicejobs; sim: fleet); this package owns "policies" (the shared access policies and
 // their keys, generated on first start). internal/hub/store opens it: every commit is fsynced,
 // and the writers batch, so a commit is shared by many writes.
 //

@@ -97,9 +97,10 @@ type Options struct {
 
 // DefaultWorkers is the number of concurrent device operations of one job: a method job
 // stores each device's running row before calling it (putDurable), so many calls in flight
-// share each flush. A twin job runs at least TwinWorkers: its writes wait for the registry's
-// group commit, so many in flight share each transaction (internal/hub/registry, commit.go);
-// 1,024 ran a twin job over 100,000 devices 10% faster than 512, and 2,048 no faster.
+// share each flush. A twin job keeps at least TwinWorkers devices in flight, twinStep a
+// worker: their writes wait for the registry's group commit, so many share each transaction
+// (internal/hub/registry, commit.go); 1,024 in flight ran a twin job over 100,000 devices
+// 10% faster than 512, and 2,048 no faster (measured before devices were written in steps).
 // The hub's job-device-operation throttle, not these numbers, sets a tier's pace.
 const (
 	DefaultWorkers = 256

@@ -36,7 +36,8 @@
 // store and its records), commit.go (group commit), modules.go, bulk.go, configurations.go.
 //
 // Storage: the bbolt buckets "devices" (identity record per id), "twins" (twin record per id),
-// "modules" and "meta" (schema version). Records are binary (codec.go); JSON records written by
+// "volatile" (connection times per id, written by Flush), "modules" and "meta" (schema
+// version). Records are binary (codec.go); JSON records written by
 // earlier versions are still read. Writes are group-committed (commit.go): a write is
 // acknowledged after the transaction that holds it has committed. At Open the whole registry is
 // loaded into memory, decoding on every core.
